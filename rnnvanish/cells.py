@@ -1,0 +1,287 @@
+"""The three recurrent cells: TanhRNN, LSTM, GRU.
+
+A cell holds its parameters in `cell.params` (a dict of arrays, keys as in DESIGN.md) and
+has an explicit carry: `(h,)` for TanhRNN and GRU, `(h, c)` for LSTM.
+
+    h, state_T, cache = cell.forward(x, state)                 # x: ids (T, B) or inputs (T, B, I)
+    grads, dstate_0, norms = cell.backward(dh, cache, dstate_T, truncate=k)
+
+`h` has shape (T+1, B, H) with h[0] the initial state. `dh[t-1]` is the gradient of the
+loss on h_t, `dstate_T` the gradient on the final carry. `grads` has the keys of
+`params`; `dstate_0` is the gradient on the initial carry; `norms["h"][t]` is
+||dE/dh_t|| (and `norms["c"]` for the LSTM), t = 0..T, for the gradient tracer.
+
+The recurrence runs in a kernel (`rnnvanish.kernels` or `rnnvanish.reference`, chosen by
+`backend`); the cell does the whole-window parts: the input term x W_xh + b for all steps
+at once, and every weight gradient as one window-sized matrix product, e.g.
+dW_hh = sum_t h_{t-1}^T da_t = h[:-1]^T da.
+"""
+import numpy as np
+
+from . import init as initializers
+from .backend import get_kernels, resolve_backend
+from .reference import ACTIVATIONS
+
+DTYPES = {"float64": np.float64, "float32": np.float32}
+
+
+def _as_dtype(dtype):
+    if isinstance(dtype, str):
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        return np.dtype(DTYPES[dtype])
+    dtype = np.dtype(dtype)
+    if dtype not in (np.dtype(np.float64), np.dtype(np.float32)):
+        raise ValueError(f"dtype must be float64 or float32, got {dtype}")
+    return dtype
+
+
+def _truncate_code(truncate):
+    """None -> 0 (no truncation inside the window); a positive int stays."""
+    if truncate is None:
+        return 0
+    if isinstance(truncate, (bool, np.bool_)) or int(truncate) != truncate or truncate < 1:
+        raise ValueError(f"truncate must be None or a positive whole number of steps, got {truncate!r}")
+    return int(truncate)
+
+
+def is_token_input(x):
+    return np.issubdtype(np.asarray(x).dtype, np.integer)
+
+
+class Cell:
+    """Common machinery; subclasses set `n_gates`, `state_names` and the kernel calls."""
+
+    name = "cell"
+    n_gates = 1
+    state_names = ("h",)
+    default_init_xh = "glorot_uniform"
+    default_init_hh = "orthogonal"
+
+    def __init__(self, input_size, hidden_size, *, init_xh=None, init_hh=None, radius=None,
+                 seed=0, dtype=np.float64, backend=None):
+        if int(input_size) < 1 or int(hidden_size) < 1:
+            raise ValueError(f"input_size and hidden_size must be positive, got {input_size}, {hidden_size}")
+        self.input_size, self.hidden_size = int(input_size), int(hidden_size)
+        self.dtype = _as_dtype(dtype)
+        self.backend = resolve_backend(backend)
+        self.init_xh = init_xh or self.default_init_xh
+        self.init_hh = init_hh or self.default_init_hh
+        self.radius = radius
+        self.seed = seed
+        rng = np.random.default_rng(seed)
+        I, H, G = self.input_size, self.hidden_size, self.n_gates
+        # One block per gate, each initialised as its own (fan_in, H) matrix.
+        W_xh = np.concatenate([initializers.initialize(self.init_xh, (I, H), rng, self.dtype) for _ in range(G)], axis=1)
+        blocks = [initializers.initialize(self.init_hh, (H, H), rng, self.dtype) for _ in range(G)]
+        if radius is not None:
+            blocks = [initializers.scale_to_radius(W, radius).astype(self.dtype) for W in blocks]
+        self.params = {"W_xh": W_xh, "W_hh": np.concatenate(blocks, axis=1)}
+        self._init_biases()
+
+    def _init_biases(self):
+        self.params["b_h"] = np.zeros(self.n_gates * self.hidden_size, dtype=self.dtype)
+
+    # -- state --------------------------------------------------------------------------
+    def initial_state(self, batch):
+        """Zeros for every part of the carry, each (B, H)."""
+        return tuple(np.zeros((batch, self.hidden_size), dtype=self.dtype) for _ in self.state_names)
+
+    def _check_state(self, state, batch):
+        if state is None:
+            return self.initial_state(batch)
+        state = tuple(np.asarray(s, dtype=self.dtype) for s in state)
+        want = (batch, self.hidden_size)
+        if len(state) != len(self.state_names) or any(s.shape != want for s in state):
+            raise ValueError(f"{self.name} state must be {len(self.state_names)} array(s) of shape {want}, "
+                             f"got {[s.shape for s in state]}")
+        return state
+
+    # -- the whole-window parts ---------------------------------------------------------
+    def _kernels(self):
+        return get_kernels(self.backend)
+
+    def _input_term(self, x, W, b):
+        """x_t W + b for every t at once: (T, B, G*H). Token ids pick rows (no one-hot matmul)."""
+        if is_token_input(x):
+            if x.ndim != 2:
+                raise ValueError(f"token input must have shape (T, B), got {x.shape}")
+            if x.size and (x.min() < 0 or x.max() >= self.input_size):
+                raise ValueError(f"token ids must lie in [0, {self.input_size}), got [{x.min()}, {x.max()}]")
+            return W[x] + b
+        x = np.asarray(x, dtype=self.dtype)
+        if x.ndim != 3 or x.shape[2] != self.input_size:
+            raise ValueError(f"dense input must have shape (T, B, {self.input_size}), got {x.shape}")
+        return x @ W + b                                     # (T, B, G*H)
+
+    def _input_grad(self, x, da):
+        """dW for the input term: sum_t x_t^T da_t (token ids: scatter-add into rows)."""
+        if is_token_input(x):
+            return self._kernels().embed_backward(x, np.ascontiguousarray(da), self.input_size)
+        GH = da.shape[2]
+        return x.reshape(-1, self.input_size).T @ da.reshape(-1, GH)   # (I, G*H)
+
+    @staticmethod
+    def _window_outer(h_prev, da):
+        """sum_t h_{t-1}^T da_t as one product: (H, G*H)."""
+        return h_prev.reshape(-1, h_prev.shape[2]).T @ da.reshape(-1, da.shape[2])
+
+    def _check_dh(self, dh, cache):
+        T, B = cache["T"], cache["B"]
+        dh = np.zeros((T, B, self.hidden_size), self.dtype) if dh is None else np.asarray(dh, dtype=self.dtype)
+        if dh.shape != (T, B, self.hidden_size):
+            raise ValueError(f"dh must have shape {(T, B, self.hidden_size)}, got {dh.shape}")
+        return np.ascontiguousarray(dh)
+
+    def _check_dstate(self, dstate, B):
+        if dstate is None:
+            return self.initial_state(B)
+        return self._check_state(dstate, B)
+
+    def __repr__(self):
+        return (f"{type(self).__name__}(input_size={self.input_size}, hidden_size={self.hidden_size}, "
+                f"dtype={self.dtype.name}, backend={self.backend!r})")
+
+
+class TanhRNN(Cell):
+    """Elman RNN: h_t = f(x_t W_xh + h_{t-1} W_hh + b_h), f = tanh (default), sigmoid or relu.
+
+    Takes x_t and h_{t-1}, returns h_t. Carry `(h,)`. Parameters: W_xh (I, H), W_hh (H, H), b_h (H,).
+    `gamma` is the bound on |f'| (tanh 1, sigmoid 1/4, relu 1) used by the vanishing-gradient bound
+    ||dh_t/dh_k|| <= (gamma * sigma_max(W_hh))^(t-k) (Pascanu et al. 2013).
+    """
+
+    name = "tanh"
+    n_gates = 1
+    GAMMA = {"tanh": 1.0, "sigmoid": 0.25, "relu": 1.0}
+
+    def __init__(self, input_size, hidden_size, *, activation="tanh", **kw):
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+        self.activation = activation
+        super().__init__(input_size, hidden_size, **kw)
+
+    @property
+    def gamma(self):
+        return self.GAMMA[self.activation]
+
+    def forward(self, x, state=None):
+        p = self.params
+        xw = self._input_term(x, p["W_xh"], p["b_h"])
+        (h0,) = self._check_state(state, xw.shape[1])
+        h = self._kernels().tanh_forward(np.ascontiguousarray(xw), h0, p["W_hh"], ACTIVATIONS[self.activation])
+        cache = {"x": x, "h": h, "T": xw.shape[0], "B": xw.shape[1]}
+        return h, (h[-1].copy(),), cache
+
+    def backward(self, dh, cache, dstate=None, truncate=None):
+        (dh_T,) = self._check_dstate(dstate, cache["B"])
+        h = cache["h"]
+        da, dh0, norms = self._kernels().tanh_backward(
+            self._check_dh(dh, cache), dh_T, h, self.params["W_hh"], ACTIVATIONS[self.activation], _truncate_code(truncate))
+        grads = {"W_xh": self._input_grad(cache["x"], da),
+                 "W_hh": self._window_outer(h[:-1], da),
+                 "b_h": da.sum(axis=(0, 1))}
+        return grads, (dh0,), {"h": norms}
+
+
+class LSTM(Cell):
+    """Long short-term memory, gate order i, f, g, o (PyTorch's).
+
+        a_t = x_t W_xh + h_{t-1} W_hh + b_h                       (B, 4H)
+        i = sigmoid(a_i), f = sigmoid(a_f), g = tanh(a_g), o = sigmoid(a_o)
+        c_t = f * c_{t-1} + i * g,   h_t = o * tanh(c_t)
+    Takes x_t and (h_{t-1}, c_{t-1}), returns (h_t, c_t). Carry `(h, c)`. The forget-gate bias
+    starts at `forget_bias` (1.0), so early in training the cell keeps its memory.
+    """
+
+    name = "lstm"
+    n_gates = 4
+    state_names = ("h", "c")
+
+    def __init__(self, input_size, hidden_size, *, forget_bias=1.0, **kw):
+        self.forget_bias = float(forget_bias)
+        super().__init__(input_size, hidden_size, **kw)
+
+    def _init_biases(self):
+        H = self.hidden_size
+        b = np.zeros(4 * H, dtype=self.dtype)
+        b[H:2 * H] = self.forget_bias
+        self.params["b_h"] = b
+
+    def forward(self, x, state=None):
+        p = self.params
+        xw = self._input_term(x, p["W_xh"], p["b_h"])
+        h0, c0 = self._check_state(state, xw.shape[1])
+        h, c, gates = self._kernels().lstm_forward(np.ascontiguousarray(xw), h0, c0, p["W_hh"])
+        cache = {"x": x, "h": h, "c": c, "gates": gates, "T": xw.shape[0], "B": xw.shape[1]}
+        return h, (h[-1].copy(), c[-1].copy()), cache
+
+    def backward(self, dh, cache, dstate=None, truncate=None):
+        dh_T, dc_T = self._check_dstate(dstate, cache["B"])
+        h = cache["h"]
+        da, dh0, dc0, norms_h, norms_c = self._kernels().lstm_backward(
+            self._check_dh(dh, cache), dh_T, dc_T, h, cache["c"], cache["gates"], self.params["W_hh"],
+            _truncate_code(truncate))
+        grads = {"W_xh": self._input_grad(cache["x"], da),
+                 "W_hh": self._window_outer(h[:-1], da),
+                 "b_h": da.sum(axis=(0, 1))}
+        return grads, (dh0, dc0), {"h": norms_h, "c": norms_c}
+
+
+class GRU(Cell):
+    """Gated recurrent unit, gate order r, z, n (PyTorch's); two biases b_xh, b_hh (3H,) each.
+
+        r = sigmoid(x W_xr + b_xr + h_{t-1} W_hr + b_hr)
+        z = sigmoid(x W_xz + b_xz + h_{t-1} W_hz + b_hz)
+        n = tanh(x W_xn + b_xn + r * (h_{t-1} W_hn + b_hn))     reset_after=True (PyTorch, default)
+        n = tanh(x W_xn + b_xn + (r * h_{t-1}) W_hn + b_hn)     reset_after=False (Cho et al. 2014)
+        h_t = (1 - z) * n + z * h_{t-1}
+    Takes x_t and h_{t-1}, returns h_t. Carry `(h,)`.
+    """
+
+    name = "gru"
+    n_gates = 3
+
+    def __init__(self, input_size, hidden_size, *, reset_after=True, **kw):
+        self.reset_after = bool(reset_after)
+        super().__init__(input_size, hidden_size, **kw)
+
+    def _init_biases(self):
+        self.params["b_xh"] = np.zeros(3 * self.hidden_size, dtype=self.dtype)
+        self.params["b_hh"] = np.zeros(3 * self.hidden_size, dtype=self.dtype)
+
+    def forward(self, x, state=None):
+        p = self.params
+        xw = self._input_term(x, p["W_xh"], p["b_xh"])
+        (h0,) = self._check_state(state, xw.shape[1])
+        h, gates, hn = self._kernels().gru_forward(np.ascontiguousarray(xw), h0, p["W_hh"], p["b_hh"], self.reset_after)
+        cache = {"x": x, "h": h, "gates": gates, "hn": hn, "T": xw.shape[0], "B": xw.shape[1]}
+        return h, (h[-1].copy(),), cache
+
+    def backward(self, dh, cache, dstate=None, truncate=None):
+        (dh_T,) = self._check_dstate(dstate, cache["B"])
+        h, gates, H = cache["h"], cache["gates"], self.hidden_size
+        dax, dah, dh0, norms = self._kernels().gru_backward(
+            self._check_dh(dh, cache), dh_T, h, gates, cache["hn"], self.params["W_hh"], self.reset_after,
+            _truncate_code(truncate))
+        if self.reset_after:
+            dW_hh = self._window_outer(h[:-1], dah)
+        else:
+            # The n block's recurrent input is r * h_{t-1}, the r and z blocks' is h_{t-1}.
+            dW_hh = np.concatenate([self._window_outer(h[:-1], dah[:, :, :2 * H]),
+                                    self._window_outer(gates[:, :, :H] * h[:-1], dah[:, :, 2 * H:])], axis=1)
+        grads = {"W_xh": self._input_grad(cache["x"], dax),
+                 "W_hh": dW_hh,
+                 "b_xh": dax.sum(axis=(0, 1)),
+                 "b_hh": dah.sum(axis=(0, 1))}
+        return grads, (dh0,), {"h": norms}
+
+
+CELLS = {"tanh": TanhRNN, "lstm": LSTM, "gru": GRU}
+
+
+def make_cell(name, input_size, hidden_size, **options):
+    """Build a cell by name ('tanh', 'lstm', 'gru'); options go to its constructor."""
+    if name not in CELLS:
+        raise ValueError(f"unknown cell {name!r}; choose one of {', '.join(CELLS)}")
+    return CELLS[name](input_size, hidden_size, **options)

@@ -1,0 +1,1 @@
+"""Subcommands of the `rnnvanish` console script, one module each (see `rnnvanish.cli`)."""
