@@ -258,7 +258,7 @@ def _constant(s, base_lr, S):
 
 
 def _step(s, base_lr, S, step_size=None, gamma=0.1):
-    """lr(s) = base_lr * gamma^floor(s / step_size); step_size defaults to S // 3 (PyTorch's StepLR)."""
+    """lr(s) = base_lr * gamma^floor(s / step_size), as PyTorch's StepLR; step_size defaults to S // 3."""
     step_size = max(1, S // 3) if step_size is None else step_size
     return base_lr * gamma ** (s // step_size)
 
@@ -306,6 +306,8 @@ def make_schedule(name, base_lr, total_steps, **kw):
     for key, value in kw.items():
         if key == "step_size" and value is not None and (int(value) != value or value <= 0):
             raise RnnvanishError(f"step_size must be a positive whole number, got {value}")
+        if key == "step_size" and value is not None:
+            kw[key] = int(value)
         if key in _SCHEDULE_OPTION_RANGES and value is not None:
             kw[key] = _number(value, key, _SCHEDULE_OPTION_RANGES[key])
     if kw.get("min_lr", 0.0) > base_lr:
