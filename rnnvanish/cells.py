@@ -101,6 +101,11 @@ class Cell:
     def _kernels(self):
         return get_kernels(self.backend)
 
+    def _prepare_input(self, x):
+        """Token ids stay ints; dense inputs take the cell's dtype."""
+        x = np.asarray(x)
+        return x if is_token_input(x) else x.astype(self.dtype, copy=False)
+
     def _input_term(self, x, W, b):
         """x_t W + b for every t at once: (T, B, G*H). Token ids pick rows (no one-hot matmul)."""
         if is_token_input(x):
@@ -109,7 +114,6 @@ class Cell:
             if x.size and (x.min() < 0 or x.max() >= self.input_size):
                 raise ValueError(f"token ids must lie in [0, {self.input_size}), got [{x.min()}, {x.max()}]")
             return W[x] + b
-        x = np.asarray(x, dtype=self.dtype)
         if x.ndim != 3 or x.shape[2] != self.input_size:
             raise ValueError(f"dense input must have shape (T, B, {self.input_size}), got {x.shape}")
         return x @ W + b                                     # (T, B, G*H)
@@ -166,7 +170,7 @@ class TanhRNN(Cell):
         return self.GAMMA[self.activation]
 
     def forward(self, x, state=None):
-        p = self.params
+        p, x = self.params, self._prepare_input(x)
         xw = self._input_term(x, p["W_xh"], p["b_h"])
         (h0,) = self._check_state(state, xw.shape[1])
         h = self._kernels().tanh_forward(np.ascontiguousarray(xw), h0, p["W_hh"], ACTIVATIONS[self.activation])
@@ -209,7 +213,7 @@ class LSTM(Cell):
         self.params["b_h"] = b
 
     def forward(self, x, state=None):
-        p = self.params
+        p, x = self.params, self._prepare_input(x)
         xw = self._input_term(x, p["W_xh"], p["b_h"])
         h0, c0 = self._check_state(state, xw.shape[1])
         h, c, gates = self._kernels().lstm_forward(np.ascontiguousarray(xw), h0, c0, p["W_hh"])
@@ -251,7 +255,7 @@ class GRU(Cell):
         self.params["b_hh"] = np.zeros(3 * self.hidden_size, dtype=self.dtype)
 
     def forward(self, x, state=None):
-        p = self.params
+        p, x = self.params, self._prepare_input(x)
         xw = self._input_term(x, p["W_xh"], p["b_xh"])
         (h0,) = self._check_state(state, xw.shape[1])
         h, gates, hn = self._kernels().gru_forward(np.ascontiguousarray(xw), h0, p["W_hh"], p["b_hh"], self.reset_after)

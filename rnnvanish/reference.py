@@ -20,7 +20,8 @@ Backward arguments, shared by all cells:
               truncation inside the window. The gradient that reaches h_0 is returned.
 Backward results: the gradient on every pre-activation (for the weight gradients), the
 gradient on the initial state, and norms[t] = ||dE/dh_t|| over the batch, t = 0..T (the
-sum over every loss whose horizon reaches h_t).
+sum over every loss whose horizon reaches h_t). The LSTM's norms_c[t] is the gradient on
+the node c_t, the path through h_t = o_t tanh(c_t) included (at t = 0 the carried c_0).
 """
 import numpy as np
 

@@ -1,0 +1,94 @@
+"""Exchanging weights with PyTorch, without needing PyTorch.
+
+PyTorch stores the transposed (column-vector) weights and two biases per layer:
+
+    torch.nn.RNN / LSTM / GRU          rnnvanish
+    weight_ih_l0  (G*H, I)             W_xh.T
+    weight_hh_l0  (G*H, H)             W_hh.T
+    bias_ih_l0    (G*H,)               b_h       (GRU: b_xh)
+    bias_hh_l0    (G*H,)               zeros     (GRU: b_hh)
+    decoder.weight (V, H), decoder.bias (V,)   W_hy.T, b_y   (a torch.nn.Linear output layer)
+
+Gate orders are the same (LSTM i, f, g, o; GRU r, z, n), so blocks map one to one. The tanh
+RNN and the LSTM add the two PyTorch biases into one: b_h = bias_ih + bias_hh. A language
+model's token input corresponds to a one-hot input of size V to the PyTorch layer
+(weight_ih_l0 has V columns). PyTorch has no sigmoid RNN and no reset-before GRU; their
+weights still map, but PyTorch would compute something else with them.
+
+Arrays are plain NumPy; torch tensors passed in are converted with `.detach().cpu().numpy()`.
+"""
+import numpy as np
+
+from .cells import CELLS, Cell
+from .model import LanguageModel
+
+GATES_TO_CELL = {1: "tanh", 4: "lstm", 3: "gru"}
+
+
+def _numpy(value):
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def to_torch_state_dict(model, prefix=""):
+    """NumPy arrays named as in torch.nn.RNN/LSTM/GRU (+ `decoder.*` for a LanguageModel)."""
+    lm = model if isinstance(model, LanguageModel) else None
+    cell = lm.cell if lm is not None else model
+    if not isinstance(cell, Cell):
+        raise TypeError(f"expected a cell or a LanguageModel, got {type(model).__name__}")
+    p = cell.params
+    state = {f"{prefix}weight_ih_l0": p["W_xh"].T.copy(), f"{prefix}weight_hh_l0": p["W_hh"].T.copy()}
+    if cell.name == "gru":
+        state[f"{prefix}bias_ih_l0"] = p["b_xh"].copy()
+        state[f"{prefix}bias_hh_l0"] = p["b_hh"].copy()
+    else:
+        state[f"{prefix}bias_ih_l0"] = p["b_h"].copy()
+        state[f"{prefix}bias_hh_l0"] = np.zeros_like(p["b_h"])
+    if lm is not None:
+        state["decoder.weight"] = lm.params["W_hy"].T.copy()
+        state["decoder.bias"] = lm.params["b_y"].copy()
+    return state
+
+
+def from_torch_state_dict(state, cell=None, prefix="", dtype=None, **options):
+    """Build a cell (or a LanguageModel when `decoder.*` is present) from PyTorch-named weights.
+
+    The cell type is read from the shapes (G*H rows with H columns in weight_hh: G = 1 tanh,
+    3 GRU, 4 LSTM) unless `cell` is given; `options` go to the cell (activation, reset_after,
+    backend). The dtype follows the arrays unless given."""
+    try:
+        W_ih = _numpy(state[f"{prefix}weight_ih_l0"])
+        W_hh = _numpy(state[f"{prefix}weight_hh_l0"])
+        b_ih = _numpy(state[f"{prefix}bias_ih_l0"])
+        b_hh = _numpy(state[f"{prefix}bias_hh_l0"])
+    except KeyError as exc:
+        raise ValueError(f"state dict lacks {exc.args[0]!r}; keys are {sorted(state)}") from None
+    GH, H = W_hh.shape
+    if GH % H or GH // H not in GATES_TO_CELL:
+        raise ValueError(f"weight_hh_l0 has shape {W_hh.shape}: not (G*H, H) with G in 1, 3, 4")
+    inferred = GATES_TO_CELL[GH // H]
+    cell = cell or inferred
+    if cell not in CELLS or cell != inferred:
+        raise ValueError(f"weights are those of a {inferred!r} cell, not {cell!r}")
+    I = W_ih.shape[1]
+    dtype = dtype or W_ih.dtype
+    if "decoder.weight" in state:
+        W_dec = _numpy(state["decoder.weight"])
+        model = LanguageModel(cell, I, H, dtype=dtype, **options)
+        if W_dec.shape != (I, H):
+            raise ValueError(f"decoder.weight has shape {W_dec.shape}, expected {(I, H)} (V = input size)")
+        model.params["W_hy"][...] = W_dec.T
+        model.params["b_y"][...] = _numpy(state["decoder.bias"])
+        target = model.cell
+    else:
+        model = target = CELLS[cell](I, H, dtype=dtype, **options)
+    p = target.params
+    p["W_xh"][...] = W_ih.T
+    p["W_hh"][...] = W_hh.T
+    if cell == "gru":
+        p["b_xh"][...] = b_ih
+        p["b_hh"][...] = b_hh
+    else:
+        p["b_h"][...] = b_ih + b_hh
+    return model
