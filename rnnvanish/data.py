@@ -26,9 +26,7 @@ _CONTROL_BYTES = bytes(range(0, 9)) + bytes(range(14, 32)) + b"\x7f"
 _BINARY_FRACTION = 0.3   # above this share of non-text bytes in the first 64 KiB, a file is binary
 
 
-# ----------------------------------------------------------------------------------------------
-# Files and corpora
-# ----------------------------------------------------------------------------------------------
+# ---- Files and corpora ------------------------------------------------------------------------
 
 def read_text(path) -> str:
     """Read a UTF-8 text file; drop a UTF-8 byte-order mark and turn `\\r\\n` into `\\n`.
@@ -51,7 +49,7 @@ def read_text(path) -> str:
     skipped = len(_BOM) if raw.startswith(_BOM) else 0
     raw = raw[skipped:]
     if not raw.strip():
-        raise RnnvanishError(f"text file {p} is empty")
+        raise RnnvanishError(f"text file {p} is empty or contains only whitespace")
     if b"\x00" in raw:
         raise RnnvanishError(f"{p} looks like a binary file (it contains NUL bytes), not text")
     head = raw[:65536]
@@ -67,10 +65,9 @@ def read_text(path) -> str:
             f"convert it first, e.g. `iconv -f latin1 -t utf-8 {p} > {p.stem}.utf8.txt`") from None
     if n_control > _BINARY_FRACTION * len(head):
         raise RnnvanishError(f"{p} looks like a binary file (mostly control bytes), not text")
-    text = text.replace("\r\n", "\n")
     if not text.strip():
-        raise RnnvanishError(f"text file {p} contains only whitespace")
-    return text
+        raise RnnvanishError(f"text file {p} is empty or contains only whitespace")
+    return text.replace("\r\n", "\n")
 
 
 def _project_corpora() -> dict[str, Path]:
@@ -114,13 +111,12 @@ def list_corpora() -> list[str]:
 def load_corpus(name_or_path) -> tuple[str, str]:
     """`(name, text)` for a built-in corpus name (see `list_corpora`) or a path to a UTF-8 file.
 
-    An argument that is an existing file, or looks like a path (has a directory part or a suffix),
+    An argument that names an existing file, or looks like a path (has a directory part or a suffix),
     is read as a file and named by its path; otherwise it must be a built-in name.
     """
     arg = os.fspath(name_or_path)
     p = Path(arg)
-    looks_like_path = p.exists() or p.suffix != "" or os.sep in arg or "/" in arg
-    if looks_like_path:
+    if p.is_file() or p.suffix != "" or os.sep in arg or "/" in arg:
         return str(p), read_text(p)
     if arg == "default":
         return default_corpus()
@@ -133,9 +129,7 @@ def load_corpus(name_or_path) -> tuple[str, str]:
                          f"(built-in corpora: {', '.join(list_corpora())})")
 
 
-# ----------------------------------------------------------------------------------------------
-# Vocabulary
-# ----------------------------------------------------------------------------------------------
+# ---- Vocabulary -------------------------------------------------------------------------------
 
 # Every character is a word character, whitespace or neither, so the pieces concatenate to the text.
 _WORD_RE = re.compile(r"\w+|\s+|[^\w\s]")
@@ -292,14 +286,14 @@ class Vocab:
     def from_dict(cls, d) -> "Vocab":
         """The vocabulary described by `to_dict` (e.g. read back from a checkpoint)."""
         try:
+            if not isinstance(d["tokens"], (list, tuple)):
+                raise TypeError("tokens")
             return cls(d["tokens"], d["level"], d.get("unk"), d.get("replacement_id"))
-        except (KeyError, TypeError) as err:
+        except (KeyError, TypeError, AttributeError, ValueError) as err:
             raise RnnvanishError(f"the stored vocabulary is malformed (missing or bad field {err})") from None
 
 
-# ----------------------------------------------------------------------------------------------
-# Token streams for truncated BPTT
-# ----------------------------------------------------------------------------------------------
+# ---- Token streams for truncated BPTT ---------------------------------------------------------
 
 def _as_ids(ids) -> np.ndarray:
     arr = np.asarray(ids)
@@ -334,13 +328,13 @@ class TokenStream:
         targets[t, b] = stream_b[k*T + t + 1]      # (T, B)
 
     Window k+1 continues where window k stopped, so the hidden state after window k is the right
-    initial state for window k+1. An epoch is the `windows_per_epoch = (L - 1) // T` full windows;
-    then the streams wrap to their start, and `new_epoch` is True for the window that starts them
+    initial state for window k+1. An epoch is the `windows_per_epoch = (L - 1) // T` full windows
+    (the last (L - 1) mod T inputs of each stream are not visited); then the streams wrap to their start, and `new_epoch` is True for the window that starts them
     (including the very first): reset the carried state to h_0 before using it.
     """
 
     def __init__(self, ids, batch: int, window: int):
-        ids = _as_ids(ids)
+        ids = np.ascontiguousarray(_as_ids(ids))
         B, T = _positive_int(batch, "batch"), _positive_int(window, "window")
         N, L = len(ids), len(ids) // B
         if L < T + 1:
@@ -349,7 +343,7 @@ class TokenStream:
         self.batch, self.window, self.n_tokens, self.stream_len = B, T, N, L
         self.windows_per_epoch = (L - 1) // T
         self._streams = ids[:B * L].reshape(B, L)                # (B, L), row b is stream b
-        self._crc32 = zlib.crc32(np.ascontiguousarray(ids).tobytes())
+        self._crc32 = zlib.crc32(ids.tobytes())   # resume only on the very same tokens
         self.position = 0    # offset in every stream where the next window starts
         self.epoch = 0       # epoch (from 0) of the latest window
 

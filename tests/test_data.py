@@ -272,7 +272,7 @@ def test_from_dict_rejects_malformed():
     good = Vocab.build("abc").to_dict()
     for broken in [{}, {**good, "level": "byte"}, {**good, "tokens": ["a", "a"]},
                    {**good, "tokens": ["ab", "c"]}, {**good, "unk": "q"},
-                   {"level": "word", "tokens": ["x"], "unk": None}]:
+                   {**good, "tokens": "abc"}, {"level": "word", "tokens": ["x"], "unk": None}, None]:
         with pytest.raises(RnnvanishError):
             Vocab.from_dict(broken)
 
