@@ -329,8 +329,10 @@ class TokenStream:
 
     Window k+1 continues where window k stopped, so the hidden state after window k is the right
     initial state for window k+1. An epoch is the `windows_per_epoch = (L - 1) // T` full windows
-    (the last (L - 1) mod T inputs of each stream are not visited); then the streams wrap to their start, and `new_epoch` is True for the window that starts them
-    (including the very first): reset the carried state to h_0 before using it.
+    (the last (L - 1) mod T inputs of each stream are not visited); then the streams wrap to their
+    start, and `new_epoch` is True for the window that starts them (including the very first):
+    reset the carried state to h_0 before using it. `position` is where the next window starts in
+    every stream, `epoch` the epoch (from 0) of the latest window.
     """
 
     def __init__(self, ids, batch: int, window: int):
