@@ -1,0 +1,166 @@
+"""A recurrent cell with a readout and a task loss: the model of the long-range tasks.
+
+    h, state_T = cell(x_1..x_T, state_0)        # x_t dense (I,) or a token id
+    y_t = h_t W_hy + b_y                         # (B, O), read only where the mask is True
+    E   = (1 / N) sum_{(t, b) in mask} E_{t,b},  N = #mask
+
+    E_{t,b} = sum_o (y_{t,b,o} - target_{t,b,o})^2          regression      (adding)
+    E_{t,b} = -log softmax(y_{t,b})[target_{t,b}]           classification  (copy, order, latch)
+
+This is the loss `rnnvanish.tasks` defines and `task.evaluate` reports, so the training
+loss and the held-out loss are the same quantity. Every sequence starts from the zero state
+and gets its gradient through the whole sequence (full BPTT: a task's answer may depend on
+its first input). Right padding is harmless: a padded row is never in the mask, so it adds
+nothing to E, and the outputs at the mask depend only on the rows before them.
+"""
+import numpy as np
+
+from . import init as initializers
+from .cells import CELLS, make_cell
+from .errors import RnnvanishError
+
+
+# ----------------------------------------------------------------------------- the two losses
+# Each takes the readout at the N masked entries, y (N, O), and their targets, and returns
+# (E, dE/dy) with E the mean over the N entries.
+
+def squared_error(y, target):
+    """E = (1/N) sum_n sum_o (y_no - target_no)^2;  dE/dy = 2 (y - target) / N."""
+    N = y.shape[0]
+    error = y - target                                       # (N, O)
+    return float((error * error).sum() / N), 2.0 * error / N
+
+
+def softmax_cross_entropy(y, target):
+    """E = (1/N) sum_n -log softmax(y_n)[target_n];  dE/dy = (softmax(y) - onehot) / N."""
+    N = y.shape[0]
+    z = y - y.max(axis=1, keepdims=True)                     # shift so exp cannot overflow
+    log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    n = np.arange(N)
+    dy = np.exp(log_p)
+    dy[n, target] -= 1.0
+    return float(-log_p[n, target].sum() / N), dy / N
+
+
+LOSSES = {"regression": squared_error, "classification": softmax_cross_entropy}
+
+# Options that only one kind of cell takes: option -> cell.
+CELL_SPECIFIC = {"activation": "tanh", "forget_bias": "lstm", "reset_after": "gru"}
+
+
+def cell_options(cell, **options):
+    """The options `cell` takes, with None values dropped.
+
+    An option meant for another cell (e.g. `activation` for an LSTM) is a user error: it
+    would otherwise be ignored silently.
+    """
+    if cell not in CELLS:
+        raise RnnvanishError(f"unknown cell {cell!r}; choose one of {', '.join(CELLS)}")
+    kept = {}
+    for name, value in options.items():
+        if value is None:
+            continue
+        owner = CELL_SPECIFIC.get(name)
+        if owner is not None and owner != cell:
+            raise RnnvanishError(f"{name.replace('_', '-')} applies to the {owner} cell only, not {cell}")
+        kept[name] = value
+    return kept
+
+
+class TaskModel:
+    """A cell ('tanh', 'lstm', 'gru') and a readout W_hy (H, O), b_y (O,) for one task.
+
+    `task` is a `rnnvanish.tasks.Task` (it fixes the input size I, the output size O, whether
+    inputs are tokens, and the loss). `params` holds the cell's arrays and the readout's; an
+    optimiser that updates `params` in place updates the cell.
+    """
+
+    def __init__(self, task, cell="lstm", hidden_size=64, *, seed=0, dtype=np.float64, backend=None,
+                 init_hy="glorot_uniform", **options):
+        if task.kind not in LOSSES:
+            raise RnnvanishError(f"task {task.name!r} has kind {task.kind!r}; a task model needs one of {', '.join(LOSSES)}")
+        self.task = task
+        self.cell_name, self.hidden_size, self.seed = cell, int(hidden_size), seed
+        self.options = cell_options(cell, **options)
+        try:
+            self.cell = make_cell(cell, task.input_size, hidden_size, seed=seed, dtype=dtype, backend=backend,
+                                  **self.options)
+        except ValueError as err:                           # a bad size, dtype or initialiser
+            raise RnnvanishError(str(err)) from None
+        self.output_size = task.output_size
+        self.loss_fn = LOSSES[task.kind]
+        rng = np.random.default_rng([seed, 1])               # a stream apart from the cell's
+        self.params = self.cell.params
+        self.params["W_hy"] = initializers.initialize(init_hy, (self.hidden_size, self.output_size), rng, self.dtype)
+        self.params["b_y"] = np.zeros(self.output_size, dtype=self.dtype)
+
+    @property
+    def dtype(self):
+        return self.cell.dtype
+
+    @property
+    def backend(self):
+        return self.cell.backend
+
+    def n_params(self):
+        return sum(p.size for p in self.params.values())
+
+    def config(self):
+        """Everything needed to rebuild the model around the same task (JSON-able)."""
+        return {"task": self.task.name, "cell": self.cell_name, "hidden_size": self.hidden_size,
+                "input_size": self.task.input_size, "output_size": self.output_size,
+                "dtype": self.dtype.name, "seed": self.seed, **self.options}
+
+    # -- forward / backward ---------------------------------------------------------------
+    def _inputs(self, inputs):
+        x = np.asarray(inputs)
+        return x if np.issubdtype(x.dtype, np.integer) else x.astype(self.dtype, copy=False)
+
+    def predict(self, inputs):
+        """The readout at every step, y (T, B, O): regression values or logits (no gradients)."""
+        h, _, _ = self.cell.forward(self._inputs(inputs))
+        return h[1:] @ self.params["W_hy"] + self.params["b_y"]   # (T, B, O)
+
+    def _masked_targets(self, batch):
+        target = batch.targets[batch.mask]
+        if self.task.kind == "regression":
+            return target.reshape(-1, self.output_size).astype(self.dtype, copy=False)   # (N, O)
+        return target                                                                    # (N,) ints
+
+    def loss(self, batch):
+        """E over a TaskBatch (mean over the masked entries), without gradients."""
+        h, _, _ = self.cell.forward(self._inputs(batch.inputs))
+        y = h[1:][batch.mask] @ self.params["W_hy"] + self.params["b_y"]   # (N, O)
+        return self.loss_fn(y, self._masked_targets(batch))[0]
+
+    def loss_and_grads(self, batch):
+        """E and dE/dparams over a TaskBatch, full BPTT from the zero state.
+
+        Returns (loss, grads, info): grads with the keys of `params`; info["norms"] the cell's
+        per-step ||dE/dh_t|| (t = 0..T) and info["h"] the hidden states (T+1, B, H).
+        """
+        h, _, cache = self.cell.forward(self._inputs(batch.inputs))
+        mask = batch.mask
+        h_m = h[1:][mask]                                         # (N, H): h_t at the answer steps
+        y = h_m @ self.params["W_hy"] + self.params["b_y"]        # (N, O)
+        loss, dy = self.loss_fn(y, self._masked_targets(batch))   # start the chain rule: dE/dy (N, O)
+        dy = dy.astype(self.dtype, copy=False)
+        grads_y = {"W_hy": h_m.T @ dy,                            # (H, O)
+                   "b_y": dy.sum(axis=0)}                         # (O,)
+        dh = np.zeros(h[1:].shape, dtype=self.dtype)              # (T, B, H); zero off the mask
+        dh[mask] = dy @ self.params["W_hy"].T                     # backprop into h_t from y_t
+        grads, _, norms = self.cell.backward(dh, cache, None, truncate=None)
+        grads.update(grads_y)
+        return loss, grads, {"norms": norms, "h": h}
+
+    # -- saving ----------------------------------------------------------------------------
+    def set_params(self, values):
+        """Copy arrays into the parameters in place (same names and shapes required)."""
+        differ = set(self.params) ^ set(values)
+        if differ:
+            raise RnnvanishError(f"parameter names differ: {', '.join(sorted(differ))}")
+        for name, p in self.params.items():
+            v = np.asarray(values[name])
+            if v.shape != p.shape:
+                raise RnnvanishError(f"parameter {name} has shape {p.shape}, got {v.shape}")
+            p[...] = v
