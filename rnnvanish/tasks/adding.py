@@ -21,7 +21,7 @@ task needs T >= 6.
 Baseline: predicting the mean target 0.5 always. With p0 = P(first pair marked) =
 1/n1 + (1 - 1/n1) / (n2 - 1), n1 = min(10, n2), n2 = T//2 - 1, the sum S = X1 + X2 has
 Var S = (2 - p0) / 3, so
-    MSE = Var S / 16 = (2 - p0) / 48                 (~0.0396 at T = 100)
+    MSE = Var S / 16 = (2 - p0) / 48                 (0.0392 at T = 100, -> 0.0396 for large T)
 and with a = 4 * 0.04 = 0.16 (P(|X1 + X2| < a) = a - a^2/4 for two uniforms; = a when one is 0)
     solved = (1 - p0) (a - a^2 / 4) + p0 a           (~0.154 at T = 100).
 """
