@@ -1,0 +1,105 @@
+"""Charts of the long-range tasks: one run's learning curves, and a sweep's success rate by length."""
+import numpy as np
+
+from . import new_axes, plt
+
+CELL_COLORS = {"tanh": "tab:red", "lstm": "tab:blue", "gru": "tab:green"}
+BASELINE_STYLE = {"color": "0.35", "linestyle": "--", "linewidth": 1.2}
+
+
+def _finite(x, y):
+    keep = np.isfinite(x) & np.isfinite(y)
+    return x[keep], y[keep]
+
+
+def plot_task_run(metrics, baseline, title=None, stop_at=None, axes=None):
+    """Loss (top) and held-out success rate (bottom) against training step, baseline dashed.
+
+    metrics: {"step", "elapsed", "train_loss", "eval_loss", "eval_solved"} arrays, one entry
+    per evaluation (as in metrics.csv). baseline: the task's {"loss", "solved"}. When the
+    elapsed times increase, the top axis is marked in wall-clock time as well.
+    axes: two axes to draw on (None: a new figure).
+    """
+    if axes is None:
+        fig, axes = plt.subplots(2, 1, figsize=(7.0, 6.0), sharex=True, layout="constrained")
+    fig = axes[0].figure
+    ax_loss, ax_solved = axes
+    step = np.asarray(metrics["step"], dtype=float)
+
+    x, y = _finite(step, np.asarray(metrics["train_loss"], dtype=float))
+    ax_loss.plot(x, y, color="tab:blue", alpha=0.45, linewidth=1.0, label="training (mean since last point)")
+    x, y = _finite(step, np.asarray(metrics["eval_loss"], dtype=float))
+    ax_loss.plot(x, y, color="tab:blue", marker="o", markersize=2.5, linewidth=1.6, label="held-out")
+    ax_loss.axhline(baseline["loss"], **BASELINE_STYLE, label=f"baseline {baseline['loss']:.3g}")
+    ax_loss.set_yscale("log")
+    ax_loss.set_ylabel("loss")
+    ax_loss.legend(loc="best", fontsize="small")
+    ax_loss.grid(True, which="major", alpha=0.3)
+
+    x, y = _finite(step, 100.0 * np.asarray(metrics["eval_solved"], dtype=float))
+    ax_solved.plot(x, y, color="tab:orange", marker="o", markersize=2.5, linewidth=1.6, label="held-out solved")
+    ax_solved.axhline(100.0 * baseline["solved"], **BASELINE_STYLE, label=f"baseline {100 * baseline['solved']:.1f}%")
+    if stop_at is not None:
+        ax_solved.axhline(100.0 * stop_at, color="tab:green", linestyle=":", linewidth=1.2,
+                          label=f"target {100 * stop_at:g}%")
+    ax_solved.set_ylim(-3, 103)
+    ax_solved.set_ylabel("sequences solved (%)")
+    ax_solved.set_xlabel("training step")
+    ax_solved.legend(loc="upper left", fontsize="small")
+    ax_solved.grid(True, alpha=0.3)
+
+    _time_axis(ax_loss, step, np.asarray(metrics["elapsed"], dtype=float))
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def _time_axis(ax, step, elapsed):
+    """A top axis in wall-clock time, mapped from steps by interpolating the logged (step, time) pairs."""
+    x, t = _finite(step, elapsed)
+    if len(x) < 2 or np.any(np.diff(x) <= 0) or np.any(np.diff(t) <= 0):
+        return
+    unit, scale = next((u, s) for u, s, upto in (("seconds", 1.0, 120.0), ("minutes", 60.0, 7200.0),
+                                                 ("hours", 3600.0, np.inf)) if t[-1] <= upto)
+    t = t / scale
+    top = ax.secondary_xaxis("top", functions=(lambda s: np.interp(s, x, t), lambda u: np.interp(u, t, x)))
+    top.set_xlabel(f"wall-clock {unit}")
+
+
+def plot_sweep(summary, baseline, title=None, ax=None):
+    """Held-out success rate against sequence length, one line per cell, baseline dashed.
+
+    summary: rows {"cell", "length", "mean", "min", "max", "values"} (fraction solved, one row
+    per cell and length; `values` the seeds' results). baseline: {length: baseline solved}.
+    The line is the mean over seeds, the band spans the lowest to the highest seed, the dots
+    are the seeds.
+    """
+    fig, ax = new_axes(ax)
+    cells = list(dict.fromkeys(r["cell"] for r in summary))
+    for cell in cells:
+        rows = sorted((r for r in summary if r["cell"] == cell), key=lambda r: r["length"])
+        L = np.array([r["length"] for r in rows], dtype=float)
+        color = CELL_COLORS.get(cell)
+        n_seeds = max(len(r["values"]) for r in rows)
+        line, = ax.plot(L, [100 * r["mean"] for r in rows], marker="o", color=color, linewidth=1.8,
+                        label=f"{cell} (mean of {n_seeds} seed{'s' if n_seeds > 1 else ''})")
+        ax.fill_between(L, [100 * r["min"] for r in rows], [100 * r["max"] for r in rows],
+                        color=line.get_color(), alpha=0.15, linewidth=0)
+        for r in rows:
+            ax.scatter(np.full(len(r["values"]), r["length"]), 100 * np.asarray(r["values"]), s=10,
+                       color=line.get_color(), alpha=0.6, zorder=3)
+    lengths = sorted(baseline)
+    ax.plot(lengths, [100 * baseline[L] for L in lengths], **BASELINE_STYLE, label="baseline")
+    if len(lengths) > 1 and lengths[-1] / lengths[0] >= 8:
+        ax.set_xscale("log")
+    ax.set_xticks(lengths)
+    ax.set_xticklabels([str(L) for L in lengths])
+    ax.minorticks_off()
+    ax.set_ylim(-3, 103)
+    ax.set_xlabel("sequence length T")
+    ax.set_ylabel("held-out sequences solved (%)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    if title:
+        ax.set_title(title)
+    return fig
