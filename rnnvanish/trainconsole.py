@@ -1,0 +1,195 @@
+"""What `rnnvanish train` prints: a header, a progress bar, a log line per evaluation, samples, a summary.
+
+The log line at every evaluation (means over the steps since the previous one):
+
+    step 500 | loss 1.84 | val 1.91 (2.76 bits/char) | |g| 3.2 -> 1.0 | 41k tok/s | 38s
+
+loss and val in nats per token; |g| is the global gradient norm before -> after clipping.
+The progress bar (stderr) counts steps when there is a step budget and seconds otherwise.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections import deque
+
+from rnnvanish import runfolder as rf
+from rnnvanish.model import bits_per_token, perplexity
+from rnnvanish.train import TrainHooks
+
+
+def _si(x: float) -> str:
+    """12345 -> '12.3k'."""
+    if not math.isfinite(x):
+        return "?"
+    for unit, scale in (("M", 1e6), ("k", 1e3)):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g}{unit}"
+    return f"{x:.3g}"
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def _g(x) -> str:
+    return "none" if x is None else f"{x:g}"
+
+
+class Console(TrainHooks):
+    """Prints to stdout (log lines, samples, summary) and draws the bar on stderr."""
+
+    def __init__(self, trainer, folder, session):
+        self.t, self.folder, self.session = trainer, folder, session
+        self.quiet, self.unit = session.quiet, trainer.vocab.level
+        self.bar = None
+        self.recent = deque(maxlen=20)      # (loss, norm, seconds) of the last steps, for the bar
+        self._reset_eval_sums()
+        self.start_step = trainer.step
+        self.t0 = time.monotonic()
+
+    def _reset_eval_sums(self):
+        self.n, self.loss, self.norm, self.norm_clipped, self.seconds, self.skipped = 0, 0.0, 0.0, 0.0, 0.0, 0
+
+    def _print(self, text=""):
+        if self.quiet:
+            return
+        if self.bar is not None:
+            self.bar.write(text, file=sys.stdout)
+        else:
+            print(text, flush=True)
+
+    # -- start ----------------------------------------------------------------------------------
+    def start(self):
+        t, s = self.t, self.t.settings
+        c = t.info.get("corpus", {})
+        m = t.model
+        cell = s["cell"].upper() if s["cell"] != "tanh" else f"tanh RNN ({s['activation']})"
+        if s["cell"] == "gru":
+            cell += " (reset before)" if s["reset_before"] else " (reset after)"
+        clip = []
+        if s["clip_value"]:
+            clip.append(f"clip-value {_g(s['clip_value'])}")
+        if s["clip_norm"]:
+            clip.append(f"clip-norm {_g(s['clip_norm'])}{' per tensor' if s['clip_mode'] != 'global' else ''}")
+        budget = []
+        if t.total_steps is not None:
+            budget.append(f"{t.total_steps} steps")
+        if self.session.max_time is not None:
+            budget.append(f"{_duration(self.session.max_time)}")
+        self._print(("resuming" if self.session.resumed else "training") + f" in {self.folder}"
+                    + (f" from step {t.step}" if self.session.resumed else ""))
+        if self.session.changes:
+            self._print("  changed: " + ", ".join(f"{k}={v}" for k, v in self.session.changes.items()))
+        self._print(f"  corpus  {c.get('name')}: {c.get('chars', 0):,} chars, {c.get('train_tokens', 0):,} train / "
+                    f"{c.get('val_tokens', 0):,} validation {self.unit}s, vocabulary {len(t.vocab)}")
+        self._print(f"  model   {cell}, H={m.hidden_size}, {m.n_params():,} parameters, {m.dtype.name}, {m.backend}")
+        self._print(f"  BPTT    window {s['window']}, truncate {_g(s['truncate'])}, batch {s['batch']} "
+                    f"({t.tokens_per_step} tokens/step, {t.stream.windows_per_epoch} steps/epoch)")
+        self._print(f"  update  {s['optimizer']} lr {_g(s['lr'])} ({s['lr_schedule']})"
+                    + (f", weight decay {_g(s['weight_decay'])}" if s["weight_decay"] else "")
+                    + f", {', '.join(clip) or 'no clipping'}, non-finite: {s['nonfinite']}")
+        self._print(f"  budget  {' or '.join(budget) or 'none'}; eval every {s['eval_every']} steps")
+        if self.session.progress:
+            from tqdm import tqdm
+            if t.total_steps is not None:
+                self.bar = tqdm(total=t.total_steps, initial=t.step, unit="step", dynamic_ncols=True,
+                                file=sys.stderr, leave=False)
+            else:
+                self.bar = tqdm(total=round(self.session.max_time), unit="s", dynamic_ncols=True, file=sys.stderr,
+                                leave=False, bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt}s [{postfix}]")
+
+    def stopping(self):
+        self._print("Ctrl-C: stopping after this step and saving a checkpoint (press again to abort at once)")
+
+    # -- during training ------------------------------------------------------------------------
+    def on_step(self, trainer, r):
+        self.seconds += r.seconds
+        if r.skipped:
+            self.skipped += 1
+        else:
+            self.n += 1
+            self.loss += r.loss
+            self.norm += r.norm
+            self.norm_clipped += r.norm_clipped
+            self.recent.append((r.loss, r.norm, r.seconds))
+        if self.bar is None:
+            return
+        losses = [x for x, _, _ in self.recent]
+        tok_s = trainer.tokens_per_step * len(self.recent) / max(sum(s for _, _, s in self.recent), 1e-9)
+        step = "" if trainer.total_steps is not None else f"step {trainer.step} | "
+        postfix = (f"{step}loss {sum(losses) / len(losses):.3f} | {_si(tok_s)} tok/s | |g| {self.recent[-1][1]:.3g}"
+                   if losses else f"{step}skipping non-finite steps")
+        self.bar.set_postfix_str(postfix, refresh=False)
+        if trainer.total_steps is not None:
+            self.bar.update(1)
+        else:
+            self.bar.update(min(time.monotonic() - self.t0, self.bar.total) - self.bar.n)
+
+    def on_row(self, trainer, row, evaluated):
+        if not evaluated:
+            return                                       # a plain metrics row: no log line
+        mean = (lambda x: x / self.n) if self.n else (lambda x: math.nan)
+        line = f"step {row['step']} | loss {mean(self.loss):.3f}"
+        if row["val_loss"] == row["val_loss"]:
+            line += f" | val {row['val_loss']:.3f} ({row['val_bits']:.3f} bits/{self.unit})"
+        line += f" | |g| {mean(self.norm):.3g} -> {mean(self.norm_clipped):.3g}"
+        line += f" | {_si(trainer.tokens_per_step * (self.n + self.skipped) / max(self.seconds, 1e-9))} tok/s"
+        line += f" | {_duration(row['elapsed'])}"
+        if self.skipped:
+            line += f" | skipped {self.skipped}"
+        self._print(line)
+        self._reset_eval_sums()
+
+    def on_sample(self, trainer, step, text):
+        self._print(f"--- sample at step {step} (temperature {trainer.settings['sample_temperature']:g}) ---")
+        self._print(text.rstrip("\n"))
+        self._print("---")
+
+    # -- end --------------------------------------------------------------------------------------
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def summary(self, reason, chart):
+        t, folder = self.t, self.folder
+        why = {"steps": f"reached {t.step} steps", "time": f"time budget of {_duration(self.session.max_time or 0)} used",
+               "interrupted": "interrupted"}[reason]
+        done = t.step - self.start_step
+        print(f"{why}: {done} steps this session ({_si(done * t.tokens_per_step)} tokens in "
+              f"{_duration(time.monotonic() - self.t0)}), {t.step} in all", flush=True)
+        if t.best_step is not None:
+            b = t.best_val
+            print(f"best validation loss {b:.4f} nats/{self.unit} = {bits_per_token(b):.4f} bits/{self.unit} "
+                  f"(perplexity {perplexity(b):.2f}) at step {t.best_step}")
+        print(f"run folder {folder}/")
+        rows = len(t.rows)
+        n_samples = 0
+        if (folder / rf.SAMPLES).exists():
+            n_samples = (folder / rf.SAMPLES).read_text(encoding="utf-8", errors="replace").count("=== step ")
+        entries = [
+            (rf.CONFIG, "every setting, the vocabulary and the corpus description"),
+            (rf.METRICS, f"{rows} rows: loss, validation bits/{self.unit}, gradient norms, clipping, tokens/s"),
+            (rf.CHECKPOINT, f"step {t.step}: weights, optimiser, data position, hidden state"),
+            (rf.BEST, f"weights at the best validation loss (step {t.best_step})"),
+            (rf.SAMPLES, f"{n_samples} samples"),
+            (rf.TRACES + "/", "gradient lag profiles"),
+            (rf.CHART, "loss, bits/symbol, gradient norms before/after clipping"),
+        ]
+        for name, what in entries:
+            if (folder / name.rstrip("/")).exists() and (name != rf.CHART or chart):
+                print(f"  {name:<15} {what}")
+        if reason == "interrupted":
+            print(f"continue with: rnnvanish train --resume {folder}")
+        else:
+            print(f"next: rnnvanish sample {folder} --length 300    "
+                  f"(more training: rnnvanish train --resume {folder} --max-time 120)")
