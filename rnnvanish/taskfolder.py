@@ -7,9 +7,9 @@
     task.png         loss and success rate against step (and time), baseline drawn
     traces/          gradient lag profiles at the start and end of training, and their chart
 
-Whole files go to a temporary file beside the target and are renamed over it (`os.replace`),
-so a reader, or a run killed mid-write, never sees half a file. metrics.csv grows one line
-per evaluation.
+Whole files are written atomically with `rnnvanish.runfolder.atomic_write` (a temporary file
+beside the target, renamed over it), so a reader, or a run killed mid-write, never sees half a
+file. metrics.csv grows one line per evaluation.
 """
 import csv
 import json
@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import RnnvanishError
+from .runfolder import atomic_write, atomic_write_text, read_json  # noqa: F401 (read_json: re-exported)
 
 CONFIG, METRICS, CHECKPOINT, RESULT, CHART, TRACES = (
     "config.json", "metrics.csv", "checkpoint.npz", "result.json", "task.png", "traces")
@@ -40,26 +41,12 @@ METRIC_COLUMNS = {
 COLUMNS = tuple(METRIC_COLUMNS)
 
 
-# ----------------------------------------------------------------------------- atomic writes
-
-def atomic_write(path, write):
-    """Call `write(file)` on a temporary binary file beside `path`, then rename it over `path`."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
+# ----------------------------------------------------------------------------- JSON
 
 def write_json(path, obj):
+    """`obj` as indented JSON, atomically; numpy scalars and arrays become numbers and lists."""
     text = json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default) + "\n"
-    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+    atomic_write_text(path, text)
 
 
 def _json_default(value):
@@ -68,17 +55,6 @@ def _json_default(value):
     if isinstance(value, np.ndarray):
         return value.tolist()
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
-
-
-def read_json(path):
-    path = Path(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise RnnvanishError(f"{path} does not exist") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise RnnvanishError(f"cannot read {path}: {err}") from None
 
 
 # ----------------------------------------------------------------------------- the folder

@@ -82,7 +82,7 @@ def plot_sweep(summary, baseline, title=None, ax=None):
         color = CELL_COLORS.get(cell)
         n_seeds = max(len(r["values"]) for r in rows)
         line, = ax.plot(L, [100 * r["mean"] for r in rows], marker="o", color=color, linewidth=1.8,
-                        label=f"{cell} (mean of {n_seeds} seed{'s' if n_seeds > 1 else ''})")
+                        label=f"{cell}: mean of {n_seeds} seed{'s' if n_seeds > 1 else ''}" + (", band min to max" if n_seeds > 1 else ""))
         ax.fill_between(L, [100 * r["min"] for r in rows], [100 * r["max"] for r in rows],
                         color=line.get_color(), alpha=0.15, linewidth=0)
         for r in rows:
@@ -101,5 +101,5 @@ def plot_sweep(summary, baseline, title=None, ax=None):
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small")
     if title:
-        ax.set_title(title)
+        ax.set_title(title, fontsize="medium")
     return fig

@@ -1,0 +1,102 @@
+"""`rnnvanish sweep TASK`: held-out success against sequence length, over cells and seeds, in parallel."""
+import argparse
+
+from ._args import nonneg_int, positive_int
+from .task import TASK_NAMES, add_training_arguments, config_from_args, duration
+
+CELLS = ("tanh", "lstm", "gru")
+
+
+def int_list(text):
+    """`10,20,50,100` -> [10, 20, 50, 100] (positive, no repeats)."""
+    values = []
+    for item in text.split(","):
+        try:
+            value = int(item)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"lengths must be positive, got {value}")
+        if value not in values:
+            values.append(value)
+    return values
+
+
+def cell_list(text):
+    cells = [c.strip() for c in text.split(",") if c.strip()]
+    bad = [c for c in cells if c not in CELLS]
+    if bad or not cells:
+        raise argparse.ArgumentTypeError(f"cells are {', '.join(CELLS)} separated by commas, got {text!r}")
+    return list(dict.fromkeys(cells))
+
+
+def add_arguments(p):
+    p.add_argument("name", metavar="TASK", help=f"the task: {', '.join(TASK_NAMES)}")
+    g = p.add_argument_group("grid")
+    g.add_argument("--lengths", type=int_list, default=[10, 20, 50, 100],
+                   help="sequence lengths, comma-separated (default: 10,20,50,100)")
+    g.add_argument("--cells", type=cell_list, default=list(CELLS), help="cells, comma-separated (default: tanh,lstm,gru)")
+    g.add_argument("--seeds", type=positive_int, default=3, help="seeds per cell and length: 0..N-1 (default: 3)")
+    add_training_arguments(p)
+    r = p.add_argument_group("running")
+    r.add_argument("--max-time-per-run", type=duration, default=None, metavar="TIME",
+                   help="wall-clock budget of each run, e.g. 120, 5m (default: none)")
+    r.add_argument("--workers", type=nonneg_int, default=0,
+                   help="processes running at once; 0 = one per core (default: 0)")
+    o = p.add_argument_group("output")
+    o.add_argument("--out", default=None, metavar="FOLDER", help="sweep folder (default: runs/sweep-TASK)")
+    o.add_argument("--overwrite", action="store_true", help="replace a sweep already in the folder")
+
+
+def run(args):
+    import time
+    from pathlib import Path
+
+    from ..errors import RnnvanishError
+    from ..sweep import RECORD, check_specs, default_workers, grid, run_sweep, write_sweep
+    from ..taskfolder import prepare_folder
+    from ..tasks import make_task
+    from ..tasktrain import format_duration
+
+    task = make_task(args.name)
+    short = [L for L in args.lengths if L < task.min_length]
+    if short:
+        raise RnnvanishError(f"the {task.name} task needs lengths of at least {task.min_length}, got {short[0]}")
+    base = config_from_args(args, task=task.name, max_time=args.max_time_per_run)
+    specs = grid(base, args.lengths, args.cells, args.seeds)
+    check_specs(specs)
+    folder = Path(args.out or f"runs/sweep-{task.name}")
+    if (folder / RECORD).exists() and not args.overwrite:
+        raise RnnvanishError(f"the folder {folder} already holds a sweep; pass --overwrite to replace it")
+    prepare_folder(folder, overwrite=True)
+    workers = min(args.workers or default_workers(), len(specs))
+    settings = {**base.to_dict(), "lengths": args.lengths, "cells": args.cells, "seeds": args.seeds,
+                "workers": workers}
+    settings.pop("length"), settings.pop("cell"), settings.pop("seed")
+
+    budget = f"{args.steps} steps" + ("" if args.max_time_per_run is None else f" or {args.max_time_per_run:g} s")
+    print(f"{task.name}: {len(specs)} runs ({', '.join(args.cells)} x T = {','.join(map(str, args.lengths))} "
+          f"x {args.seeds} seeds), {budget} each, {workers} worker{'s' if workers > 1 else ''}; folder {folder}")
+    results = [None] * len(specs)
+    start = time.perf_counter()
+
+    def finished(i, result):
+        results[i] = result
+        done = sum(r is not None for r in results)
+        extra = f" ({result['error']})" if result.get("error") else ""
+        print(f"[{done}/{len(specs)}] {result['cell']} T={result['length']} seed {result['seed']}: "
+              f"solved {100 * result['solved']:.1f}% (baseline {100 * result['baseline_solved']:.1f}%), "
+              f"{result['stopped']}{extra} | {format_duration(time.perf_counter() - start)}", flush=True)
+        write_sweep(folder, settings, results, chart=False)
+
+    run_sweep(specs, workers=workers, on_result=finished)
+    summary = write_sweep(folder, settings, results)
+    print(f"{'cell':<6}" + "".join(f"{'T=' + str(L):>10}" for L in args.lengths))
+    for cell in args.cells:
+        rows = {r["length"]: r for r in summary if r["cell"] == cell}
+        print(f"{cell:<6}" + "".join(f"{100 * rows[L]['mean']:>9.1f}%" for L in args.lengths))
+    base_row = {r["length"]: r["baseline_solved"] for r in summary}
+    print(f"{'base':<6}" + "".join(f"{100 * base_row[L]:>9.1f}%" for L in args.lengths))
+    print(f"mean held-out success over {args.seeds} seed{'s' if args.seeds > 1 else ''}; "
+          f"took {format_duration(time.perf_counter() - start)}; wrote {folder}")
+    return 0
