@@ -1,0 +1,130 @@
+"""`rnnvanish task`: the run folder on a tiny setting, its contents, and one-line errors for bad input."""
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from rnnvanish.cli import main
+from rnnvanish.taskfolder import load_checkpoint, read_metrics
+from rnnvanish.taskmodel import TaskModel
+from rnnvanish.tasks import make_task
+from rnnvanish.tasktrain import TaskConfig, build, evaluate, format_duration, train_task
+
+TINY = ["--hidden", "4", "--batch", "4", "--steps", "6", "--eval-every", "3", "--eval-size", "20",
+        "--backend", "numpy", "--no-trace"]
+
+
+def test_task_command_writes_its_run_folder(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["task", "adding", "--length", "8", "--cell", "gru", "--stop-at", "none", "--out", str(out), *TINY])
+    assert code == 0
+    assert {"config.json", "metrics.csv", "checkpoint.npz", "result.json", "task.png"} <= {p.name for p in out.iterdir()}
+    printed = capsys.readouterr().out
+    assert "step 6 | loss" in printed and "baseline" in printed
+
+    config = json.loads((out / "config.json").read_text())
+    assert config["config"]["length"] == 8 and config["config"]["cell"] == "gru"
+    assert config["task"]["baseline"] == pytest.approx(make_task("adding").baseline(8))
+
+    metrics = read_metrics(out / "metrics.csv")
+    assert metrics["step"].tolist() == [0, 3, 6]                 # before training, then every 3 steps
+    assert np.isnan(metrics["train_loss"][0]) and np.all(np.isfinite(metrics["train_loss"][1:]))
+    assert np.all(np.diff(metrics["elapsed"]) > 0)
+    with open(out / "metrics.csv", newline="") as f:
+        assert len(list(csv.reader(f))) == 4
+
+    result = json.loads((out / "result.json").read_text())
+    assert result["steps"] == 6 and result["stopped"] == "steps"
+    assert result["solved"] == metrics["eval_solved"][-1]
+
+    # The checkpoint rebuilds a model that scores exactly what the last row says.
+    params, optim, step, saved = load_checkpoint(out / "checkpoint.npz")
+    assert step == 6 and int(optim["step"]) == 6
+    task, model, _, heldout = build(TaskConfig.from_dict(saved))
+    model.set_params(params)
+    assert evaluate(model, heldout)["loss"] == pytest.approx(metrics["eval_loss"][-1], rel=1e-12)
+
+
+def test_the_training_loop_is_deterministic():
+    config = TaskConfig(task="latch", length=6, cell="tanh", hidden=3, batch=4, steps=4, eval_every=2,
+                        eval_size=10, stop_at=None, backend="numpy")
+    a, b = train_task(config), train_task(config)
+    assert a["loss"] == b["loss"] and a["solved"] == b["solved"]
+
+
+def test_stops_at_the_first_evaluation_that_meets_the_bar(tmp_path):
+    """Run once without a bar; a second run with the best held-out score as its bar must stop at
+    the first evaluation that reached it (same seed, so the same trajectory)."""
+    config = TaskConfig(task="adding", length=8, cell="lstm", hidden=4, batch=8, steps=12, eval_every=2,
+                        eval_size=100, stop_at=None, lr=0.02, backend="numpy")
+    train_task(config, tmp_path / "free")
+    metrics = read_metrics(tmp_path / "free" / "metrics.csv")
+    bar = metrics["eval_solved"].max()
+    assert bar > 0
+    first = int(metrics["step"][np.argmax(metrics["eval_solved"] >= bar)])
+    result = train_task(TaskConfig(**{**config.to_dict(), "stop_at": bar}))
+    assert result["stopped"] == "solved" and result["steps"] == first == result["reached_step"]
+    assert result["solved"] == bar
+
+
+def test_time_budget_stops_training():
+    config = TaskConfig(task="adding", length=8, cell="lstm", hidden=3, batch=2, steps=10**6, eval_every=10**6,
+                        eval_size=5, stop_at=None, max_time=0.3, backend="numpy")
+    result = train_task(config)
+    assert result["stopped"] == "time" and 0 < result["steps"] < 10**6
+    assert result["elapsed"] >= 0.3
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["task", "nosuch"], "unknown task 'nosuch'"),
+    (["task", "adding", "--length", "3"], "at least 6"),
+    (["task", "adding", "--cell", "lstm", "--activation", "relu"], "activation applies to the tanh cell only"),
+    (["task", "adding", "--cell", "gru", "--forget-bias", "2"], "forget-bias applies to the lstm cell only"),
+    (["task", "adding", "--optimizer", "adamw"], "unknown optimizer 'adamw'"),
+    (["task", "adding", "--init-hh", "nosuch"], "unknown initialiser 'nosuch'"),
+])
+def test_bad_settings_are_one_line_and_exit_2(argv, message, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main([*argv, "--out", str(out), "--backend", "numpy"]) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and captured.err.count("\n") == 1
+    assert captured.out == "" and not out.exists()                  # nothing printed, nothing written
+
+
+@pytest.mark.parametrize("flag", [["--lr", "-1"], ["--hidden", "0"], ["--stop-at", "150%"], ["--clip-norm", "x"],
+                                  ["--max-time", "soon"], ["--cell", "rnn"]])
+def test_bad_flag_values_exit_2(flag, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["task", "adding", *flag])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rnnvanish task: error:") and err.count("\n") == 1
+
+
+def test_an_occupied_folder_needs_overwrite(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert main(["task", "adding", "--length", "8", "--out", str(out), *TINY]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["task", "adding", "--length", "8", "--out", str(out), "--overwrite", *TINY]) == 0
+    assert (out / "notes.txt").read_text() == "mine"                # only the run's own files are replaced
+
+
+def test_flag_parsers():
+    from rnnvanish.commands.task import duration, stop_fraction
+    assert duration("90") == 90 and duration("10m") == 600 and duration("1.5h") == 5400
+    assert stop_fraction("95%") == pytest.approx(0.95) and stop_fraction("0.5") == 0.5
+    assert stop_fraction("none") is None
+    assert [format_duration(s) for s in (4.4, 130, 3720)] == ["4s", "2m10s", "1h02m"]
+
+
+def test_checkpoint_model_matches_a_fresh_one_before_training(tmp_path):
+    """The readout is built from the task: a model from the saved config has the saved shapes."""
+    config = TaskConfig(task="copy", length=4, cell="lstm", hidden=5, batch=2, steps=1, eval_every=1,
+                        eval_size=4, stop_at=None, backend="numpy", task_options={"n_data": 2, "n_categories": 3})
+    train_task(config, tmp_path / "run")
+    params, _, _, saved = load_checkpoint(tmp_path / "run" / "checkpoint.npz")
+    model = TaskModel(make_task("copy", **saved["task_options"]), "lstm", 5, backend="numpy")
+    assert {k: v.shape for k, v in params.items()} == {k: v.shape for k, v in model.params.items()}
