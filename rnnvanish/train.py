@@ -174,14 +174,18 @@ class Trainer:
             self.state = model.initial_state(s["batch"])      # the streams start over: so does h_0
         if self.tracer is not None and s["trace_every"] and self.step % s["trace_every"] == 0:
             self.tracer(model, inputs, self.state, self.step)
-        loss, grads, state_T, _ = model.loss_and_grads(inputs, targets, self.state, s["truncate"])
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # diagnosed below instead
+            loss, grads, state_T, _ = model.loss_and_grads(inputs, targets, self.state, s["truncate"])
+            norm = global_norm(grads)
         step, lr = self.step + 1, self.lr_at(self.step)
         report = nonfinite_report(grads, loss=loss, step=step)
+        if not report and not math.isfinite(norm):
+            report = (f"non-finite values at step {step}: the global gradient norm overflows "
+                      f"(largest entry {max(float(np.abs(g).max()) for g in grads.values()):.3g}).")
         if report:
             if s["nonfinite"] == "raise":
                 raise NonFiniteError(self._diagnosis(report))
             return self._skip(step, loss, lr, state_T, t0, report)
-        norm = global_norm(grads)
         n_changed = clip_by_value(grads, s["clip_value"]) if s["clip_value"] else 0
         if s["clip_norm"]:
             if s["clip_mode"] == "global":
@@ -189,7 +193,8 @@ class Trainer:
             else:
                 clip_by_norm(grads, s["clip_norm"])
         norm_clipped = global_norm(grads)
-        self.optimizer.step(grads, lr)
+        with np.errstate(over="ignore", invalid="ignore"):
+            self.optimizer.step(grads, lr)
         self._check_params(step, norm, lr)
         self.state, self.step, self.consecutive_skips = state_T, step, 0
         self.recent_norms.append((step, norm))
@@ -221,7 +226,17 @@ class Trainer:
         s = self.settings
         clip = "no clipping is on" if not (s["clip_norm"] or s["clip_value"]) else (
             f"clipping: value {s['clip_value']}, norm {s['clip_norm']} ({s['clip_mode']})")
-        return f"{report} Learning rate {self.lr_at(self.step):g}, {clip}." + self._recent_norms_text()
+        return (f"{report} Learning rate {self.lr_at(self.step):g}, {clip}." + self._recent_norms_text()
+                + " " + self._params_text())
+
+    def _params_text(self):
+        """Which parameter is non-finite, or else which holds the largest entry."""
+        params = self.model.params
+        bad = [k for k, p in params.items() if not np.isfinite(p).all()]
+        if bad:
+            return f"Non-finite parameters: {', '.join(bad)}."
+        name = max(params, key=lambda k: float(np.abs(params[k]).max(initial=0.0)))
+        return f"The parameters are finite; the largest entry is in {name} ({float(np.abs(params[name]).max()):.3g})."
 
     def _recent_norms_text(self):
         if not self.recent_norms:
@@ -242,7 +257,8 @@ class Trainer:
         for k, (x, y) in enumerate(eval_windows(self.val_ids, self.eval_batch(), self.settings["window"])):
             if self.settings["eval_windows"] and k >= self.settings["eval_windows"]:
                 break
-            loss, state = self.model.loss(x, y, state)
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                loss, state = self.model.loss(x, y, state)
             total, count = total + loss * x.size, count + x.size
         return total / count if count else math.nan
 
@@ -255,8 +271,9 @@ class Trainer:
         """Text from the model after the default prime, drawn with the generator seeded (seed, 3, step)."""
         s = self.settings
         rng = np.random.default_rng([s["seed"], 3, self.step if step is None else step])
-        ids = self.model.sample(self.prime_ids, length or s["sample_length"],
-                                s["sample_temperature"] if temperature is None else temperature, rng)
+        with np.errstate(over="ignore", invalid="ignore"):      # a diverging model still samples
+            ids = self.model.sample(self.prime_ids, length or s["sample_length"],
+                                    s["sample_temperature"] if temperature is None else temperature, rng)
         return self.vocab.decode(ids)
 
     # -- the loop -----------------------------------------------------------------------------

@@ -105,7 +105,7 @@ class Console(TrainHooks):
                                 file=sys.stderr, leave=False)
             else:
                 self.bar = tqdm(total=round(self.session.max_time), unit="s", dynamic_ncols=True, file=sys.stderr,
-                                leave=False, bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt}s [{postfix}]")
+                                leave=False, bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt}s{postfix}")
 
     def stopping(self):
         self._print("Ctrl-C: stopping after this step and saving a checkpoint (press again to abort at once)")
@@ -169,8 +169,8 @@ class Console(TrainHooks):
               f"{_duration(time.monotonic() - self.t0)}), {t.step} in all", flush=True)
         if t.best_step is not None:
             b = t.best_val
-            print(f"best validation loss {b:.4f} nats/{self.unit} = {bits_per_token(b):.4f} bits/{self.unit} "
-                  f"(perplexity {perplexity(b):.2f}) at step {t.best_step}")
+            print(f"best validation loss {b:.4g} nats/{self.unit} = {bits_per_token(b):.4g} bits/{self.unit} "
+                  f"(perplexity {perplexity(b):.4g}) at step {t.best_step}")
         print(f"run folder {folder}/")
         rows = len(t.rows)
         n_samples = 0

@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -21,7 +22,7 @@ from rnnvanish import runfolder as rf
 from rnnvanish._version import __version__
 from rnnvanish.backend import resolve_backend
 from rnnvanish.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
-from rnnvanish.data import Vocab, default_corpus, load_corpus, split_train_val
+from rnnvanish.data import TokenStream, Vocab, default_corpus, load_corpus, split_train_val
 from rnnvanish.errors import RnnvanishError
 from rnnvanish.train import DEFAULTS, Trainer, TrainHooks, build_model
 
@@ -115,6 +116,7 @@ def encode_corpus(settings, text, vocab=None):
         vocab = Vocab.build(text, settings["level"], max_size=settings["vocab_size"], min_count=settings["min_count"])
     ids = vocab.encode(text, unknown="replace")
     train_ids, val_ids = split_train_val(ids, settings["val_frac"])
+    TokenStream(train_ids, settings["batch"], settings["window"])     # raises when the text is too short
     if settings["val_frac"] > 0 and len(val_ids) < 2:
         raise RnnvanishError(f"the validation part of the text ({len(val_ids)} tokens at --val-frac "
                              f"{settings['val_frac']:g}) is too short; raise --val-frac or use --val-frac 0")
@@ -173,14 +175,11 @@ def _check_new_folder(folder: Path, overwrite: bool):
         raise RnnvanishError(f"the run folder {folder} exists and is a file, not a folder")
     if folder.is_dir() and any(folder.iterdir()) and not overwrite:
         rf.prepare_new(folder, overwrite=False)          # raises the explanation
-    parent = next((p for p in [folder, *folder.parents] if p.exists()), Path("."))
-    if not parent.is_dir() or not _can_write(parent):
+    ancestor = next((p for p in [folder, *folder.parents] if p.exists()), Path("."))
+    if not ancestor.is_dir():
+        raise RnnvanishError(f"cannot write to the run folder {folder}: {ancestor} is a file")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
         raise RnnvanishError(f"cannot write to the run folder {folder}: permission denied")
-
-
-def _can_write(path: Path) -> bool:
-    import os
-    return os.access(path, os.W_OK | os.X_OK)
 
 
 def _prepare_resume(args, given) -> Session:
