@@ -190,10 +190,15 @@ def _prepare_resume(args, given) -> Session:
         raise RnnvanishError(f"there is no run folder {folder} to resume")
     if not (folder / rf.CHECKPOINT).exists():
         raise RnnvanishError(f"{folder} holds no {rf.CHECKPOINT}, so there is nothing to resume")
+    recorded = rf.read_json(folder / rf.CONFIG)
     ckpt = load_checkpoint(find_checkpoint(folder, prefer_best=False))
     saved = ckpt.config
     if not isinstance(saved, dict) or not isinstance(saved.get("corpus"), dict):
         raise RnnvanishError(f"checkpoint {ckpt.path} does not describe its corpus")
+    for key in ("model", "corpus"):
+        if recorded.get(key) != saved.get(key):
+            raise RnnvanishError(f"checkpoint {ckpt.path} does not match the run described by its {rf.CONFIG} "
+                                 f"(the {key} differs), so it cannot be resumed")
     settings, changes = resumed_settings(saved, given)
     corpus = dict(saved["corpus"])
     if args.corpus is not None and read_corpus(args.corpus)[0] != corpus.get("source"):
