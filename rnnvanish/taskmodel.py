@@ -78,7 +78,8 @@ class TaskModel:
     def __init__(self, task, cell="lstm", hidden_size=64, *, seed=0, dtype=np.float64, backend=None,
                  init_hy="glorot_uniform", **options):
         if task.kind not in LOSSES:
-            raise RnnvanishError(f"task {task.name!r} has kind {task.kind!r}; a task model needs one of {', '.join(LOSSES)}")
+            raise RnnvanishError(f"task {task.name!r} has kind {task.kind!r}; "
+                                 f"a task model needs one of {', '.join(LOSSES)}")
         self.task = task
         self.cell_name, self.hidden_size, self.seed = cell, int(hidden_size), seed
         self.options = cell_options(cell, **options)

@@ -162,8 +162,9 @@ def train_task(config, folder=None, *, overwrite=False, progress=False, log=None
     """Train one task model; returns the result dict (see `result_dict`).
 
     folder: write the run folder there (None: nothing is written). progress: show a tqdm bar.
-    log: a function taking one line per evaluation (None: silent). on_model(model, task, when)
-    is called with when = "start" and "end" (the command uses it to take gradient traces).
+    log: a function taking one line per evaluation (None: silent). on_model(model, config, when)
+    is called with when = "start" (before the clock starts) and "end" (after the last
+    evaluation); the command uses it to take gradient traces.
     """
     config = dataclasses.replace(config)
     task, model, optimizer, heldout = build(config)
@@ -174,7 +175,7 @@ def train_task(config, folder=None, *, overwrite=False, progress=False, log=None
         taskfolder.write_json(folder / taskfolder.CONFIG, describe(config, task, model, baseline))
         metrics = taskfolder.MetricsFile(folder / taskfolder.METRICS)
     if on_model is not None:
-        on_model(model, task, "start")
+        on_model(model, config, "start")
 
     rng = np.random.default_rng([config.seed, 2])                   # the training stream
     start = time.perf_counter()
@@ -224,7 +225,7 @@ def train_task(config, folder=None, *, overwrite=False, progress=False, log=None
 
     result = result_dict(config, rows, baseline, stopped)
     if on_model is not None:
-        on_model(model, task, "end")
+        on_model(model, config, "end")
     if folder is not None:
         taskfolder.save_checkpoint(folder / taskfolder.CHECKPOINT, model, optimizer, step, config.to_dict())
         taskfolder.write_json(folder / taskfolder.RESULT, result)

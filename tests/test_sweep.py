@@ -83,8 +83,10 @@ def test_a_failing_run_propagates():
 def test_summary_against_direct_computation():
     results = [{"task": "adding", "cell": c, "length": L, "seed": k, "solved": v, "loss": loss,
                 "baseline_solved": 0.15, "baseline_loss": 0.04, "reached_step": reached, "elapsed": 2.0}
-               for c, L, k, v, loss, reached in [("lstm", 20, 0, 0.9, 0.01, 100), ("lstm", 20, 1, 0.5, float("nan"), None),
-                                                  ("lstm", 10, 0, 1.0, 0.001, 50), ("tanh", 10, 0, 0.2, 0.03, None)]]
+               for c, L, k, v, loss, reached in [("lstm", 20, 0, 0.9, 0.01, 100),
+                                                  ("lstm", 20, 1, 0.5, float("nan"), None),
+                                                  ("lstm", 10, 0, 1.0, 0.001, 50),
+                                                  ("tanh", 10, 0, 0.2, 0.03, None)]]
     rows = summarize(results)
     assert [(r["cell"], r["length"]) for r in rows] == [("lstm", 10), ("lstm", 20), ("tanh", 10)]
     lstm20 = rows[1]

@@ -19,7 +19,8 @@ def test_task_command_writes_its_run_folder(tmp_path, capsys):
     out = tmp_path / "run"
     code = main(["task", "adding", "--length", "8", "--cell", "gru", "--stop-at", "none", "--out", str(out), *TINY])
     assert code == 0
-    assert {"config.json", "metrics.csv", "checkpoint.npz", "result.json", "task.png"} <= {p.name for p in out.iterdir()}
+    written = {p.name for p in out.iterdir()}
+    assert {"config.json", "metrics.csv", "checkpoint.npz", "result.json", "task.png"} <= written
     printed = capsys.readouterr().out
     assert "step 6 | loss" in printed and "baseline" in printed
 
@@ -128,3 +129,31 @@ def test_checkpoint_model_matches_a_fresh_one_before_training(tmp_path):
     params, _, _, saved = load_checkpoint(tmp_path / "run" / "checkpoint.npz")
     model = TaskModel(make_task("copy", **saved["task_options"]), "lstm", 5, backend="numpy")
     assert {k: v.shape for k, v in params.items()} == {k: v.shape for k, v in model.params.items()}
+
+
+def test_traces_at_start_and_end_are_the_models_lag_profiles(tmp_path):
+    """traces/start and traces/end equal traces taken directly of the initial and the saved model."""
+    tracer = pytest.importorskip("rnnvanish.tracer.trace")
+    from rnnvanish.tasktrace import equal_length_inputs
+
+    out = tmp_path / "run"
+    tiny = [a for a in TINY if a != "--no-trace"]
+    assert main(["task", "temporal_order", "--length", "10", "--cell", "lstm", "--out", str(out), *tiny]) == 0
+    assert {"start.npz", "end.npz", "lag_profiles.png"} <= {p.name for p in (out / "traces").iterdir()}
+    start, end = (tracer.Trace.load(out / "traces" / f"{w}.npz") for w in ("start", "end"))
+
+    params, _, _, saved = load_checkpoint(out / "checkpoint.npz")
+    config = TaskConfig.from_dict(saved)
+    task, model, _, _ = build(config)
+    inputs = equal_length_inputs(task, 10, start.B)
+    assert inputs.shape == (10, start.B)
+    np.testing.assert_allclose(start.grad_h, tracer.trace(model, inputs, jacobians=False).grad_h, rtol=1e-12)
+    model.set_params(params)
+    np.testing.assert_allclose(end.grad_h, tracer.trace(model, inputs, jacobians=False).grad_h, rtol=1e-12)
+    assert not np.allclose(start.grad_h, end.grad_h)                # training changed the flow
+
+
+def test_equal_length_inputs_switch_jitter_off():
+    from rnnvanish.tasktrace import equal_length_inputs
+    x = equal_length_inputs(make_task("adding"), 20, 50)
+    assert x.shape == (20, 50, 2) and np.all(x[-1, :, 1] == -1.0)  # every sequence ends on the last row

@@ -35,7 +35,8 @@ def add_arguments(p):
     g = p.add_argument_group("grid")
     g.add_argument("--lengths", type=int_list, default=[10, 20, 50, 100],
                    help="sequence lengths, comma-separated (default: 10,20,50,100)")
-    g.add_argument("--cells", type=cell_list, default=list(CELLS), help="cells, comma-separated (default: tanh,lstm,gru)")
+    g.add_argument("--cells", type=cell_list, default=list(CELLS),
+                   help="cells, comma-separated (default: tanh,lstm,gru)")
     g.add_argument("--seeds", type=positive_int, default=3, help="seeds per cell and length: 0..N-1 (default: 3)")
     add_training_arguments(p)
     r = p.add_argument_group("running")

@@ -47,7 +47,8 @@ def add_training_arguments(p):
                    help="kernels (default: $RNNVANISH_BACKEND or numba)")
     t = p.add_argument_group("training")
     t.add_argument("--batch", type=positive_int, default=32, help="sequences per update (default: 32)")
-    t.add_argument("--optimizer", default="adam", help="sgd, momentum, nesterov, adagrad, rmsprop, adam (default: adam)")
+    t.add_argument("--optimizer", default="adam",
+                   help="sgd, momentum, nesterov, adagrad, rmsprop, adam (default: adam)")
     t.add_argument("--lr", type=positive_float, default=3e-3, help="learning rate (default: 0.003)")
     t.add_argument("--clip-norm", type=optional_positive_float, default=1.0,
                    help="clip the global gradient norm to this, or 'none' (default: 1)")
@@ -117,15 +118,15 @@ def run(args):
                         on_model=tracer)
     print(summary_line(result))
     if tracer is not None:
-        tracer.finish(config)
+        print(tracer.finish(config))
     print(f"wrote {folder}")
     return 0
 
 
 def _lag_tracer(folder):
-    """The start/end gradient traces, when the tracer is available (None otherwise)."""
-    try:
-        from ..tasktrace import LagTraces
-    except ImportError:
+    """The start/end gradient traces (None when rnnvanish.tracer is not installed)."""
+    import importlib.util
+    if importlib.util.find_spec("rnnvanish.tracer") is None:
         return None
+    from ..tasktrace import LagTraces
     return LagTraces(folder)

@@ -1,5 +1,6 @@
 """Charts of the long-range tasks: one run's learning curves, and a sweep's success rate by length."""
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from . import new_axes, plt
 
@@ -81,8 +82,8 @@ def plot_sweep(summary, baseline, title=None, ax=None):
         L = np.array([r["length"] for r in rows], dtype=float)
         color = CELL_COLORS.get(cell)
         n_seeds = max(len(r["values"]) for r in rows)
-        line, = ax.plot(L, [100 * r["mean"] for r in rows], marker="o", color=color, linewidth=1.8,
-                        label=f"{cell}: mean of {n_seeds} seed{'s' if n_seeds > 1 else ''}" + (", band min to max" if n_seeds > 1 else ""))
+        label = f"{cell}: mean of {n_seeds} seeds, band min to max" if n_seeds > 1 else f"{cell}: one seed"
+        line, = ax.plot(L, [100 * r["mean"] for r in rows], marker="o", color=color, linewidth=1.8, label=label)
         ax.fill_between(L, [100 * r["min"] for r in rows], [100 * r["max"] for r in rows],
                         color=line.get_color(), alpha=0.15, linewidth=0)
         for r in rows:
@@ -99,6 +100,32 @@ def plot_sweep(summary, baseline, title=None, ax=None):
     ax.set_xlabel("sequence length T")
     ax.set_ylabel("held-out sequences solved (%)")
     ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    if title:
+        ax.set_title(title, fontsize="medium")
+    return fig
+
+
+def plot_lag_profiles(traces, title=None, ax=None):
+    """||dE_T/dh_{T-l}|| against lag l for several traces (e.g. before and after training).
+
+    Each trace (a `rnnvanish.tracer` Trace) is drawn as its median over sequences with the
+    10-90 % band; an LSTM's cell-state profile ||dE_T/dc_{T-l}|| is dashed beside it.
+    """
+    fig, ax = new_axes(ax)
+    colors = ["tab:gray", "tab:purple", "tab:orange", "tab:cyan"]
+    for trace, color in zip(traces, colors * (len(traces) // len(colors) + 1)):
+        median, q10, q90 = trace.profile("h")
+        ax.plot(trace.lags, median, color=color, linewidth=1.8, label=f"{trace.label}: h")
+        ax.fill_between(trace.lags, q10, q90, color=color, alpha=0.15, linewidth=0)
+        if trace.grad_c is not None:
+            ax.plot(trace.lags, trace.profile("c")[0], color=color, linestyle="--", linewidth=1.2,
+                    label=f"{trace.label}: c")
+    ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("lag l (steps back from the last step T)")
+    ax.set_ylabel("gradient norm reaching step T - l")
+    ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize="small")
     if title:
         ax.set_title(title, fontsize="medium")

@@ -1,0 +1,59 @@
+"""Gradient lag profiles of a task model at the start and at the end of training.
+
+Before the first update and after the last, the gradient tracer (`rnnvanish.tracer`) measures
+on `n_sequences` sequences of the task, all exactly T long,
+
+    ||dE_T / dh_{T-l}||  for every lag l = 0..T   (and ||dE_T / dc_{T-l}|| for the LSTM)
+
+with E_T a probe loss at the last step. Comparing the two shows what training did to the
+long-range signal the task needs: the adding problem's markers sit within the first half of
+the sequence, so the gradient at lags past T/2 is what a solution must use.
+
+Files, under the run folder's traces/: start.npz/.csv, end.npz/.csv (the Trace format of
+`rnnvanish.tracer`) and lag_profiles.png (both profiles on one chart).
+"""
+import numpy as np
+
+from . import taskfolder
+from .tasks import make_task
+
+START, END, CHART = "start", "end", "lag_profiles.png"
+
+
+def equal_length_inputs(task, length, n_sequences, seed=0):
+    """n sequences of the task, every one exactly `length` long (no jitter): inputs only."""
+    if "jitter" in task.settings:
+        task = make_task(task.name, **{**task.settings, "jitter": False})
+    return task.generate(n_sequences, length, rng=np.random.default_rng([seed, 5])).inputs
+
+
+class LagTraces:
+    """The `on_model` hook of `train_task`: a trace at "start" and at "end", saved and charted."""
+
+    def __init__(self, folder, n_sequences=16, seed=0):
+        self.folder, self.n_sequences, self.seed = folder, n_sequences, seed
+        self.traces = {}
+
+    def __call__(self, model, config, when):
+        from .tracer.trace import trace
+
+        inputs = equal_length_inputs(model.task, config.length, self.n_sequences, self.seed)
+        label = f"{'before' if when == START else 'after'} training"
+        self.traces[when] = trace(model, inputs, label=label, seed=self.seed, jacobians=False,
+                                  info={"task": model.task.name, "when": when})
+        self.traces[when].save(taskfolder.traces_folder(self.folder) / f"{when}.npz")
+
+    def finish(self, config):
+        """Draw the chart of both traces; returns a one-line summary (empty without both)."""
+        if START not in self.traces or END not in self.traces:
+            return ""
+        from .plots import save_figure
+        from .plots.tasks import plot_lag_profiles
+
+        start, end = self.traces[START], self.traces[END]
+        title = f"{config.task}, T = {config.length}, {config.cell}: gradient reaching back from step T"
+        fig = plot_lag_profiles([start, end], title=title)
+        save_figure(fig, taskfolder.traces_folder(self.folder) / CHART)
+        lags = sorted({min(10, start.T), start.T // 2, start.T})
+        parts = [f"l={lag}: {start.signal_at(lag):.2g} -> {end.signal_at(lag):.2g}" for lag in lags]
+        return "median ||dE_T/dh_{T-l}|| before -> after training: " + ", ".join(parts)
