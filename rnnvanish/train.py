@@ -168,12 +168,12 @@ class Trainer:
     def train_step(self) -> StepResult:
         """Read the next window, compute loss and gradients, check, clip, update, carry the state."""
         s, model = self.settings, self.model
-        t0 = time.perf_counter()
         inputs, targets, new_epoch = self.stream.next_window()
         if new_epoch:
             self.state = model.initial_state(s["batch"])      # the streams start over: so does h_0
         if self.tracer is not None and s["trace_every"] and self.step % s["trace_every"] == 0:
-            self.tracer(model, inputs, self.state, self.step)
+            self.tracer(model, inputs, self.state, self.step)    # before the update, not in the step's time
+        t0 = time.perf_counter()
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # diagnosed below instead
             loss, grads, state_T, _ = model.loss_and_grads(inputs, targets, self.state, s["truncate"])
             norm = global_norm(grads)

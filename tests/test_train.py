@@ -337,6 +337,14 @@ def test_trace_every_calls_the_tracer_with_the_window_and_its_state(capsys, corp
     assert (out / "traces").is_dir()
 
 
+def test_trace_every_with_the_real_tracer_writes_files(capsys, corpus, tmp_path):
+    pytest.importorskip("rnnvanish.tracer")
+    out = tmp_path / "r"
+    code, _, err = train(capsys, corpus, *SMALL, "--steps", 4, "--trace-every", 2, "--quiet", "--out", out)
+    assert code == 0, err
+    assert len(list((out / "traces").iterdir())) >= 2
+
+
 def test_trace_every_without_a_tracer_is_a_clear_error(capsys, corpus, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "rnnvanish.tracer", None)      # makes the import fail
     code, _, err = train(capsys, corpus, *SMALL, "--steps", 2, "--trace-every", 1, "--out", tmp_path / "r")
