@@ -130,8 +130,8 @@ class Trainer:
     """Truncated BPTT over a token stream, with everything needed to stop and continue exactly.
 
     `settings` holds every key of DEFAULTS. `train_ids` and `val_ids` are int arrays of token ids
-    of `vocab`; `info` (JSON-able) is recorded in `config()` beside the settings. A trainer can run, stop (budget, Ctrl-C), be saved with `checkpoint()`
-    and be rebuilt with `restore(checkpoint)`.
+    of `vocab`; `info` (JSON-able) is recorded in `config()` beside the settings. A trainer can
+    run, stop (budget, Ctrl-C), be saved with `checkpoint()` and be rebuilt with `restore()`.
     """
 
     def __init__(self, settings: dict, model, vocab, train_ids, val_ids, info=None):

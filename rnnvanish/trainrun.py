@@ -87,11 +87,13 @@ def resumed_settings(saved: dict, given: dict) -> tuple[dict, dict]:
     settings = {k: saved.get(k, DEFAULTS[k]) for k in DEFAULTS}
     if any(k in given for k in BUDGET_KEYS):
         settings.update({k: None for k in BUDGET_KEYS})    # a new budget replaces the old one whole
-    changes = {k: v for k, v in given.items() if settings.get(k) != v}
+    changes = {k: v for k, v in given.items() if saved.get(k) != v}
     settings.update(given)
     if settings["steps"] is not None and settings["epochs"] is not None:
         raise RnnvanishError("give --steps or --epochs, not both")
-    settings["backend"] = resolve_backend(settings["backend"] if "backend" in given else None)
+    # The run's own backend unless one is asked for (flag or environment): kernels agree to ~1e-12, not bit for bit.
+    settings["backend"] = resolve_backend(given.get("backend") or os.environ.get("RNNVANISH_BACKEND")
+                                          or saved.get("backend"))
     return settings, changes
 
 
