@@ -152,7 +152,7 @@ def vary(base: Setting, field, values):
 def dense_inputs(T, B, I, scale=1.0, seed=0):
     """x (T, B, I) with entries N(0, scale^2)."""
     x = scale * np.random.default_rng([seed, 11]).standard_normal((T, B, I))
-    return x, f"random dense inputs N(0, {scale:g}^2), I={I}"
+    return x, f"random dense inputs N(0, {scale * scale:g}), I={I}"
 
 
 def token_inputs(T, B, V, seed=0):

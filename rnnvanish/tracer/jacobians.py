@@ -206,7 +206,7 @@ def _initial_right_blocks(J, r, rng):
     return V
 
 
-def largest_eigenvalues(G, squarings=8):
+def largest_eigenvalues(G, squarings=6):
     """lambda_max of each symmetric positive semi-definite matrix in G (N, r, r).
 
     Repeated squaring: A = G^(2^squarings) (rescaled to trace 1 each time) has columns in the

@@ -1,0 +1,259 @@
+"""`rnnvanish trace`: measure how the error signal fades (or grows) with distance, and chart it.
+
+    rnnvanish trace --compare cell=tanh,lstm,gru --out lag.png --heatmap jacobians.png
+    rnnvanish trace --compare radius=0.9,1.0,1.1 --input-scale 0.1
+    rnnvanish trace --checkpoint runs/my-run --corpus tinyshakespeare.txt --data-out trace.npz
+"""
+import re
+from pathlib import Path
+
+from ._args import nonneg_int, positive_float, positive_int
+
+CHART_SUFFIXES = (".png", ".svg")
+
+
+def _finite(text):
+    """Any finite number (a bias may be negative)."""
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def add_arguments(p):
+    m = p.add_argument_group("model (fresh, unless --checkpoint)")
+    m.add_argument("--cell", choices=("tanh", "lstm", "gru"), default="tanh", help="recurrent cell (default: tanh)")
+    m.add_argument("--activation", choices=("tanh", "sigmoid", "relu"), default="tanh",
+                   help="activation of the tanh-family RNN (default: tanh)")
+    m.add_argument("--init", metavar="SPEC", default=None,
+                   help="W_hh initialiser per gate block, e.g. orthogonal, glorot_uniform, normal:1.0 "
+                        "(default: orthogonal)")
+    m.add_argument("--radius", type=positive_float, default=None,
+                   help="rescale each W_hh gate block to this spectral radius (default: leave it)")
+    m.add_argument("--forget-bias", type=_finite, default=1.0, help="LSTM forget-gate bias (default: 1.0)")
+    m.add_argument("--reset-before", action="store_true", help="GRU: reset gate before the product (Cho et al. 2014)")
+    m.add_argument("--hidden", type=positive_int, default=128, help="hidden size H (default: 128)")
+    m.add_argument("--checkpoint", metavar="PATH", default=None,
+                   help="trace a trained language model: a checkpoint .npz or a run folder")
+    m.add_argument("--compare", metavar="KEY=V1,V2,...", default=None,
+                   help="vary one setting: cell, init, radius, activation or forget-bias "
+                        "(e.g. cell=tanh,lstm,gru or radius=0.9,1.0,1.1)")
+    i = p.add_argument_group("inputs (default: random dense vectors)")
+    i.add_argument("--length", type=positive_int, default=100, help="sequence length T (default: 100)")
+    i.add_argument("--batch", type=positive_int, default=32, help="number of sequences B (default: 32)")
+    src = i.add_mutually_exclusive_group()
+    src.add_argument("--corpus", metavar="NAME|PATH", default=None,
+                     help="character windows of a built-in corpus or a UTF-8 file")
+    src.add_argument("--task", metavar="NAME", default=None,
+                     help="inputs of a long-range task: adding, copy, temporal_order, latch")
+    src.add_argument("--tokens", type=positive_int, metavar="V", default=None,
+                     help="random token ids over V symbols")
+    i.add_argument("--input-size", type=positive_int, default=8, help="dense input size I (default: 8)")
+    i.add_argument("--input-scale", type=positive_float, default=1.0,
+                   help="dense inputs are N(0, scale^2) (default: 1.0)")
+    i.add_argument("--seed", type=nonneg_int, default=0, help="seed of weights, inputs and probe directions (default: 0)")
+    j = p.add_argument_group("Jacobian products")
+    j.add_argument("--method", choices=("auto", "exact", "sketch"), default="auto",
+                   help="exact SVDs (small sizes) or the block sketch, a lower bound (default: auto)")
+    j.add_argument("--rank", type=positive_int, default=8, help="sketch block size r (default: 8)")
+    j.add_argument("--sweeps", type=positive_int, default=2, help="sketch sweeps, more is closer (default: 2)")
+    j.add_argument("--no-jacobian", action="store_true", help="skip the Jacobian products (lag profile only)")
+    j.add_argument("--backend", choices=("numba", "numpy"), default=None,
+                   help="kernels for the forward pass (default: $RNNVANISH_BACKEND or numba)")
+    o = p.add_argument_group("output")
+    o.add_argument("--out", metavar="CHART", default=None, help="lag-profile chart, .png or .svg")
+    o.add_argument("--heatmap", metavar="CHART", default=None, help="Jacobian-norm heatmap(s), .png or .svg")
+    o.add_argument("--contributions", metavar="CHART", default=None,
+                   help="chart of each step's term of dE_T/dW_hh by lag, .png or .svg")
+    o.add_argument("--data-out", metavar="FILE.npz", default=None,
+                   help="save the trace (.npz + tidy .csv); with --compare one pair per configuration")
+
+
+# --------------------------------------------------------------------------- checks
+
+def _check_outputs(args):
+    from ..errors import RnnvanishError
+
+    for flag in ("out", "heatmap", "contributions"):
+        path = getattr(args, flag)
+        if path is not None and Path(path).suffix.lower() not in CHART_SUFFIXES:
+            raise RnnvanishError(f"--{flag} must end in .png or .svg, got {path!r}")
+    if args.data_out is not None and Path(args.data_out).suffix not in ("", ".npz"):
+        raise RnnvanishError(f"--data-out must be a .npz file, got {args.data_out!r}")
+    if args.heatmap and args.no_jacobian:
+        raise RnnvanishError("--heatmap needs the Jacobian products; drop --no-jacobian")
+    for path in filter(None, (args.out, args.heatmap, args.contributions, args.data_out)):
+        parent = Path(path).resolve().parent
+        if not parent.is_dir():
+            raise RnnvanishError(f"cannot write {path}: the folder {parent} does not exist")
+
+
+def _settings(args):
+    """[(Setting, label)] for a fresh model, one per compared value."""
+    from ..tracer.experiment import Setting, parse_compare, vary
+
+    base = Setting(cell=args.cell, hidden=args.hidden, activation=args.activation, init=args.init,
+                   radius=args.radius, forget_bias=args.forget_bias, reset_after=not args.reset_before).check()
+    if args.compare is None:
+        return [(base, base.label())]
+    field, values = parse_compare(args.compare)
+    return [(s, s.label(field)) for s in vary(base, field, values)]
+
+
+def _fresh_inputs(args):
+    """(inputs, description, input_size) for fresh models."""
+    from ..tracer import experiment as ex
+
+    T, B, seed = args.length, args.batch, args.seed
+    if args.corpus:
+        x, about, vocab = ex.corpus_inputs(args.corpus, T, B, seed)
+        return x, about, len(vocab)
+    if args.task:
+        return ex.task_inputs(args.task, T, B, seed)
+    if args.tokens:
+        x, about = ex.token_inputs(T, B, args.tokens, seed)
+        return x, about, args.tokens
+    x, about = ex.dense_inputs(T, B, args.input_size, args.input_scale, seed)
+    return x, about, args.input_size
+
+
+def _checkpoint_model(args):
+    """(model, [(model, label)], inputs, description) for --checkpoint."""
+    from ..checkpoint import find_checkpoint, load_checkpoint, model_from_checkpoint
+    from ..errors import RnnvanishError
+    from ..tracer import experiment as ex
+
+    if args.compare:
+        raise RnnvanishError("--compare varies a fresh model's settings; it cannot be used with --checkpoint")
+    if args.task:
+        raise RnnvanishError("a language model reads characters: use --corpus or --tokens with --checkpoint, not --task")
+    path = find_checkpoint(args.checkpoint)
+    ckpt = load_checkpoint(path)
+    model, vocab = model_from_checkpoint(ckpt, backend=args.backend)
+    T, B, seed = args.length, args.batch, args.seed
+    if args.tokens:
+        x, about = ex.token_inputs(T, B, len(vocab), seed)
+    else:
+        source = args.corpus or (ckpt.config.get("corpus") or {}).get("source") or "default"
+        x, about, _ = ex.corpus_inputs(source, T, B, seed, vocab=vocab)
+    label = f"{model.cell_name} LM, step {ckpt.step}"
+    return model, label, x, about, str(path)
+
+
+# --------------------------------------------------------------------------- report
+
+def _fmt(value, spec=".2e"):
+    import math
+
+    return "-" if value is None or not math.isfinite(value) else format(value, spec)
+
+
+def _table(traces, T):
+    lags = [lag for lag in (10, 50, 100) if lag <= T] or [T]
+    jac_lag = 50 if T >= 50 else T
+    head = f"{'configuration':<24}" + "".join(f"{f'lag {lag}':>10}" for lag in lags)
+    head += f"{'decay/step':>12}{'bound/step':>12}{f'|J| lag {jac_lag}':>13}{'time':>8}"
+    lines = [head]
+    for tr in traces:
+        row = f"{tr.label[:23]:<24}" + "".join(f"{_fmt(tr.signal_at(lag)):>10}" for lag in lags)
+        log_j = tr.jacobian_at_lag(jac_lag)
+        row += f"{_fmt(tr.decay_per_step, '.3f'):>12}{_fmt(tr.bound_base, '.3f'):>12}"
+        row += f"{_fmt(10 ** log_j if log_j == log_j else float('nan')):>13}{tr.meta['seconds']:>7.2f}s"
+        lines.append(row)
+    return lines, lags, jac_lag
+
+
+def _legend(lags, jac_lag, traces):
+    methods = {tr.meta.get("jacobian_method") for tr in traces} - {None}
+    notes = [f"lag l: median over sequences of ||dE_T/dh_(T-l)||, the share of the signal at T left l steps back",
+             "decay/step: per-step factor of a log-linear fit to that median (above 1: it grows)",
+             "bound/step: gamma * sigma_max(W_hh); the signal at lag l is at most bound^l (tanh-family RNN only)"]
+    if methods:
+        how = " and ".join(sorted(methods))
+        notes.append(f"|J| lag {jac_lag}: median over t of ||ds_t/ds_(t-{jac_lag})||_2 on sequence 0 ({how})")
+    shortfalls = [tr.meta.get("sketch_shortfall_max") for tr in traces if "sketch_shortfall_max" in tr.meta]
+    if shortfalls:
+        notes.append(f"sketch check: at the products ending at T it fell short of the exact norm by at most "
+                     f"{100 * max(shortfalls):.0f}% (those exact values are used in the heatmap)")
+    return ["  " + n for n in notes]
+
+
+def _slug(text):
+    return re.sub(r"[^a-z0-9.]+", "-", text.lower()).strip("-") or "trace"
+
+
+def _data_paths(path, traces):
+    path = Path(path)
+    if len(traces) == 1:
+        return [path]
+    stem = path.with_suffix("")
+    return [stem.with_name(f"{stem.name}-{_slug(tr.label)}.npz") for tr in traces]
+
+
+# --------------------------------------------------------------------------- run
+
+def run(args):
+    from ..errors import RnnvanishError
+    from ..tracer import trace
+
+    _check_outputs(args)
+    options = dict(seed=args.seed, jacobians=not args.no_jacobian, method=args.method, rank=args.rank,
+                   sweeps=args.sweeps)
+    traces = []
+    if args.checkpoint:
+        model, label, x, about, source = _checkpoint_model(args)
+        hidden = model.hidden_size
+        models = [(model, label, {"checkpoint": source, "inputs": about})]
+    else:
+        x, about, input_size = _fresh_inputs(args)
+        hidden = args.hidden
+        models = []
+        for setting, label in _settings(args):
+            cell = setting.build(input_size, seed=args.seed, backend=args.backend)
+            models.append((cell, label, {"init": setting.init or "orthogonal", "inputs": about}))
+    T, B = x.shape[0], x.shape[1]
+    print(f"rnnvanish trace: T={T} steps, B={B} sequences, H={hidden}; probe loss at step T on a random unit "
+          f"direction per sequence")
+    print(f"inputs: {about} (seed {args.seed})")
+    for model, label, info in models:
+        try:
+            traces.append(trace(model, x, label=label, info=info, **options))
+        except MemoryError:
+            raise RnnvanishError(f"not enough memory to trace {label} at T={T}, H={hidden}; "
+                                 "try --no-jacobian or a smaller --length") from None
+    lines, lags, jac_lag = _table(traces, T)
+    print()
+    print("\n".join(lines))
+    print("\n".join(_legend(lags, jac_lag, traces)))
+    _write_outputs(args, traces, about, hidden)
+    return 0
+
+
+def _write_outputs(args, traces, about, hidden):
+    if not (args.out or args.heatmap or args.contributions or args.data_out):
+        return
+    written = []
+    if args.data_out:
+        for tr, path in zip(traces, _data_paths(args.data_out, traces)):
+            written += [str(p) for p in tr.save(path)]
+    if args.out or args.heatmap or args.contributions:
+        from ..plots import save_figure
+        from ..plots.trace import plot_jacobian_heatmaps, plot_lag_profiles
+
+        T = traces[0].T
+        subtitle = f"H = {hidden}, T = {T}, {traces[0].B} sequences of {about}"
+        if args.out:
+            fig = plot_lag_profiles(traces, title=f"How much of the error signal at step T reaches step k\n{subtitle}")
+            written.append(save_figure(fig, args.out))
+        if args.contributions:
+            fig = plot_lag_profiles(traces, quantity="contribution",
+                                    title=f"Each step's term in ∂E$_T$/∂W$_{{hh}}$, by lag\n{subtitle}")
+            written.append(save_figure(fig, args.contributions))
+        if args.heatmap:
+            written.append(save_figure(plot_jacobian_heatmaps(traces), args.heatmap))
+    print("wrote " + ", ".join(str(w) for w in written))
