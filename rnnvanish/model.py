@@ -99,6 +99,9 @@ class LanguageModel:
         inputs, targets = np.asarray(inputs), np.asarray(targets)
         if targets.shape != inputs.shape:
             raise ValueError(f"targets shape {targets.shape} differs from inputs shape {inputs.shape}")
+        fast = getattr(self.cell._kernels(), "lm_loss_and_grads", None)
+        if fast is not None:                                     # numba backend: the whole window in five kernel calls
+            return fast(self, inputs, targets, state, truncate)
         y, state_T, cache = self.forward(inputs, state)
         loss, dy = self.cell._kernels().softmax_xent(y, targets)   # dE/dy (T, B, V)
         h = cache["h"]

@@ -1,0 +1,27 @@
+"""The Numba kernels: the twins of `rnnvanish.reference`, jitted, and the language model's fast path.
+
+Every function of the reference is here with the same name, arguments and results
+(`backend="numba"` imports this package in its place):
+
+    tanh_forward, tanh_backward, lstm_forward, lstm_backward, gru_forward, gru_backward
+                                        recurrent.py: the recurrences and truncated BPTT
+    softmax_xent, embed_backward        output.py: the language-model pieces
+
+and, for `rnnvanish.model.LanguageModel` on this backend (language_model.py):
+
+    lm_loss_and_grads(model, inputs, targets, state, truncate)   one window of truncated BPTT
+    lm_generate(model, token, state, uniforms, temperature)      one jitted loop per cell
+
+Kernels are compiled on first use for each dtype and cached on disk (`__pycache__` beside
+them); a warm process loads them in milliseconds. No jitted function calls a jitted
+function of another module here, so the cache never runs a stale copy after an edit.
+"""
+from ..reference import ACTIVATIONS
+from .language_model import lm_generate, lm_loss_and_grads
+from .output import embed_backward, input_rows, output_layer, softmax_xent, window_grads
+from .recurrent import (RELU, SIGMOID, TANH, gru_backward, gru_forward, gru_generate, lstm_backward, lstm_forward,
+                        lstm_generate, tanh_backward, tanh_forward, tanh_generate)
+
+__all__ = ["tanh_forward", "tanh_backward", "lstm_forward", "lstm_backward", "gru_forward", "gru_backward",
+           "softmax_xent", "embed_backward", "input_rows", "output_layer", "window_grads", "tanh_generate", "lstm_generate", "gru_generate",
+           "lm_loss_and_grads", "lm_generate", "TANH", "SIGMOID", "RELU", "ACTIVATIONS"]

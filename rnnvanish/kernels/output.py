@@ -1,0 +1,151 @@
+"""Numba twins of the language-model pieces of `rnnvanish.reference`, and the whole output
+layer of the language model in one call.
+
+    y_t = h_t W_hy + b_y                  # (B, V) logits
+    E = mean over t, b of -log softmax(y_t)[target]
+Legend: T steps, B batch, H hidden, V vocabulary, GH = G*H the gate width.
+Token ids index arrays here, and Numba does not check bounds: every id is checked first.
+"""
+import numpy as np
+from numba import njit
+
+# Cached on disk; numpy's error model: a division by zero gives inf, as in the reference.
+jit = njit(cache=True, nogil=True, error_model="numpy")
+
+
+@jit
+def _check_ids(ids, V):
+    """Raise IndexError unless every id of ids (T, B) lies in [0, V)."""
+    for t in range(ids.shape[0]):
+        for b in range(ids.shape[1]):
+            if ids[t, b] < 0 or ids[t, b] >= V:
+                raise IndexError("token id out of range of the vocabulary")
+
+
+@jit
+def _scale(a, factor):
+    """a *= factor for a (R, V) array."""
+    for r in range(a.shape[0]):
+        for v in range(a.shape[1]):
+            a[r, v] *= factor
+
+
+@jit
+def _xent_row(y, target, dy):
+    """-log softmax(y)[target] for one row y (V,); dy <- softmax(y) - onehot(target) (dy may be y)."""
+    m = y.max()                                               # shift for a stable exp
+    z_target = y[target] - m
+    total = 0.0
+    for v in range(y.shape[0]):
+        e = np.exp(y[v] - m)
+        dy[v] = e
+        total += e
+    loss = np.log(total) - z_target                           # -log p[target] = log sum exp z - z[target]
+    for v in range(y.shape[0]):
+        dy[v] /= total                                        # p
+    dy[target] -= 1.0                                         # dE/dy = p - onehot
+    return loss
+
+
+@jit
+def softmax_xent(y, targets):
+    """Mean softmax cross-entropy over all T*B positions and its gradient on the logits.
+
+    y (T, B, V) logits, targets (T, B) ints. Returns (loss in nats per token, dy (T, B, V))."""
+    T, B, V = y.shape
+    _check_ids(targets, V)
+    dy = np.empty_like(y)
+    loss = 0.0
+    for t in range(T):
+        for b in range(B):
+            loss += _xent_row(y[t, b], targets[t, b], dy[t, b])
+    _scale(dy.reshape(T * B, V), 1.0 / (T * B))              # the mean over T B positions
+    return loss / (T * B), dy
+
+
+@jit
+def embed_backward(ids, da, V):
+    """dW_xh for token inputs: row ids[t, b] of W_xh receives da[t, b] (rows repeat: accumulate)."""
+    T, B, GH = da.shape
+    _check_ids(ids, V)
+    dW = np.zeros((V, GH), dtype=da.dtype)
+    for t in range(T):
+        for b in range(B):
+            row = ids[t, b]
+            for j in range(GH):
+                dW[row, j] += da[t, b, j]
+    return dW
+
+
+@jit
+def output_layer(h, targets, W_hy, b_y):
+    """The output layer and its loss, forward and backward, in one call.
+
+    h (T+1, B, H) as a cell returns it (h[0], the carried-in state, has no loss), targets (T, B).
+    Returns (loss, dh (T, B, H), dW_hy (H, V), db_y (V,)): dh is the gradient on h_1..h_T that
+    the recurrence's backward takes."""
+    T1, B, H = h.shape
+    T, V = T1 - 1, W_hy.shape[1]
+    _check_ids(targets, V)
+    h_flat = h[1:].reshape(T * B, H)                          # rows h_t[b], t = 1..T
+    y = np.empty((T * B, V), dtype=h.dtype)
+    np.dot(h_flat, W_hy, y)                                   # (T B, V)
+    for r in range(T * B):
+        for v in range(V):
+            y[r, v] += b_y[v]
+    loss = 0.0
+    for t in range(T):
+        for b in range(B):
+            loss += _xent_row(y[t * B + b], targets[t, b], y[t * B + b])   # y becomes dy in place
+    dy = y
+    _scale(dy, 1.0 / (T * B))
+    dW_hy = np.empty((H, V), dtype=h.dtype)
+    np.dot(h_flat.T, dy, dW_hy)                               # sum_t h_t^T dy_t  (H, V)
+    db_y = np.zeros(V, dtype=h.dtype)
+    for r in range(T * B):
+        for v in range(V):
+            db_y[v] += dy[r, v]
+    dh = np.empty((T * B, H), dtype=h.dtype)
+    np.dot(dy, W_hy.T, dh)                                    # backprop into h_t from y_t  (T B, H)
+    return loss / (T * B), dh.reshape(T, B, H), dW_hy, db_y
+
+
+# --------------------------------------------------------------------------- the window's input side
+
+@jit
+def input_rows(ids, W_xh, b):
+    """xw[t, b] = W_xh[ids[t, b]] + b: the input term of token ids (T, B), as (T, B, GH)."""
+    T, B = ids.shape
+    V, GH = W_xh.shape
+    _check_ids(ids, V)
+    xw = np.empty((T, B, GH), dtype=W_xh.dtype)
+    for t in range(T):
+        for b_ in range(B):
+            row = ids[t, b_]
+            for j in range(GH):
+                xw[t, b_, j] = W_xh[row, j] + b[j]
+    return xw
+
+
+@jit
+def window_grads(ids, h, da_x, da_h, V):
+    """The weight gradients of one window as whole-window products.
+
+        dW_xh = sum_t onehot(x_t)^T da_x[t]     a scatter-add into rows (embed_backward)
+        dW_hh = sum_t h_{t-1}^T da_h[t]         one (H, T B) x (T B, GH) product
+        db_x = sum_t,b da_x[t, b];  db_h = sum_t,b da_h[t, b]
+    da_x is the gradient on the input-side pre-activations, da_h on the recurrent-side ones
+    (the same array except for the GRU). Returns (dW_xh (V, GH), dW_hh (H, GH), db_x, db_h)."""
+    T, B, GH = da_h.shape
+    H = h.shape[2]
+    dW_xh = embed_backward(ids, da_x, V)
+    dW_hh = np.empty((H, GH), dtype=da_h.dtype)
+    np.dot(h[:T].reshape(T * B, H).T, da_h.reshape(T * B, GH), dW_hh)   # (H, GH)
+    db_x = np.zeros(GH, dtype=da_x.dtype)
+    db_h = np.zeros(GH, dtype=da_h.dtype)
+    for t in range(T):
+        for b in range(B):
+            for j in range(GH):
+                db_x[j] += da_x[t, b, j]
+                db_h[j] += da_h[t, b, j]
+    return dW_xh, dW_hh, db_x, db_h

@@ -1,0 +1,582 @@
+"""Numba twins of the recurrences in `rnnvanish.reference`, and one-token generation loops.
+
+Each `*_forward` / `*_backward` here has the name, arguments and results of its reference
+and takes the same steps in the same order; read the two side by side. What differs is
+only how the work is done:
+  - the per-step products run in place through `np.dot(a, b, out)` on contiguous (B, .)
+    slices (BLAS via SciPy), into arrays allocated once per call, never per step;
+  - the elementwise parts are plain loops over (b, j), so each step's gates are computed
+    in one pass; exp, tanh and sigmoid are written as plain arithmetic (below) so that
+    LLVM vectorises those loops (a call to libm's exp or tanh cannot be vectorised).
+Legend: T steps, B batch, H hidden, G gates (tanh 1, GRU 3, LSTM 4), V vocabulary.
+
+All jitted code that calls other jitted code lives in this one module: Numba's cache
+checks only the file of the function it compiled, so a call into another module could
+run a stale copy after an edit there.
+"""
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
+
+# Every kernel: cached on disk; numpy's error model (a division by zero gives inf, as in the
+# reference, and leaves no check in the loop to stop vectorisation); fused multiply-add allowed
+# (one rounding instead of two; no other reordering of floating-point operations).
+jit = njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+
+# Activation codes, the same as rnnvanish.reference's (a test holds them equal).
+TANH, SIGMOID, RELU = 0, 1, 2
+
+
+# --------------------------------------------------------------------------- exp, tanh, sigmoid
+# exp(x) = 2^n e^r with n = round(x / ln 2) and |r| <= ln(2) / 2. e^r - 1 is its Taylor
+# series to r^13 (the next term is below 2e-18 there: float64's rounding, not the series,
+# limits the accuracy, within 2 ulp of libm); 2^n is written straight into the exponent bits.
+# Everything is computed in float64, also for float32 arrays.
+
+@intrinsic
+def _float_from_bits(typingctx, bits):
+    """The float64 whose IEEE-754 bit pattern is the int64 `bits`."""
+    if bits != types.int64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+    return types.float64(types.int64), codegen
+
+
+@intrinsic
+def _bits_of_float(typingctx, x):
+    """The IEEE-754 bit pattern of the float64 `x`, as an int64."""
+    if x != types.float64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+    return types.int64(types.float64), codegen
+
+
+_LOG2_E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01       # ln 2 = _LN2_HI + _LN2_LO; n * _LN2_HI is exact (fdlibm)
+_LN2_LO = 1.90821492927058770002e-10
+_ROUNDER = 6755399441055744.0              # 1.5 * 2^52: x + _ROUNDER rounds x to an integer
+_ROUNDER_BITS = 0x4338000000000000         # ... held in the low bits of this bit pattern
+_X_MIN, _X_MAX = -708.0, 709.0             # exp stays a normal, finite float64
+
+
+@jit
+def _expm1_parts(x):
+    """(q, s) with e^x = s (1 + q): s = 2^n, q = e^r - 1, x = n ln2 + r (x clamped to [-708, 709])."""
+    x = _X_MIN if x < _X_MIN else (_X_MAX if x > _X_MAX else x)
+    t = x * _LOG2_E + _ROUNDER
+    n = t - _ROUNDER                                          # round(x / ln 2), exactly
+    r = (x - n * _LN2_HI) - n * _LN2_LO
+    q = r * (1.0 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (
+        1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880 + r * (
+            1.0 / 3628800 + r * (1.0 / 39916800 + r * (1.0 / 479001600 + r * (1.0 / 6227020800.0)))))))))))))
+    s = _float_from_bits((_bits_of_float(t) - _ROUNDER_BITS + 1023) << 52)   # 2^n
+    return q, s
+
+
+@jit
+def _exp(x):
+    q, s = _expm1_parts(x)
+    return s + s * q
+
+
+@jit
+def _sigmoid(a):
+    return 1.0 / (1.0 + _exp(-a))
+
+
+@jit
+def _tanh(a):
+    """tanh|a| = -m / (2 + m) with m = e^(-2|a|) - 1, exact to a few ulp also near 0."""
+    q, s = _expm1_parts(-2.0 * abs(a))
+    m = s * q + (s - 1.0)
+    y = -m / (2.0 + m)
+    return y if a >= 0.0 else -y
+
+
+@jit
+def _add_activate(xw_t, a_t, act):
+    """a_t <- f(xw_t + a_t) for f = tanh, sigmoid or relu, in place; (B, H) each."""
+    B, H = a_t.shape
+    for b in range(B):
+        if act == TANH:
+            for j in range(H):
+                a_t[b, j] = _tanh(xw_t[b, j] + a_t[b, j])
+        elif act == SIGMOID:
+            for j in range(H):
+                a_t[b, j] = _sigmoid(xw_t[b, j] + a_t[b, j])
+        else:
+            for j in range(H):
+                a = xw_t[b, j] + a_t[b, j]
+                a_t[b, j] = 0.0 if a < 0.0 else a
+
+
+@jit
+def _times_activate_grad(g_h, y, act, out):
+    """out = g_h * f'(a) from y = f(a): tanh 1 - y^2, sigmoid y (1 - y), relu [y > 0]."""
+    B, H = y.shape
+    for b in range(B):
+        if act == TANH:
+            for j in range(H):
+                out[b, j] = g_h[b, j] * (1.0 - y[b, j] * y[b, j])
+        elif act == SIGMOID:
+            for j in range(H):
+                out[b, j] = g_h[b, j] * (y[b, j] * (1.0 - y[b, j]))
+        else:
+            for j in range(H):
+                out[b, j] = g_h[b, j] if y[b, j] > 0.0 else 0.0
+
+
+@jit
+def _walks(T, truncate):
+    """(k, last): each loss reaches back k steps; the walks start at s = T, T-1, ..., last + 1.
+
+    With truncation (1 <= k < T) every loss s walks back on its own. Without it (k = T) one
+    walk from T serves every loss, each joining as the walk passes its step: the reference's
+    single sweep, where dh_next carries every later loss at once."""
+    k = T if truncate <= 0 or truncate >= T else truncate
+    return k, (T - 1 if k == T else 0)
+
+
+# Small loops instead of NumPy slice assignment (`a[t] = b`, `a[t] += b`): the same work, and
+# Numba compiles a loop in a fraction of the time it takes for a broadcasting assignment.
+
+@jit
+def _copy_into(dst, src):
+    """dst = src for (B, X) arrays."""
+    for b in range(dst.shape[0]):
+        for j in range(dst.shape[1]):
+            dst[b, j] = src[b, j]
+
+
+@jit
+def _add_into(dst, src):
+    """dst += src for (B, X) arrays."""
+    for b in range(dst.shape[0]):
+        for j in range(dst.shape[1]):
+            dst[b, j] += src[b, j]
+
+
+@jit
+def _add_loss_grad(dh, dh_T, s, g):
+    """g += the outside gradient on h_s from the loss at step s (the final-state one joins step T)."""
+    _add_into(g, dh[s - 1])
+    if s == dh.shape[0]:
+        _add_into(g, dh_T)
+
+
+@jit
+def _step_norms(g_h):
+    """norms[t] = ||g_h[t]|| over the batch and units, t = 0..T (summed in float64)."""
+    T1, B, H = g_h.shape
+    norms = np.empty(T1, dtype=g_h.dtype)
+    for t in range(T1):
+        total = 0.0
+        for b in range(B):
+            for j in range(H):
+                total += g_h[t, b, j] * g_h[t, b, j]
+        norms[t] = np.sqrt(total)
+    return norms
+
+
+# --------------------------------------------------------------------------- tanh RNN
+
+@jit
+def _tanh_step(xw_t, h_prev, W_hh, act, h_t):
+    """h_t = f(xw_t + h_{t-1} W_hh), written into h_t (B, H)."""
+    np.dot(h_prev, W_hh, h_t)                                 # h_{t-1} W_hh  (B, H)
+    _add_activate(xw_t, h_t, act)
+
+
+@jit
+def tanh_forward(xw, h0, W_hh, act):
+    """h_t = f(x_t W_xh + b_h + h_{t-1} W_hh) for t = 1..T; returns h (T+1, B, H)."""
+    T, B, H = xw.shape
+    h = np.empty((T + 1, B, H), dtype=xw.dtype)
+    _copy_into(h[0], h0)
+    for t in range(1, T + 1):
+        _tanh_step(xw[t - 1], h[t - 1], W_hh, act, h[t])
+    return h
+
+
+@jit
+def _tanh_step_back(g_h, h_t, W_hh_T, act, da_t):
+    """One step back through h_t = f(a_t): da_t, then g_h <- dh_{t-1}, in place."""
+    _times_activate_grad(g_h, h_t, act, da_t)                 # through f
+    np.dot(da_t, W_hh_T, g_h)                                 # through a_t = ... + h_{t-1} W_hh  (B, H)
+
+
+@jit
+def tanh_backward(dh, dh_T, h, W_hh, act, truncate):
+    """Truncated BPTT through the tanh (or sigmoid/relu) recurrence.
+
+    Returns da (T, B, H), dh0 (B, H), norms (T+1,)."""
+    T, B, H = dh.shape
+    da = np.zeros_like(dh)
+    g_h = np.zeros_like(h)                   # total gradient reaching each h_t (for the norms)
+    W_hh_T = W_hh.T
+    g, da_t = np.empty((B, H), dtype=dh.dtype), np.empty((B, H), dtype=dh.dtype)
+    k, last = _walks(T, truncate)
+    for s in range(T, last, -1):
+        # The walk of loss s: t = s, s-1, ..., s-k+1.
+        first = max(s - k + 1, 1)
+        g.fill(0.0)
+        for t in range(s, first - 1, -1):
+            if t == s or k == T:
+                _add_loss_grad(dh, dh_T, t, g)                # backprop into h_t: local + from h_{t+1}
+            _add_into(g_h[t], g)
+            _tanh_step_back(g, h[t], W_hh_T, act, da_t)
+            _add_into(da[t - 1], da_t)                        # a shared weight's gradient accumulates
+        _add_into(g_h[first - 1], g)                          # reaches h_{s-k}; stops there (or is dh0)
+    return da, g_h[0].copy(), _step_norms(g_h)
+
+
+# --------------------------------------------------------------------------- LSTM
+
+@jit
+def _lstm_step(xw_t, h_prev, c_prev, W_hh, h_t, c_t, gates_t):
+    """One LSTM step into h_t, c_t (B, H) and gates_t (B, 4H) = i, f, g, o after their nonlinearity."""
+    B, H = h_t.shape
+    np.dot(h_prev, W_hh, gates_t)                             # h_{t-1} W_hh  (B, 4H); gates built in place
+    for b in range(B):
+        for j in range(H):
+            i = _sigmoid(xw_t[b, j] + gates_t[b, j])
+            f = _sigmoid(xw_t[b, H + j] + gates_t[b, H + j])
+            g = _tanh(xw_t[b, 2 * H + j] + gates_t[b, 2 * H + j])
+            o = _sigmoid(xw_t[b, 3 * H + j] + gates_t[b, 3 * H + j])
+            c_t[b, j] = f * c_prev[b, j] + i * g
+            h_t[b, j] = o * _tanh(c_t[b, j])
+            gates_t[b, j], gates_t[b, H + j], gates_t[b, 2 * H + j], gates_t[b, 3 * H + j] = i, f, g, o
+
+
+@jit
+def lstm_forward(xw, h0, c0, W_hh):
+    """LSTM recurrence, gate order i, f, g, o (PyTorch's).
+
+        a = x W_xh + b_h + h_{t-1} W_hh            (B, 4H)
+        i, f, o = sigmoid(a_i, a_f, a_o);  g = tanh(a_g)
+        c_t = f * c_{t-1} + i * g;  h_t = o * tanh(c_t)
+    Returns h (T+1, B, H), c (T+1, B, H), gates (T, B, 4H) holding i, f, g, o after their nonlinearity.
+    """
+    T, B, G4 = xw.shape
+    H = G4 // 4
+    h = np.empty((T + 1, B, H), dtype=xw.dtype)
+    c = np.empty((T + 1, B, H), dtype=xw.dtype)
+    gates = np.empty((T, B, G4), dtype=xw.dtype)
+    _copy_into(h[0], h0)
+    _copy_into(c[0], c0)
+    for t in range(1, T + 1):
+        _lstm_step(xw[t - 1], h[t - 1], c[t - 1], W_hh, h[t], c[t], gates[t - 1])
+    return h, c, gates
+
+
+@jit
+def _lstm_step_back(g_h, g_c, c_prev, c_t, gates_t, W_hh_T, da_t, g_c_total):
+    """One step back through the LSTM cell, in place: da_t, g_c_total = dE/dc_t, then
+    g_h <- dh_{t-1} and g_c <- dc_{t-1}."""
+    B, H = c_t.shape
+    for b in range(B):
+        for j in range(H):
+            i, f = gates_t[b, j], gates_t[b, H + j]
+            g, o = gates_t[b, 2 * H + j], gates_t[b, 3 * H + j]
+            tanh_c = _tanh(c_t[b, j])
+            do = g_h[b, j] * tanh_c                           # h_t = o * tanh(c_t)
+            gc = g_c[b, j] + g_h[b, j] * o * (1.0 - tanh_c * tanh_c)   # backprop into c_t through tanh
+            di, dg, df = gc * g, gc * i, gc * c_prev[b, j]    # c_t = f c_{t-1} + i g
+            g_c[b, j] = gc * f                                # dc_{t-1}
+            g_c_total[b, j] = gc
+            da_t[b, j] = di * i * (1.0 - i)                   # through the sigmoids and tanh
+            da_t[b, H + j] = df * f * (1.0 - f)
+            da_t[b, 2 * H + j] = dg * (1.0 - g * g)
+            da_t[b, 3 * H + j] = do * o * (1.0 - o)
+    np.dot(da_t, W_hh_T, g_h)                                 # dh_{t-1} = da_t W_hh^T  (B, H)
+
+
+@jit
+def lstm_backward(dh, dh_T, dc_T, h, c, gates, W_hh, truncate):
+    """Truncated BPTT through the LSTM; the chain runs through both h and c.
+
+    Returns da (T, B, 4H), dh0 (B, H), dc0 (B, H), norms_h (T+1,), norms_c (T+1,)."""
+    T, B, H = dh.shape
+    da = np.zeros_like(gates)
+    g_h = np.zeros_like(h)
+    g_c = np.zeros_like(c)
+    W_hh_T = W_hh.T
+    gh, gc = np.empty((B, H), dtype=dh.dtype), np.empty((B, H), dtype=dh.dtype)
+    da_t, gc_total = np.empty((B, 4 * H), dtype=dh.dtype), np.empty((B, H), dtype=dh.dtype)
+    k, last = _walks(T, truncate)
+    for s in range(T, last, -1):
+        first = max(s - k + 1, 1)
+        gh.fill(0.0)
+        gc.fill(0.0)
+        if s == T:
+            _add_into(gc, dc_T)                               # the final cell state's gradient
+        for t in range(s, first - 1, -1):
+            if t == s or k == T:
+                _add_loss_grad(dh, dh_T, t, gh)
+            _add_into(g_h[t], gh)
+            _lstm_step_back(gh, gc, c[t - 1], c[t], gates[t - 1], W_hh_T, da_t, gc_total)
+            _add_into(g_c[t], gc_total)
+            _add_into(da[t - 1], da_t)
+        _add_into(g_h[first - 1], gh)
+        _add_into(g_c[first - 1], gc)
+    return da, g_h[0].copy(), g_c[0].copy(), _step_norms(g_h), _step_norms(g_c)
+
+
+# --------------------------------------------------------------------------- GRU
+# The reset-before form multiplies r into h_{t-1} before the n block's product, so it
+# needs W_hh's r, z columns and its n columns apart: copied once per call, not per step.
+
+@jit
+def _gru_split(W_hh, reset_after):
+    """Contiguous copies of W_hh's r, z columns (H, 2H) and n columns (H, H); empty for reset-after."""
+    if reset_after:
+        empty = np.empty((0, 0), dtype=W_hh.dtype)
+        return empty, empty
+    H = W_hh.shape[0]
+    return np.ascontiguousarray(W_hh[:, :2 * H]), np.ascontiguousarray(W_hh[:, 2 * H:])
+
+
+@jit
+def _gru_step(xw_t, h_prev, W_hh, W_rz, W_hn, b_hh, reset_after, h_t, gates_t, hn_t, ah, rh):
+    """One GRU step into h_t (B, H), gates_t (B, 3H) = r, z, n, and hn_t (B, H).
+
+    Scratch: ah (B, 3H) holds h_{t-1} W_hh (reset-after) or (B, 2H) its r, z part (reset-before);
+    rh (B, H) holds r * h_{t-1} (reset-before)."""
+    B, H = h_t.shape
+    if reset_after:
+        np.dot(h_prev, W_hh, ah)                              # h_{t-1} W_hh  (B, 3H)
+    else:
+        np.dot(h_prev, W_rz, ah)                              # h_{t-1} W_hr, h_{t-1} W_hz  (B, 2H)
+    for b in range(B):
+        for j in range(H):
+            gates_t[b, j] = _sigmoid(xw_t[b, j] + (ah[b, j] + b_hh[j]))                 # r
+            gates_t[b, H + j] = _sigmoid(xw_t[b, H + j] + (ah[b, H + j] + b_hh[H + j]))  # z
+    if reset_after:
+        for b in range(B):
+            for j in range(H):
+                hn_t[b, j] = ah[b, 2 * H + j] + b_hh[2 * H + j]   # h_{t-1} W_hn + b_hn
+    else:
+        for b in range(B):
+            for j in range(H):
+                rh[b, j] = gates_t[b, j] * h_prev[b, j]
+        np.dot(rh, W_hn, hn_t)                                # (r * h_{t-1}) W_hn  (B, H)
+        for b in range(B):
+            for j in range(H):
+                hn_t[b, j] += b_hh[2 * H + j]
+    for b in range(B):
+        for j in range(H):
+            r, z = gates_t[b, j], gates_t[b, H + j]
+            if reset_after:
+                n = _tanh(xw_t[b, 2 * H + j] + r * hn_t[b, j])
+            else:
+                n = _tanh(xw_t[b, 2 * H + j] + hn_t[b, j])
+            h_t[b, j] = (1.0 - z) * n + z * h_prev[b, j]
+            gates_t[b, 2 * H + j] = n
+
+
+@jit
+def gru_forward(xw, h0, W_hh, b_hh, reset_after):
+    """GRU recurrence, gate order r, z, n (PyTorch's).
+
+        xw = x W_xh + b_xh;  r = sigmoid(xw_r + h W_hr + b_hr);  z = sigmoid(xw_z + h W_hz + b_hz)
+        reset_after (PyTorch): n = tanh(xw_n + r * (h_{t-1} W_hn + b_hn))
+        reset_before (Cho et al. 2014): n = tanh(xw_n + (r * h_{t-1}) W_hn + b_hn)
+        h_t = (1 - z) * n + z * h_{t-1}
+    Returns h (T+1, B, H), gates (T, B, 3H) holding r, z, n, and hn (T, B, H): the recurrent
+    term of n before the reset gate is applied (after) or after it (before).
+    """
+    T, B, G3 = xw.shape
+    H = G3 // 3
+    h = np.empty((T + 1, B, H), dtype=xw.dtype)
+    gates = np.empty((T, B, G3), dtype=xw.dtype)
+    hn = np.empty((T, B, H), dtype=xw.dtype)
+    _copy_into(h[0], h0)
+    W_rz, W_hn = _gru_split(W_hh, reset_after)
+    ah = np.empty((B, (3 if reset_after else 2) * H), dtype=xw.dtype)
+    rh = np.empty((B, H), dtype=xw.dtype)
+    for t in range(1, T + 1):
+        _gru_step(xw[t - 1], h[t - 1], W_hh, W_rz, W_hn, b_hh, reset_after, h[t], gates[t - 1], hn[t - 1], ah, rh)
+    return h, gates, hn
+
+
+@jit
+def _gru_step_back(g_h, h_prev, gates_t, hn_t, W_hh_T, W_rz_T, W_hn_T, reset_after, dax_t, dah_t,
+                   dh_prev, dan, d_rh, da_rz):
+    """One step back through the GRU, in place: dax_t, dah_t (B, 3H), then g_h <- dh_{t-1}.
+
+    dax_t is the gradient on the input-side pre-activations (xw), dah_t on the recurrent-side
+    ones (h W_hh + b_hh, for the n block the term the reset gate multiplies or follows).
+    Scratch (B, H): dh_prev, dan, d_rh; (B, 2H): da_rz."""
+    B, H = g_h.shape
+    for b in range(B):
+        for j in range(H):
+            r, z, n = gates_t[b, j], gates_t[b, H + j], gates_t[b, 2 * H + j]
+            g = g_h[b, j]
+            dn = g * (1.0 - z)                                # h_t = (1 - z) n + z h_{t-1}
+            dz = g * (h_prev[b, j] - n)
+            dh_prev[b, j] = g * z
+            dan[b, j] = dn * (1.0 - n * n)                    # through tanh
+            daz = dz * z * (1.0 - z)                          # through the sigmoid
+            dax_t[b, H + j] = daz
+            dah_t[b, H + j] = daz
+            dax_t[b, 2 * H + j] = dan[b, j]
+            if reset_after:
+                dr = dan[b, j] * hn_t[b, j]                   # n = tanh(xw_n + r * hn)
+                dar = dr * r * (1.0 - r)
+                dax_t[b, j] = dar
+                dah_t[b, j] = dar
+                dah_t[b, 2 * H + j] = dan[b, j] * r
+            else:
+                dah_t[b, 2 * H + j] = dan[b, j]               # n = tanh(xw_n + hn), hn = (r h) W_hn + b_hn
+    if reset_after:
+        np.dot(dah_t, W_hh_T, g_h)                            # dah_t W_hh^T  (B, H)
+    else:
+        np.dot(dan, W_hn_T, d_rh)                             # dE/d(r h_{t-1})  (B, H)
+        for b in range(B):
+            for j in range(H):
+                r = gates_t[b, j]
+                dr = d_rh[b, j] * h_prev[b, j]
+                dh_prev[b, j] = dh_prev[b, j] + d_rh[b, j] * r
+                dar = dr * r * (1.0 - r)
+                dax_t[b, j] = dar
+                dah_t[b, j] = dar
+                da_rz[b, j] = dar
+                da_rz[b, H + j] = dah_t[b, H + j]
+        np.dot(da_rz, W_rz_T, g_h)                            # [dar, daz] W_hr,z^T  (B, H)
+    _add_into(g_h, dh_prev)
+
+
+@jit
+def gru_backward(dh, dh_T, h, gates, hn, W_hh, reset_after, truncate):
+    """Truncated BPTT through the GRU.
+
+    Returns dax (T, B, 3H), dah (T, B, 3H), dh0 (B, H), norms (T+1,)."""
+    T, B, H = dh.shape
+    dax = np.zeros_like(gates)
+    dah = np.zeros_like(gates)
+    g_h = np.zeros_like(h)
+    W_rz, W_hn = _gru_split(W_hh, reset_after)
+    W_hh_T, W_rz_T, W_hn_T = W_hh.T, W_rz.T, W_hn.T
+    g = np.empty((B, H), dtype=dh.dtype)
+    dax_t, dah_t = np.empty((B, 3 * H), dtype=dh.dtype), np.empty((B, 3 * H), dtype=dh.dtype)
+    dh_prev, dan, d_rh = np.empty((B, H), dtype=dh.dtype), np.empty((B, H), dtype=dh.dtype), np.empty((B, H), dtype=dh.dtype)
+    da_rz = np.empty((B, 2 * H), dtype=dh.dtype)
+    k, last = _walks(T, truncate)
+    for s in range(T, last, -1):
+        first = max(s - k + 1, 1)
+        g.fill(0.0)
+        for t in range(s, first - 1, -1):
+            if t == s or k == T:
+                _add_loss_grad(dh, dh_T, t, g)
+            _add_into(g_h[t], g)
+            _gru_step_back(g, h[t - 1], gates[t - 1], hn[t - 1], W_hh_T, W_rz_T, W_hn_T, reset_after,
+                           dax_t, dah_t, dh_prev, dan, d_rh, da_rz)
+            _add_into(dax[t - 1], dax_t)
+            _add_into(dah[t - 1], dah_t)
+        _add_into(g_h[first - 1], g)
+    return dax, dah, g_h[0].copy(), _step_norms(g_h)
+
+
+# --------------------------------------------------------------------------- generation
+# One token at a time with B = 1: the cell's step, the logits y = h_t W_hy + b_y, one draw.
+# Uniforms come in as an array, so a draw here equals the reference's draw from the same uniform.
+
+@jit
+def _draw_token(y, temperature, u, cdf):
+    """One draw from softmax(y / temperature) by inverse CDF with the uniform u; argmax at 0.
+
+    The steps of rnnvanish.model.sample_from_logits: z = (y - max y) / T, cdf = cumsum(exp z),
+    the first index whose cdf exceeds u * cdf[-1]. cdf (V,) is scratch."""
+    V = y.shape[0]
+    if temperature == 0.0:
+        return np.argmax(y)
+    m = y.max()
+    for v in range(V):
+        p = np.exp((y[v] - m) / temperature)
+        cdf[v] = p if v == 0 else cdf[v - 1] + p
+    threshold = u * cdf[V - 1]
+    for v in range(V):
+        if cdf[v] > threshold:
+            return v
+    return V - 1
+
+
+@jit
+def _logits(h_t, W_hy, b_y, y):
+    """y = h_t W_hy + b_y, written into y (1, V)."""
+    np.dot(h_t, W_hy, y)                                      # (1, V)
+    for v in range(y.shape[1]):
+        y[0, v] += b_y[v]
+
+
+@jit
+def _input_row(W_xh, b, token, xw_t):
+    """xw_t = W_xh[token] + b: the input term of one token (row `token` of W_xh, no one-hot product)."""
+    for j in range(xw_t.shape[1]):
+        xw_t[0, j] = W_xh[token, j] + b[j]
+
+
+@jit
+def tanh_generate(token, h0, W_xh, b_h, W_hh, W_hy, b_y, act, uniforms, temperature):
+    """Feed `token` from state h0 (1, H), draw the next token, feed it, ...: one draw per uniform.
+
+    Returns the drawn ids (N,). `temperature` has the dtype of the weights."""
+    H, V, N = W_hh.shape[0], W_hy.shape[1], uniforms.shape[0]
+    xw_t = np.empty((1, H), dtype=W_hh.dtype)
+    h_prev, h_t = h0.copy(), np.empty((1, H), dtype=W_hh.dtype)
+    y, cdf = np.empty((1, V), dtype=W_hh.dtype), np.empty(V, dtype=W_hh.dtype)
+    out = np.empty(N, dtype=np.int64)
+    for n in range(N):
+        _input_row(W_xh, b_h, token, xw_t)
+        _tanh_step(xw_t, h_prev, W_hh, act, h_t)
+        _logits(h_t, W_hy, b_y, y)
+        token = _draw_token(y[0], temperature, uniforms[n], cdf)
+        out[n] = token
+        h_prev, h_t = h_t, h_prev
+    return out
+
+
+@jit
+def lstm_generate(token, h0, c0, W_xh, b_h, W_hh, W_hy, b_y, uniforms, temperature):
+    """tanh_generate for the LSTM: state (h0, c0), each (1, H)."""
+    H, V, N = W_hh.shape[0], W_hy.shape[1], uniforms.shape[0]
+    xw_t, gates_t = np.empty((1, 4 * H), dtype=W_hh.dtype), np.empty((1, 4 * H), dtype=W_hh.dtype)
+    h_prev, h_t = h0.copy(), np.empty((1, H), dtype=W_hh.dtype)
+    c_prev, c_t = c0.copy(), np.empty((1, H), dtype=W_hh.dtype)
+    y, cdf = np.empty((1, V), dtype=W_hh.dtype), np.empty(V, dtype=W_hh.dtype)
+    out = np.empty(N, dtype=np.int64)
+    for n in range(N):
+        _input_row(W_xh, b_h, token, xw_t)
+        _lstm_step(xw_t, h_prev, c_prev, W_hh, h_t, c_t, gates_t)
+        _logits(h_t, W_hy, b_y, y)
+        token = _draw_token(y[0], temperature, uniforms[n], cdf)
+        out[n] = token
+        h_prev, h_t = h_t, h_prev
+        c_prev, c_t = c_t, c_prev
+    return out
+
+
+@jit
+def gru_generate(token, h0, W_xh, b_xh, W_hh, b_hh, reset_after, W_hy, b_y, uniforms, temperature):
+    """tanh_generate for the GRU."""
+    H, V, N = W_hh.shape[0], W_hy.shape[1], uniforms.shape[0]
+    W_rz, W_hn = _gru_split(W_hh, reset_after)
+    xw_t, gates_t = np.empty((1, 3 * H), dtype=W_hh.dtype), np.empty((1, 3 * H), dtype=W_hh.dtype)
+    hn_t, rh = np.empty((1, H), dtype=W_hh.dtype), np.empty((1, H), dtype=W_hh.dtype)
+    ah = np.empty((1, (3 if reset_after else 2) * H), dtype=W_hh.dtype)
+    h_prev, h_t = h0.copy(), np.empty((1, H), dtype=W_hh.dtype)
+    y, cdf = np.empty((1, V), dtype=W_hh.dtype), np.empty(V, dtype=W_hh.dtype)
+    out = np.empty(N, dtype=np.int64)
+    for n in range(N):
+        _input_row(W_xh, b_xh, token, xw_t)
+        _gru_step(xw_t, h_prev, W_hh, W_rz, W_hn, b_hh, reset_after, h_t, gates_t, hn_t, ah, rh)
+        _logits(h_t, W_hy, b_y, y)
+        token = _draw_token(y[0], temperature, uniforms[n], cdf)
+        out[n] = token
+        h_prev, h_t = h_t, h_prev
+    return out
