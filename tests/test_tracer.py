@@ -194,14 +194,15 @@ def test_exact_product_norms_match_explicit_products(name, options):
     assert np.isnan(got[np.triu_indices(6, 1)]).all()
 
 
-def test_singular_values_to_the_end_match_an_svd_of_the_product():
-    cell = tiny_cell("gru", {}, H=6)
+@pytest.mark.parametrize("name", ["gru", "lstm"])      # the LSTM's products use its diagonal blocks
+def test_singular_values_to_the_end_match_an_svd_of_the_product(name):
+    cell = tiny_cell(name, {}, H=6)
     _, _, cache = cell.forward(tiny_inputs(9, 1))
     J = step_jacobians(cell, cache, 0)
     lags = np.array([1, 3, 9])
     got = singular_values_to_end(J, lags, count=3)
     for i, lag in enumerate(lags):
-        P = np.eye(6)
+        P = np.eye(J.shape[1])
         for j in range(9 - lag + 1, 10):
             P = J[j - 1] @ P
         assert_close(got[i], np.log10(np.linalg.svd(P, compute_uv=False)[:3]), rtol=1e-10, name=f"sv lag {lag}")

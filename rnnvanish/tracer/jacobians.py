@@ -33,7 +33,11 @@ The spectral norms ||P(k, t)||_2 of all T(T+1)/2 pairs:
   at once. Each pair keeps the largest value any sweep found. Blocks are renormalised at every
   step and their scale kept as a logarithm, so nothing overflows however long the chain.
   It never overestimates; it falls short most where the singular values of P(k, t) are
-  nearly equal (orthogonal W_hh), by about 10 % at n = 128, r = 8 (measured against `exact`).
+  nearly equal (orthogonal W_hh) and at short lags. Measured against `exact` at T = 200,
+  H = 128, r = 8, two sweeps, on one sequence of N(0, 1) inputs: mean shortfall 7.6 % (tanh,
+  orthogonal), 1.5 % (tanh, Glorot), 3.8 % (LSTM), 5.1 % (GRU); 90 % of pairs within 15 %,
+  the worst pair 30 % low. A third sweep halves the mean. The LSTM's diagonal blocks are
+  used, so its 2H state costs about twice, not four times, the tanh RNN's.
 
 Norms are returned as log10 values, (T, T) with entry [t - 1, k] = log10 ||P(k, t)||_2 and NaN
 where t <= k (a product of zero factors is not part of the chart).
@@ -120,6 +124,54 @@ def _gru_jacobians(cell, cache, b):
     return J
 
 
+# --------------------------------------------------------------------------- multiplying along the chain
+
+class Chain:
+    """Row blocks times step Jacobians: Z @ J_t or Z @ J_t^T, in a chosen dtype.
+
+    The LSTM's J_t = [[A, diag(d1)], [C, diag(d2)]] (blocks H x H) is applied as two H x H
+    products and two scalings instead of one 2H x 2H product: half the work."""
+
+    def __init__(self, J, dtype=np.float64):
+        self.J = np.asarray(J, dtype=dtype)
+        self.H = _lstm_split(self.J)
+        if self.H is not None:
+            H, diag = self.H, np.arange(self.H)
+            self.A = np.ascontiguousarray(self.J[:, :H, :H])
+            self.C = np.ascontiguousarray(self.J[:, H:, :H])
+            self.d1 = self.J[:, diag, H + diag].copy()
+            self.d2 = self.J[:, H + diag, H + diag].copy()
+
+    def times(self, t, Z, out, transpose=False):
+        """out = Z @ J[t] (or Z @ J[t]^T); Z (m, n), out (m, n), no aliasing."""
+        if self.H is None:
+            return np.matmul(Z, self.J[t].T if transpose else self.J[t], out=out)
+        H = self.H
+        Z_h, Z_c = Z[:, :H], Z[:, H:]
+        if transpose:                                                # J^T = [[A^T, C^T], [diag d1, diag d2]]
+            np.matmul(Z_h, self.A[t].T, out=out[:, :H])
+            out[:, :H] += Z_c * self.d1[t]
+            np.matmul(Z_h, self.C[t].T, out=out[:, H:])
+            out[:, H:] += Z_c * self.d2[t]
+        else:
+            np.matmul(Z_h, self.A[t], out=out[:, :H])
+            out[:, :H] += Z_c @ self.C[t]
+            np.multiply(Z_h, self.d1[t], out=out[:, H:])
+            out[:, H:] += Z_c * self.d2[t]
+        return out
+
+
+def _lstm_split(J):
+    """H when the right half of every J_t is made of two diagonal blocks (the LSTM's c columns)."""
+    T, n, _ = J.shape
+    if n % 2 or n < 2:
+        return None
+    H = n // 2
+    diag = np.arange(H)
+    on_diagonals = np.count_nonzero(J[:, diag, H + diag]) + np.count_nonzero(J[:, H + diag, H + diag])
+    return H if np.count_nonzero(J[:, :, H:]) == on_diagonals else None
+
+
 # --------------------------------------------------------------------------- exact norms
 
 def _normalised_log(P, log_scale):
@@ -163,11 +215,13 @@ def singular_values_to_end(J, lags, count=4):
     count = min(count, n)
     out = np.full((len(lags), count), np.nan)
     want = {int(l): i for i, l in enumerate(lags)}
-    P, log_scale = np.eye(n), 0.0
+    chain = Chain(J)
+    P, P_next, log_scale = np.eye(n), np.empty((n, n)), 0.0
     for lag in range(1, T + 1):
         if not np.isfinite(log_scale):
             break
-        P = P @ J[T - lag]                                           # P(T - lag, T) = P(T - lag + 1, T) J_{T - lag + 1}
+        chain.times(T - lag, P, P_next)                              # P(T - lag, T) = P(T - lag + 1, T) J_{T - lag + 1}
+        P, P_next = P_next, P
         log_scale = _normalised_log(P, log_scale)
         if lag in want and np.isfinite(log_scale):
             with np.errstate(divide="ignore"):
@@ -225,22 +279,22 @@ def largest_eigenvalues(G, squarings=6):
     return np.where(vv > 0, vGv / np.where(vv > 0, vv, 1.0), 0.0)
 
 
-def _sweep(mats, new_blocks, rng, want_subspace):
-    """Carry row blocks along a chain: Z <- [Z; new_blocks[i]] @ mats[i] for i = 0, 1, ...
+def _sweep(multiply, new_blocks, rng, want_subspace):
+    """Carry row blocks along a chain: Z <- multiply(i, [Z; new_blocks[i]]) for i = 0, 1, ...
 
     Row block j enters at step j. Returns log_sigma[i][j] = ln sigma_max of block j after step i
     (a list of arrays) and, if asked, per step an orthonormal (n, r) basis of the dominant right
     singular subspace of all blocks after step i, each block weighted to unit Frobenius norm.
     """
     steps, r, n = new_blocks.shape
-    Z = np.empty((steps * r, n), dtype=mats.dtype)
+    Z = np.empty((steps * r, n), dtype=new_blocks.dtype)
     Z_next = np.empty_like(Z)
     log_scale = np.zeros(steps)
     log_sigma, grams, subspaces = [], [], []
     for i in range(steps):
         m = (i + 1) * r
         Z[m - r:m] = new_blocks[i]
-        np.matmul(Z[:m], mats[i], out=Z_next[:m])
+        multiply(i, Z[:m], Z_next[:m])
         Z, Z_next = Z_next, Z
         blocks = Z[:m].reshape(i + 1, r, n)
         G = blocks @ blocks.transpose(0, 2, 1)                       # (i+1, r, r) Gram of each block
@@ -269,23 +323,26 @@ def sketch_log_norms(J, rank=8, sweeps=2, seed=0):
     """log10 of a lower bound on ||P(k, t)||_2 for every pair, by block sweeps (see module doc).
 
     Runs in float32 (norms need a few digits, and every block is renormalised each step)."""
-    J = np.asarray(J, dtype=np.float32)
+    chain = Chain(J, dtype=np.float32)
+    J = chain.J
     T, n, _ = J.shape
     r = int(min(rank, n))
     rng = np.random.default_rng(seed)
     best = np.full((T, T), -np.inf)
     V = _initial_right_blocks(J, r, rng)
     U = None
+    forward = lambda i, Z, out: chain.times(i, Z, out, transpose=True)     # noqa: E731  step t = i + 1
+    backward = lambda i, Z, out: chain.times(T - 1 - i, Z, out)             # noqa: E731  step k = T - 1 - i
     for s in range(sweeps):
         more = s + 1 < sweeps
         if s % 2 == 0:
             # Forward: row blocks V_k^T P(k, t)^T, step t multiplies by J_t^T; block j is k = j.
-            log_sigma, U = _sweep(J.transpose(0, 2, 1), V.transpose(0, 2, 1), rng, more)
+            log_sigma, U = _sweep(forward, np.ascontiguousarray(V.transpose(0, 2, 1)), rng, more)
             for t in range(1, T + 1):
                 np.maximum(best[t - 1, :t], log_sigma[t - 1], out=best[t - 1, :t])
         else:
             # Backward: row blocks U_t^T P(k, t), step k multiplies by J_{k+1}; block j is t = T - j.
-            log_sigma, V_rev = _sweep(J[::-1], U[::-1].transpose(0, 2, 1), rng, more)
+            log_sigma, V_rev = _sweep(backward, np.ascontiguousarray(U[::-1].transpose(0, 2, 1)), rng, more)
             for i, k in enumerate(range(T - 1, -1, -1)):
                 ts = np.arange(T, k, -1)
                 best[ts - 1, k] = np.maximum(best[ts - 1, k], log_sigma[i])
