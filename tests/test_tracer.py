@@ -102,7 +102,7 @@ def test_lag_profile_matches_finite_differences(name, options):
 
             grad = central_jacobian(loss, np.concatenate(parts))[0]
             assert abs(tr.grad_h[b, T - k] - np.linalg.norm(grad[:H])) <= 1e-7 * max(1.0, np.linalg.norm(grad)), \
-                f"seq {b} step {k}: traced {tr.grad_h[b, T - k]:.10g}, finite differences {np.linalg.norm(grad[:H]):.10g}"
+                f"seq {b} step {k}: traced {tr.grad_h[b, T - k]:.10g}, fd {np.linalg.norm(grad[:H]):.10g}"
             if name == "lstm":
                 # dE_T/dc_k as backprop defines it: h_k = o_k tanh(c_k) moves with c_k (for k >= 1)
                 o_k = cache["gates"][k - 1, b, 3 * H:] if k >= 1 else None

@@ -56,7 +56,8 @@ def add_arguments(p):
     i.add_argument("--input-size", type=positive_int, default=8, help="dense input size I (default: 8)")
     i.add_argument("--input-scale", type=positive_float, default=1.0,
                    help="dense inputs are N(0, scale^2) (default: 1.0)")
-    i.add_argument("--seed", type=nonneg_int, default=0, help="seed of weights, inputs and probe directions (default: 0)")
+    i.add_argument("--seed", type=nonneg_int, default=0,
+                   help="seed of the weights, the inputs and the probe directions (default: 0)")
     j = p.add_argument_group("Jacobian products")
     j.add_argument("--method", choices=("auto", "exact", "sketch"), default="auto",
                    help="exact SVDs (small sizes) or the block sketch, a lower bound (default: auto)")
@@ -131,7 +132,8 @@ def _checkpoint_model(args):
     if args.compare:
         raise RnnvanishError("--compare varies a fresh model's settings; it cannot be used with --checkpoint")
     if args.task:
-        raise RnnvanishError("a language model reads characters: use --corpus or --tokens with --checkpoint, not --task")
+        raise RnnvanishError("a language model reads characters: "
+                             "use --corpus or --tokens with --checkpoint, not --task")
     path = find_checkpoint(args.checkpoint)
     ckpt = load_checkpoint(path)
     model, vocab = model_from_checkpoint(ckpt, backend=args.backend)

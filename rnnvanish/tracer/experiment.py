@@ -114,7 +114,8 @@ def parse_compare(text):
     if not eq or not values.strip():
         raise RnnvanishError(f"--compare wants KEY=V1,V2,... (e.g. cell=tanh,lstm,gru), got {text!r}")
     if key not in COMPARE_KEYS:
-        raise RnnvanishError(f"--compare cannot vary {key!r}; choose one of cell, init, radius, activation, forget-bias")
+        raise RnnvanishError(f"--compare cannot vary {key!r}; "
+                             "choose one of cell, init, radius, activation, forget-bias")
     items = [v.strip() for v in values.split(",")]
     if any(not v for v in items):
         raise RnnvanishError(f"--compare {text!r} has an empty value")

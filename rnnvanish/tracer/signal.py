@@ -75,7 +75,7 @@ def backprop_signal(cell, cache, u):
                     size = _norm(h_prev) * _norm(dah)
                 else:
                     rh = cache["gates"][t - 1][:, :H] * h_prev        # the n block's recurrent input
-                    size = np.sqrt((_norm(h_prev) * _norm(dah[:, :2 * H])) ** 2 + (_norm(rh) * _norm(dah[:, 2 * H:])) ** 2)
+                    size = np.hypot(_norm(h_prev) * _norm(dah[:, :2 * H]), _norm(rh) * _norm(dah[:, 2 * H:]))
             contribution[:, lag] = size
             grad_h[:, lag + 1] = _norm(g_h)
         if is_lstm:

@@ -148,7 +148,8 @@ class Trace:
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise RnnvanishError(f"{path} is not an rnnvanish trace")
         if meta.get("version") != VERSION:
-            raise RnnvanishError(f"trace {path} has format version {meta.get('version')}; this rnnvanish reads {VERSION}")
+            raise RnnvanishError(f"trace {path} has format version {meta.get('version')}; "
+                                 f"this rnnvanish reads version {VERSION}")
         if "grad_h" not in arrays or "contribution" not in arrays:
             raise RnnvanishError(f"trace {path} lacks its lag profile")
         return cls(meta=meta, path=path, **arrays)
@@ -182,13 +183,18 @@ class Trace:
     def to_csv(self) -> str:
         out = io.StringIO()
         out.write(",".join(CSV_COLUMNS) + "\n")
-        fmt = lambda v: "" if v is None else (f"{v:.6g}" if isinstance(v, (float, np.floating)) else str(v))  # noqa: E731
         for row in self.rows():
-            out.write(",".join(fmt(v) for v in row) + "\n")
+            out.write(",".join(_csv_field(v) for v in row) + "\n")
         return out.getvalue()
 
     def __repr__(self):
         return f"Trace({self.label!r}, T={self.T}, B={self.B}, decay/step={self.decay_per_step:.3g})"
+
+
+def _csv_field(v):
+    if v is None:
+        return ""
+    return f"{v:.6g}" if isinstance(v, (float, np.floating)) else str(v)
 
 
 # --------------------------------------------------------------------------- measuring
@@ -196,7 +202,8 @@ class Trace:
 def _cell_of(model):
     cell = getattr(model, "cell", model)
     if not hasattr(cell, "forward") or not hasattr(cell, "params"):
-        raise RnnvanishError(f"cannot trace a {type(model).__name__}: give a cell (TanhRNN, LSTM, GRU) or a LanguageModel")
+        raise RnnvanishError(f"cannot trace a {type(model).__name__}: "
+                             "give a cell (TanhRNN, LSTM, GRU) or a LanguageModel")
     return cell
 
 
@@ -234,7 +241,8 @@ def trace(model, inputs, *, state=None, label=None, seed=0, jacobians=True, meth
     start = time.perf_counter()
     inputs = np.asarray(inputs)
     if inputs.ndim < 2 or inputs.shape[0] < 1 or inputs.shape[1] < 1:
-        raise RnnvanishError(f"inputs must be (T, B) token ids or (T, B, I) values with T, B >= 1, got shape {inputs.shape}")
+        raise RnnvanishError("inputs must be (T, B) token ids or (T, B, I) values with T, B >= 1, "
+                             f"got shape {inputs.shape}")
     try:
         _, _, cache = cell.forward(inputs, state)
     except ValueError as err:
