@@ -11,7 +11,7 @@ Each function takes the data, an optional `ax` (or `axes`) and returns the figur
 """
 import numpy as np
 from matplotlib.colors import TwoSlopeNorm
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
 
 from . import new_axes, plt
 
@@ -104,6 +104,12 @@ def _fit_log_limits(ax, arrays, margin=0.3):
     lo, hi = min(lo, -0.1), max(hi, 0.1)                              # always show the level 1
     pad = margin + 0.04 * (hi - lo)
     ax.set_ylim(10 ** (lo - pad), 10 ** (hi + pad))
+    # Ticks on every d-th decade, counted from 10^0 so that the level 1 is always labelled.
+    step = max(1, int(np.ceil((hi - lo + 2 * pad) / 9)))
+    decades = np.arange(np.ceil((lo - pad) / step) * step, hi + pad + 1e-9, step)
+    ax.yaxis.set_major_locator(FixedLocator(10.0 ** decades))
+    if step > 1:
+        ax.yaxis.set_minor_locator(NullLocator())
 
 
 def _heatmap_limits(log_values):
