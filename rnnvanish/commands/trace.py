@@ -33,19 +33,19 @@ def add_arguments(p):
     m.add_argument("--init", metavar="SPEC", default=None,
                    help="W_hh initialiser per gate block, e.g. orthogonal, glorot_uniform, normal:1.0 "
                         "(default: orthogonal)")
-    m.add_argument("--radius", type=positive_float, default=None,
+    m.add_argument("--radius", type=positive_float, metavar="R", default=None,
                    help="rescale each W_hh gate block to this spectral radius (default: leave it)")
-    m.add_argument("--forget-bias", type=_finite, default=1.0, help="LSTM forget-gate bias (default: 1.0)")
+    m.add_argument("--forget-bias", type=_finite, metavar="B", default=1.0, help="LSTM forget-gate bias (default: 1.0)")
     m.add_argument("--reset-before", action="store_true", help="GRU: reset gate before the product (Cho et al. 2014)")
-    m.add_argument("--hidden", type=positive_int, default=128, help="hidden size H (default: 128)")
+    m.add_argument("--hidden", type=positive_int, metavar="H", default=128, help="hidden size H (default: 128)")
     m.add_argument("--checkpoint", metavar="PATH", default=None,
                    help="trace a trained language model: a checkpoint .npz or a run folder")
     m.add_argument("--compare", metavar="KEY=V1,V2,...", default=None,
                    help="vary one setting: cell, init, radius, activation or forget-bias "
                         "(e.g. cell=tanh,lstm,gru or radius=0.9,1.0,1.1)")
     i = p.add_argument_group("inputs (default: random dense vectors)")
-    i.add_argument("--length", type=positive_int, default=100, help="sequence length T (default: 100)")
-    i.add_argument("--batch", type=positive_int, default=32, help="number of sequences B (default: 32)")
+    i.add_argument("--length", type=positive_int, metavar="T", default=100, help="sequence length T (default: 100)")
+    i.add_argument("--batch", type=positive_int, metavar="B", default=32, help="number of sequences B (default: 32)")
     src = i.add_mutually_exclusive_group()
     src.add_argument("--corpus", metavar="NAME|PATH", default=None,
                      help="character windows of a built-in corpus or a UTF-8 file")
@@ -53,16 +53,17 @@ def add_arguments(p):
                      help="inputs of a long-range task: adding, copy, temporal_order, latch")
     src.add_argument("--tokens", type=positive_int, metavar="V", default=None,
                      help="random token ids over V symbols")
-    i.add_argument("--input-size", type=positive_int, default=8, help="dense input size I (default: 8)")
-    i.add_argument("--input-scale", type=positive_float, default=1.0,
+    i.add_argument("--input-size", type=positive_int, metavar="I", default=8, help="dense input size I (default: 8)")
+    i.add_argument("--input-scale", type=positive_float, metavar="S", default=1.0,
                    help="dense inputs are N(0, scale^2) (default: 1.0)")
-    i.add_argument("--seed", type=nonneg_int, default=0,
+    i.add_argument("--seed", type=nonneg_int, metavar="N", default=0,
                    help="seed of the weights, the inputs and the probe directions (default: 0)")
     j = p.add_argument_group("Jacobian products")
     j.add_argument("--method", choices=("auto", "exact", "sketch"), default="auto",
-                   help="exact SVDs (small sizes) or the block sketch, a lower bound (default: auto)")
-    j.add_argument("--rank", type=positive_int, default=8, help="sketch block size r (default: 8)")
-    j.add_argument("--sweeps", type=positive_int, default=2, help="sketch sweeps, more is closer (default: 2)")
+                   help="exact products and SVDs, or the block sketch (a lower bound, seconds at T=200, "
+                        "H=128); auto picks exact for small sizes (default: auto)")
+    j.add_argument("--rank", type=positive_int, metavar="R", default=8, help="sketch block size r (default: 8)")
+    j.add_argument("--sweeps", type=positive_int, metavar="N", default=2, help="sketch sweeps, more is closer (default: 2)")
     j.add_argument("--no-jacobian", action="store_true", help="skip the Jacobian products (lag profile only)")
     j.add_argument("--backend", choices=("numba", "numpy"), default=None,
                    help="kernels for the forward pass (default: $RNNVANISH_BACKEND or numba)")
@@ -219,6 +220,9 @@ def run(args):
             cell = setting.build(input_size, seed=args.seed, backend=args.backend)
             models.append((cell, label, {"init": setting.init or "orthogonal", "inputs": about}))
     T, B = x.shape[0], x.shape[1]
+    if args.method == "exact" and not args.no_jacobian and T * T * (2 * hidden) ** 3 / 2 > 2e10:
+        print(f"note: exact Jacobian norms at T={T}, H={hidden} form T^2/2 products of H x H matrices "
+              "and take minutes; --method sketch takes seconds")
     print(f"rnnvanish trace: T={T} steps, B={B} sequences, H={hidden}; probe loss at step T on a random unit "
           f"direction per sequence")
     print(f"inputs: {about} (seed {args.seed})")
