@@ -33,7 +33,9 @@ def _scale(a, factor):
 @jit
 def _xent_row(y, target, dy):
     """-log softmax(y)[target] for one row y (V,); dy <- softmax(y) - onehot(target) (dy may be y)."""
-    m = y.max()                                               # shift for a stable exp
+    m = y[0]                                                  # shift by the largest logit for a stable exp
+    for v in range(1, y.shape[0]):
+        m = max(m, y[v])
     z_target = y[target] - m
     total = 0.0
     for v in range(y.shape[0]):

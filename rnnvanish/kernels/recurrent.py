@@ -493,9 +493,13 @@ def _draw_token(y, temperature, u, cdf):
     The steps of rnnvanish.model.sample_from_logits: z = (y - max y) / T, cdf = cumsum(exp z),
     the first index whose cdf exceeds u * cdf[-1]. cdf (V,) is scratch."""
     V = y.shape[0]
+    best = 0                                                  # the first largest logit
+    for v in range(1, V):
+        if y[v] > y[best]:
+            best = v
     if temperature == 0.0:
-        return np.argmax(y)
-    m = y.max()
+        return best
+    m = y[best]
     for v in range(V):
         p = np.exp((y[v] - m) / temperature)
         cdf[v] = p if v == 0 else cdf[v - 1] + p

@@ -1,0 +1,334 @@
+"""Speed of one training step and of generation, per cell, on numba, numpy and torch.
+
+One training step is what `rnnvanish train` does per window: forward and backward through a
+window of T tokens (B streams), clip by global norm (5), one Adam update. The three
+implementations run the same model from the same weights:
+
+    numba   LanguageModel(backend="numba"): the jitted kernels
+    numpy   LanguageModel(backend="numpy"): the NumPy reference, the same optimiser and clipping
+    torch   nn.RNN / nn.LSTM / nn.GRU on one-hot tokens + nn.Linear + cross_entropy
+            + clip_grad_norm_ + torch.optim.Adam (when torch is importable)
+
+A one-hot token times W_ih is the row of W_xh our cells look up, so the two compute the same
+function. Generation draws single tokens at temperature 1 from a one-token prime, by inverse
+CDF from pre-drawn uniforms in all three.
+
+Model FLOPs count the matrix products of a training step (elementwise work is left out):
+forward h_{t-1} W_hh, backward da W_hh^T and h^T da, and the output layer's three products,
+6 T B H (G H + V) in all. `peak_fraction` divides the model's FLOP/s by what one large matrix
+product reaches here with the same dtype and thread count (`measure_peak`).
+
+Threads: `limit_threads(n)` sets Numba's thread count, torch's, and the BLAS libraries'
+(threadpoolctl when installed; otherwise every OpenBLAS loaded in the process, through its own
+`openblas_set_num_threads`, which is what threadpoolctl calls too; on a system whose BLAS is
+neither, set OPENBLAS_NUM_THREADS / MKL_NUM_THREADS before starting Python instead).
+"""
+import contextlib
+import ctypes
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+GATES = {"tanh": 1, "lstm": 4, "gru": 3}
+IMPLS = ("numba", "numpy", "torch")
+RECORD_KEYS = ("cell", "hidden", "batch", "window", "dtype", "threads", "impl",
+               "train_tok_s", "gen_tok_s", "gflops", "peak_fraction")
+CLIP_NORM = 5.0
+LEARNING_RATE = 2e-3
+
+
+def torch_available():
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------- threads
+
+_OPENBLAS_SETTERS = (("openblas_set_num_threads", "openblas_get_num_threads"),
+                     ("scipy_openblas_set_num_threads", "scipy_openblas_get_num_threads"),
+                     ("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
+                     ("openblas_set_num_threads64_", "openblas_get_num_threads64_"))
+
+
+def _loaded_openblas():
+    """(set, get) thread-count functions of every OpenBLAS mapped into this process (Linux)."""
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = sorted({line.split()[-1] for line in maps if "openblas" in line.lower() and "/" in line})
+    except OSError:
+        return []
+    found = []
+    for path in paths:
+        lib = ctypes.CDLL(path)
+        for set_name, get_name in _OPENBLAS_SETTERS:
+            if hasattr(lib, set_name) and hasattr(lib, get_name):
+                found.append((getattr(lib, set_name), getattr(lib, get_name)))
+                break
+    return found
+
+
+@contextlib.contextmanager
+def limit_threads(n):
+    """Run the block with n threads in Numba, torch and the BLAS libraries; restore them after."""
+    import numba
+    import scipy.linalg  # noqa: F401  (loads SciPy's BLAS, the one jitted np.dot calls)
+
+    restore = []
+    old_numba = numba.get_num_threads()
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    restore.append(lambda: numba.set_num_threads(old_numba))
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        old_torch = torch.get_num_threads()
+        torch.set_num_threads(n)
+        restore.append(lambda: torch.set_num_threads(old_torch))
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        for set_threads, get_threads in _loaded_openblas():
+            old = get_threads()
+            set_threads(n)
+            restore.append(lambda s=set_threads, o=old: s(o))
+        blas = contextlib.nullcontext()
+    else:
+        blas = threadpool_limits(limits=n, user_api="blas")
+    try:
+        with blas:
+            yield
+    finally:
+        for undo in reversed(restore):
+            undo()
+
+
+# --------------------------------------------------------------------------- timing
+
+def median_time(fn, min_time, warmup=2, min_repeats=3):
+    """Median seconds per call of fn() over repeats lasting at least `min_time` in all (after warm-up)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    start = time.perf_counter()
+    while len(times) < min_repeats or time.perf_counter() - start < min_time:
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def train_flops(cell, hidden, batch, window, vocab):
+    """Matrix-product FLOPs of one training step: 6 T B H (G H + V) (see the module docstring)."""
+    return 6 * window * batch * hidden * (GATES[cell] * hidden + vocab)
+
+
+def measure_peak(dtype, threads, size=1024, min_time=0.5):
+    """GFLOP/s of a (size x size) matrix product in SciPy's BLAS (the one the kernels call)."""
+    from scipy.linalg import blas
+    gemm = blas.dgemm if np.dtype(dtype) == np.float64 else blas.sgemm
+    rng = np.random.default_rng(0)
+    a, b = (np.asfortranarray(rng.standard_normal((size, size)), dtype=dtype) for _ in range(2))
+    with limit_threads(threads):
+        seconds = median_time(lambda: gemm(1.0, a, b), min_time)
+    return 2 * size ** 3 / seconds / 1e9
+
+
+# --------------------------------------------------------------------------- the three implementations
+
+def project_model(cell, vocab, hidden, dtype, backend, seed=0):
+    from .model import LanguageModel
+    return LanguageModel(cell, vocab, hidden, dtype=dtype, backend=backend, seed=seed)
+
+
+def project_step(model):
+    """A training step of `model` on (inputs, targets): forward, backward, clip, Adam; carries the state."""
+    from .clip import clip_by_global_norm
+    from .optim import Adam
+
+    optimizer = Adam(model.params, lr=LEARNING_RATE)
+    carry = {}
+
+    def step(inputs, targets):
+        state = carry.get("state")
+        loss, grads, carry["state"], _ = model.loss_and_grads(inputs, targets, state)
+        clip_by_global_norm(grads, CLIP_NORM)
+        optimizer.step(grads)
+        return loss
+    return step
+
+
+def torch_twin(model):
+    """torch modules holding `model`'s weights: (rnn, linear, params), in model's dtype."""
+    import torch
+
+    cell, p = model.cell_name, model.params
+    kind = {"tanh": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell]
+    options = {"nonlinearity": model.cell.activation} if cell == "tanh" else {}
+    if cell == "tanh" and model.cell.activation not in ("tanh", "relu"):
+        raise ValueError("torch.nn.RNN has no sigmoid activation")
+    if cell == "gru" and not model.cell.reset_after:
+        raise ValueError("torch.nn.GRU has only the reset-after form")
+    tdtype = torch.float64 if model.dtype == np.float64 else torch.float32
+    rnn = kind(model.vocab_size, model.hidden_size, **options).to(tdtype)
+    linear = torch.nn.Linear(model.hidden_size, model.vocab_size).to(tdtype)
+
+    def put(param, value):
+        with torch.no_grad():
+            param.copy_(torch.from_numpy(np.ascontiguousarray(value)))
+    put(rnn.weight_ih_l0, p["W_xh"].T)                       # one-hot x_t times W_ih^T = row x_t of W_xh
+    put(rnn.weight_hh_l0, p["W_hh"].T)
+    if cell == "gru":
+        put(rnn.bias_ih_l0, p["b_xh"])
+        put(rnn.bias_hh_l0, p["b_hh"])
+    else:
+        put(rnn.bias_ih_l0, p["b_h"])
+        put(rnn.bias_hh_l0, np.zeros_like(p["b_h"]))
+        rnn.bias_hh_l0.requires_grad_(False)                 # one bias b_h, as in the project's cells
+    put(linear.weight, p["W_hy"].T)
+    put(linear.bias, p["b_y"])
+    params = [q for q in list(rnn.parameters()) + list(linear.parameters()) if q.requires_grad]
+    return rnn, linear, params
+
+
+def torch_step(model):
+    """The same training step in torch, from `model`'s weights."""
+    import torch
+    import torch.nn.functional as F
+
+    rnn, linear, params = torch_twin(model)
+    optimizer = torch.optim.Adam(params, lr=LEARNING_RATE)
+    V = model.vocab_size
+    eye = torch.eye(V, dtype=linear.weight.dtype)
+    carry = {}
+
+    def step(inputs, targets):
+        x = eye[torch.from_numpy(inputs)]                     # (T, B, V) one-hot
+        optimizer.zero_grad(set_to_none=True)
+        out, state = rnn(x, carry.get("state"))
+        loss = F.cross_entropy(linear(out).reshape(-1, V), torch.from_numpy(targets).reshape(-1))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, CLIP_NORM)
+        optimizer.step()
+        carry["state"] = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+        return loss.item()
+    return step
+
+
+def torch_generate(model):
+    """generate(token, uniforms) -> ids, one token at a time in torch, by inverse CDF like model.sample."""
+    import torch
+
+    rnn, linear, _ = torch_twin(model)
+    eye = torch.eye(model.vocab_size, dtype=linear.weight.dtype)
+
+    def generate(token, uniforms, temperature=1.0):
+        out_ids, state = [], None
+        with torch.no_grad():
+            for u in uniforms:
+                h, state = rnn(eye[token].reshape(1, 1, -1), state)
+                y = linear(h[0, 0])
+                cdf = torch.cumsum(torch.exp((y - y.max()) / temperature), 0)
+                token = min(int(torch.searchsorted(cdf, float(u) * cdf[-1], right=True)), len(cdf) - 1)
+                out_ids.append(token)
+        return out_ids
+    return generate
+
+
+# --------------------------------------------------------------------------- one measurement
+
+def measure(cell, hidden, batch, window, dtype, threads, impl, *, vocab=65, min_time=1.0, gen_tokens=None, seed=0):
+    """One record (keys RECORD_KEYS): training tokens/s and, for batch 1, generation tokens/s."""
+    rng = np.random.default_rng(seed)
+    inputs = rng.integers(0, vocab, (window, batch))
+    targets = rng.integers(0, vocab, (window, batch))
+    model = project_model(cell, vocab, hidden, dtype, "numpy" if impl == "numpy" else "numba", seed)
+    if impl == "torch":
+        import torch  # noqa: F401  (so limit_threads sets torch's threads too)
+    with limit_threads(threads):
+        step = torch_step(model) if impl == "torch" else project_step(model)
+        seconds = median_time(lambda: step(inputs, targets), min_time)
+        gen_tok_s = None
+        if batch == 1:
+            n = gen_tokens or (400 if impl == "numba" else 40)
+            uniforms = np.random.default_rng(seed + 1).random(n)
+            if impl == "torch":
+                generate = torch_generate(model)
+                gen_seconds = median_time(lambda: generate(0, uniforms), min_time / 2, warmup=1)
+            else:
+                gen_seconds = median_time(lambda: model.sample([0], n, 1.0, rng=seed + 1), min_time / 2, warmup=1)
+            gen_tok_s = n / gen_seconds
+    gflops = train_flops(cell, hidden, batch, window, vocab) / seconds / 1e9
+    return {"cell": cell, "hidden": hidden, "batch": batch, "window": window, "dtype": np.dtype(dtype).name,
+            "threads": threads, "impl": impl, "train_tok_s": window * batch / seconds, "gen_tok_s": gen_tok_s,
+            "gflops": gflops, "peak_fraction": None}
+
+
+def run_grid(configs, impls, *, min_time=1.0, vocab=65, progress=True, peaks=None):
+    """Measure every (cell, hidden, batch, window, dtype, threads) config on every impl.
+
+    Returns (records, peaks): peaks[(dtype, threads)] is measure_peak's GFLOP/s, and each
+    record's peak_fraction is its gflops over that peak."""
+    from tqdm import tqdm
+
+    peaks = {} if peaks is None else peaks
+    records = []
+    jobs = [(c, impl) for c in configs for impl in impls]
+    for (cell, hidden, batch, window, dtype, threads), impl in tqdm(jobs, desc="bench", unit="run",
+                                                                     disable=not progress, leave=False):
+        key = (np.dtype(dtype).name, threads)
+        if key not in peaks:
+            peaks[key] = measure_peak(dtype, threads, min_time=min(min_time, 0.5))
+        record = measure(cell, hidden, batch, window, dtype, threads, impl, vocab=vocab, min_time=min_time)
+        record["peak_fraction"] = record["gflops"] / peaks[key]
+        records.append(record)
+    return records, peaks
+
+
+# --------------------------------------------------------------------------- start-up
+
+_STARTUP_CHILD = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import numpy as np
+from rnnvanish.model import LanguageModel
+t_import = time.perf_counter() - t0
+out = {"import_s": t_import, "first_step_s": {}}
+rng = np.random.default_rng(0)
+for cell, dtype in json.loads(sys.argv[1]):
+    model = LanguageModel(cell, 65, 128, dtype=dtype, backend=sys.argv[2])
+    x, y = rng.integers(0, 65, (25, 1)), rng.integers(0, 65, (25, 1))
+    t1 = time.perf_counter()
+    model.loss_and_grads(x, y)
+    model.sample([0], 5, 1.0, rng=0)
+    out["first_step_s"][cell + "/" + dtype] = time.perf_counter() - t1
+    if "to_first_step_s" not in out:
+        out["to_first_step_s"] = time.perf_counter() - t0
+print(json.dumps(out))
+"""
+
+
+def startup_times(pairs, backend="numba", cache_dir=None):
+    """Time a fresh Python process: import, and the first training step + sample of each (cell, dtype).
+
+    `cache_dir` is passed as NUMBA_CACHE_DIR (an empty directory: compile from scratch). Returns the
+    child's timings plus `process_s`, the wall time from starting the process to its exit."""
+    env = dict(os.environ)
+    if cache_dir is not None:
+        env["NUMBA_CACHE_DIR"] = str(cache_dir)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    t0 = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", _STARTUP_CHILD, json.dumps(pairs), backend],
+                          env=env, capture_output=True, text=True, check=False)
+    process_s = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise RuntimeError(f"start-up probe failed: {done.stderr.strip().splitlines()[-1:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["process_s"] = process_s
+    return result

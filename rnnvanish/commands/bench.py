@@ -1,0 +1,126 @@
+"""`rnnvanish bench`: training-step and generation tokens/s of every cell on numba, numpy and torch.
+
+Prints one table row per configuration with the ratios numba/torch and numba/numpy, the
+model's GFLOP/s and its share of the peak this machine reaches on a large matrix product;
+then the compile time of the kernels and the time a warm process takes to its first step.
+`--json FILE` writes one record per measurement (see rnnvanish.bench.RECORD_KEYS).
+"""
+from ._args import positive_float, positive_int
+
+FULL_GRID = {"hidden": [64, 128, 512], "batch": [1, 32], "dtype": ["float64", "float32"], "threads": [1, 2]}
+QUICK_GRID = {"hidden": [128], "batch": [1, 32], "dtype": ["float64", "float32"], "threads": [1]}
+
+
+def add_arguments(p):
+    g = p.add_argument_group("grid (default: the full grid; --quick for a small one)")
+    g.add_argument("--quick", action="store_true",
+                   help="H 128, B 1 and 32, both dtypes, 1 thread, 0.3 s per measurement")
+    g.add_argument("--cells", nargs="+", choices=("tanh", "lstm", "gru"), default=["tanh", "lstm", "gru"],
+                   help="cells to measure (default: all three)")
+    g.add_argument("--hidden", nargs="+", type=positive_int, help="hidden sizes H (default: 64 128 512)")
+    g.add_argument("--batch", nargs="+", type=positive_int, help="batch sizes B (default: 1 32)")
+    g.add_argument("--dtype", nargs="+", choices=("float64", "float32"), help="dtypes (default: both)")
+    g.add_argument("--threads", nargs="+", type=positive_int, help="thread counts (default: 1 2)")
+    g.add_argument("--window", type=positive_int, default=25, help="window length T (default: 25)")
+    g.add_argument("--vocab", type=positive_int, default=65, help="vocabulary size V (default: 65)")
+    g.add_argument("--impls", nargs="+", choices=("numba", "numpy", "torch"), default=None,
+                   help="implementations (default: numba, numpy, and torch when importable)")
+    m = p.add_argument_group("measurement")
+    m.add_argument("--min-time", type=positive_float, default=None,
+                   help="seconds of timed repeats per measurement, after warm-up (default: 1, --quick 0.3)")
+    m.add_argument("--no-startup", action="store_true",
+                   help="skip the compile-time and warm-start probes (two fresh Python processes)")
+    m.add_argument("--json", metavar="FILE", help="write one JSON record per measurement to FILE")
+    m.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _grid(args):
+    base = QUICK_GRID if args.quick else FULL_GRID
+    pick = {key: getattr(args, key) or values for key, values in base.items()}
+    return [(cell, H, B, args.window, dtype, threads)
+            for threads in pick["threads"] for dtype in pick["dtype"] for cell in args.cells
+            for H in pick["hidden"] for B in pick["batch"]]
+
+
+def _fmt(value, unit=""):
+    if value is None:
+        return "-"
+    if value >= 1e6:
+        return f"{value / 1e6:.2f}M{unit}"
+    if value >= 1e3:
+        return f"{value / 1e3:.1f}k{unit}"
+    return f"{value:.0f}{unit}"
+
+
+def _ratio(a, b):
+    return "-" if a is None or b is None else f"{a / b:.1f}x"
+
+
+def table(records):
+    """The results as text: one row per configuration, columns per implementation and the ratios."""
+    rows = {}
+    for r in records:
+        key = (r["cell"], r["hidden"], r["batch"], r["dtype"], r["threads"])
+        rows.setdefault(key, {})[r["impl"]] = r
+    head = (f"{'cell':5} {'H':>4} {'B':>3} {'dtype':7} {'thr':>3} | {'numba':>8} {'numpy':>8} {'torch':>8} "
+            f"{'/torch':>7} {'/numpy':>7} | {'GFLOP/s':>7} {'peak':>5} | {'gen numba':>9} {'gen torch':>9} {'/torch':>7}")
+    lines = ["training step (forward, backward, clip, Adam), tokens/s; generation tokens/s at B = 1", head,
+             "-" * len(head)]
+    for (cell, H, B, dtype, threads), by_impl in rows.items():
+        nb, npy, th = (by_impl.get(i) for i in ("numba", "numpy", "torch"))
+        tok = {i: (by_impl[i]["train_tok_s"] if i in by_impl else None) for i in ("numba", "numpy", "torch")}
+        gen = {i: (by_impl[i]["gen_tok_s"] if i in by_impl else None) for i in ("numba", "torch")}
+        lead = nb or npy or th
+        lines.append(
+            f"{cell:5} {H:>4} {B:>3} {dtype:7} {threads:>3} | {_fmt(tok['numba']):>8} {_fmt(tok['numpy']):>8} "
+            f"{_fmt(tok['torch']):>8} {_ratio(tok['numba'], tok['torch']):>7} {_ratio(tok['numba'], tok['numpy']):>7} | "
+            f"{lead['gflops']:>7.2f} {100 * lead['peak_fraction']:>4.0f}% | {_fmt(gen['numba']):>9} "
+            f"{_fmt(gen['torch']):>9} {_ratio(gen['numba'], gen['torch']):>7}")
+    lines.append("GFLOP/s and peak: of the numba run (matrix products only; peak = a large matrix product, same "
+                 "dtype and threads)")
+    return "\n".join(lines)
+
+
+def _startup_report(cells, dtypes):
+    import tempfile
+
+    from ..bench import startup_times
+
+    pairs = [[cell, dtype] for dtype in dtypes for cell in cells]
+    with tempfile.TemporaryDirectory(prefix="rnnvanish-numba-cache-") as cache:
+        cold = startup_times(pairs, cache_dir=cache)
+        warm = startup_times(pairs[:1], cache_dir=cache)
+    lines = ["start-up (a fresh process, H 128, B 1, T 25):"]
+    compile_s = ", ".join(f"{k} {v:.1f} s" for k, v in cold["first_step_s"].items())
+    lines.append(f"  first training step + sample with an empty kernel cache (compiling): {compile_s}")
+    lines.append(f"  warm cache: {warm['process_s']:.2f} s from starting Python to the end of its first step "
+                 f"(import {warm['import_s']:.2f} s, first step {list(warm['first_step_s'].values())[0]:.2f} s)")
+    return "\n".join(lines), {"cold": cold, "warm": warm}
+
+
+def run(args):
+    import json
+
+    from ..bench import IMPLS, run_grid, torch_available
+    from ..errors import RnnvanishError
+
+    impls = args.impls or [i for i in IMPLS if i != "torch" or torch_available()]
+    if "torch" in impls and not torch_available():
+        raise RnnvanishError("--impls torch needs PyTorch, which is not importable here")
+    min_time = args.min_time or (0.3 if args.quick else 1.0)
+    configs = _grid(args)
+    records, peaks = run_grid(configs, impls, min_time=min_time, vocab=args.vocab, progress=not args.no_progress)
+    print(table(records))
+    print("peak (SciPy BLAS, 1024 x 1024 product): "
+          + ", ".join(f"{dtype} {threads} thread{'s' if threads > 1 else ''} {gf:.1f} GFLOP/s"
+                      for (dtype, threads), gf in peaks.items()))
+    if not args.no_startup and "numba" in impls:
+        print(_startup_report(args.cells, sorted({c[4] for c in configs}))[0])
+    if args.json:
+        try:
+            with open(args.json, "w") as f:
+                json.dump(records, f, indent=1)
+        except OSError as exc:
+            raise RnnvanishError(f"cannot write {args.json}: {exc.strerror}") from None
+        print(f"wrote {len(records)} records to {args.json}")
+    return 0

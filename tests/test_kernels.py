@@ -1,0 +1,207 @@
+"""The Numba kernels against the NumPy reference: every output, final state, gradient and norm.
+
+float64 must agree within 1e-10 and float32 within 1e-4 (relative to the largest entry).
+Every kernel is compiled once per dtype and reused by all the cases below.
+"""
+import numpy as np
+import pytest
+
+from _compare import assert_close
+from rnnvanish import kernels, reference
+from rnnvanish.cells import make_cell
+from rnnvanish.model import LanguageModel
+
+RTOL = {np.float64: 1e-10, np.float32: 1e-4}
+DTYPES = [np.float64, np.float32]
+CONFIGS = [("tanh", {"activation": "tanh"}), ("tanh", {"activation": "sigmoid"}), ("tanh", {"activation": "relu"}),
+           ("lstm", {}), ("gru", {"reset_after": True}), ("gru", {"reset_after": False})]
+IDS = ["tanh", "sigmoid", "relu", "lstm", "gru-after", "gru-before"]
+GATES = {"tanh": 1, "lstm": 4, "gru": 3}
+H = 5
+
+
+def assert_same(actual, expected, dtype, label):
+    """Every named array of `expected` is in `actual` with its dtype and within the dtype's tolerance."""
+    assert list(actual) == list(expected), f"{label}: results {list(actual)} != {list(expected)}"
+    for name, value in expected.items():
+        assert np.asarray(actual[name]).dtype == np.asarray(value).dtype, (
+            f"{label} {name}: dtype {np.asarray(actual[name]).dtype} != {np.asarray(value).dtype}")
+        assert_close(actual[name], value, rtol=RTOL[dtype], name=f"{label} {name}")
+
+
+def kernel_case(cell, options, T, B, dtype, seed):
+    """Random arguments for a cell's forward and backward kernels (saturating inputs included)."""
+    rng = np.random.default_rng(seed)
+    G = GATES[cell]
+
+    def normal(*shape, scale=1.0):
+        return (scale * rng.standard_normal(shape)).astype(dtype)
+    case = {"xw": normal(T, B, G * H, scale=1.5), "W_hh": normal(H, G * H, scale=0.6),
+            "h0": normal(B, H, scale=0.5), "dh": normal(T, B, H), "dh_T": normal(B, H)}
+    if cell == "lstm":
+        case["c0"], case["dc_T"] = normal(B, H), normal(B, H)
+    if cell == "gru":
+        case["b_hh"] = normal(G * H, scale=0.5)
+    return case
+
+
+def forward_backward(module, cell, options, case, truncate):
+    """Every result of the cell's forward and backward kernels in `module`, by name."""
+    c = case
+    if cell == "tanh":
+        act = reference.ACTIVATIONS[options["activation"]]
+        h = module.tanh_forward(c["xw"], c["h0"], c["W_hh"], act)
+        da, dh0, norms = module.tanh_backward(c["dh"], c["dh_T"], h, c["W_hh"], act, truncate)
+        return {"h": h, "da": da, "dh0": dh0, "norms": norms}
+    if cell == "lstm":
+        h, cs, gates = module.lstm_forward(c["xw"], c["h0"], c["c0"], c["W_hh"])
+        da, dh0, dc0, norms_h, norms_c = module.lstm_backward(c["dh"], c["dh_T"], c["dc_T"], h, cs, gates,
+                                                               c["W_hh"], truncate)
+        return {"h": h, "c": cs, "gates": gates, "da": da, "dh0": dh0, "dc0": dc0,
+                "norms_h": norms_h, "norms_c": norms_c}
+    ra = options["reset_after"]
+    h, gates, hn = module.gru_forward(c["xw"], c["h0"], c["W_hh"], c["b_hh"], ra)
+    dax, dah, dh0, norms = module.gru_backward(c["dh"], c["dh_T"], h, gates, hn, c["W_hh"], ra, truncate)
+    return {"h": h, "gates": gates, "hn": hn, "dax": dax, "dah": dah, "dh0": dh0, "norms": norms}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+@pytest.mark.parametrize("T,B", [(1, 1), (1, 3), (7, 1), (7, 3)])
+@pytest.mark.parametrize("truncate", [0, 1, 3])
+@pytest.mark.parametrize("cell,options", CONFIGS, ids=IDS)
+def test_recurrence_kernels_equal_the_reference(cell, options, truncate, T, B, dtype):
+    case = kernel_case(cell, options, T, B, dtype, seed=100 * T + 10 * B + truncate)
+    expected = forward_backward(reference, cell, options, case, truncate)
+    actual = forward_backward(kernels, cell, options, case, truncate)
+    assert_same(actual, expected, dtype, f"{cell} {options} T={T} B={B} truncate={truncate}")
+
+
+def test_truncation_changes_the_gradient():
+    """The truncated and untruncated walks differ, so the test above can tell them apart."""
+    case = kernel_case("tanh", {}, 7, 2, np.float64, seed=1)
+    full = forward_backward(kernels, "tanh", {"activation": "tanh"}, case, 0)
+    cut = forward_backward(kernels, "tanh", {"activation": "tanh"}, case, 1)
+    assert np.abs(full["da"] - cut["da"]).max() > 1e-3
+    assert np.abs(full["norms"] - cut["norms"]).max() > 1e-3
+
+
+@pytest.mark.parametrize("activation,f,span", [("tanh", np.tanh, 700.0),
+                                               ("sigmoid", lambda a: 1.0 / (1.0 + np.exp(-a)), 700.0),
+                                               ("relu", lambda a: np.maximum(a, 0.0), 700.0)])
+def test_activations_to_a_few_ulp(activation, f, span):
+    """h_1 = f(xw) when h_0 = 0: the kernel's tanh/sigmoid (plain arithmetic) against NumPy's, entry by entry."""
+    mags = np.concatenate([[0.0], np.logspace(-12, np.log10(span), 400)])
+    a = np.concatenate([-mags[::-1], mags])
+    xw = a.reshape(1, 1, -1)
+    h = kernels.tanh_forward(xw, np.zeros((1, a.size)), np.zeros((a.size, a.size)), reference.ACTIVATIONS[activation])
+    np.testing.assert_array_max_ulp(h[1, 0], f(a), maxulp=4)
+
+
+def test_tanh_of_infinities_and_nan():
+    a = np.array([[[np.inf, -np.inf, np.nan, 30.0, -30.0]]])
+    h = kernels.tanh_forward(a, np.zeros((1, 5)), np.zeros((5, 5)), kernels.TANH)
+    np.testing.assert_array_equal(h[1, 0], np.tanh(a[0, 0]))
+
+
+def test_activation_codes_match_the_reference():
+    assert (kernels.TANH, kernels.SIGMOID, kernels.RELU) == (reference.TANH, reference.SIGMOID, reference.RELU)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+@pytest.mark.parametrize("T,B", [(1, 1), (7, 3)])
+def test_softmax_xent_and_embed_backward_equal_the_reference(T, B, dtype):
+    rng = np.random.default_rng(T + B)
+    V = 11
+    y = (3 * rng.standard_normal((T, B, V))).astype(dtype)
+    targets = rng.integers(0, V, (T, B))
+    loss_k, dy_k = kernels.softmax_xent(y, targets)
+    loss_r, dy_r = reference.softmax_xent(y, targets)
+    assert_close(loss_k, loss_r, rtol=RTOL[dtype], name="loss")
+    assert_close(dy_k, dy_r, rtol=RTOL[dtype], name="dy")
+    da = rng.standard_normal((T, B, 6)).astype(dtype)
+    ids = np.zeros((T, B), dtype=np.int64) if B == 1 else targets       # repeated rows must accumulate
+    assert_close(kernels.embed_backward(ids, da, V), reference.embed_backward(ids, da, V), rtol=RTOL[dtype],
+                 name="dW_xh")
+
+
+@pytest.mark.parametrize("bad", [-1, 11])
+def test_out_of_range_ids_raise(bad):
+    y, ids = np.zeros((2, 1, 11)), np.array([[3], [bad]])
+    with pytest.raises(IndexError):
+        kernels.softmax_xent(y, ids)
+    with pytest.raises(IndexError):
+        kernels.embed_backward(ids, np.zeros((2, 1, 4)), 11)
+
+
+# --------------------------------------------------------------------------- through the cells and the model
+
+def _perturbed(obj, seed):
+    rng = np.random.default_rng(seed)
+    for p in obj.params.values():
+        p += rng.normal(0.0, 0.4, p.shape).astype(p.dtype)     # off the initialiser's values, non-zero biases
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+@pytest.mark.parametrize("truncate", [None, 1, 3])
+@pytest.mark.parametrize("cell,options", CONFIGS, ids=IDS)
+def test_cells_give_the_same_weight_gradients(cell, options, truncate, dtype):
+    T, B, I = 7, 3, 4
+    fast, slow = (make_cell(cell, I, H, seed=3, dtype=dtype, backend=b, **options) for b in ("numba", "numpy"))
+    _perturbed(fast, 9)
+    _perturbed(slow, 9)
+    rng = np.random.default_rng(4)
+    for x in (rng.standard_normal((T, B, I)).astype(dtype), rng.integers(0, I, (T, B))):
+        state = tuple(rng.normal(0, 0.5, (B, H)).astype(dtype) for _ in fast.state_names)
+        dh = rng.standard_normal((T, B, H)).astype(dtype)
+        results = []
+        for c in (fast, slow):
+            h, state_T, cache = c.forward(x, state)
+            grads, dstate0, norms = c.backward(dh, cache, state, truncate=truncate)
+            results.append({"h": h, **{f"state_T{i}": s for i, s in enumerate(state_T)},
+                            **{f"d{k}": g for k, g in grads.items()},
+                            **{f"dstate0_{i}": s for i, s in enumerate(dstate0)},
+                            **{f"norms_{k}": n for k, n in norms.items()}})
+        assert_same(results[0], results[1], dtype, f"{cell} {options} input {x.dtype} truncate={truncate}")
+
+
+LM_CONFIGS = [("tanh", {}), ("lstm", {}), ("gru", {"reset_after": True}), ("gru", {"reset_after": False})]
+LM_IDS = ["tanh", "lstm", "gru-after", "gru-before"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+@pytest.mark.parametrize("truncate", [None, 3])
+@pytest.mark.parametrize("cell,options", LM_CONFIGS, ids=LM_IDS)
+def test_fast_language_model_step_equals_the_reference_step(cell, options, truncate, dtype):
+    """LanguageModel.loss_and_grads on numba (five kernel calls) against the numpy backend's."""
+    V, T, B = 9, 7, 3
+    fast, slow = (LanguageModel(cell, V, H, seed=5, dtype=dtype, backend=b, **options) for b in ("numba", "numpy"))
+    _perturbed(fast, 6)
+    _perturbed(slow, 6)
+    rng = np.random.default_rng(7)
+    inputs, targets = rng.integers(0, V, (T, B)), rng.integers(0, V, (T, B))
+    state = tuple(rng.normal(0, 0.5, (B, H)).astype(dtype) for _ in fast.cell.state_names)
+    results = []
+    for model in (fast, slow):
+        loss, grads, state_T, info = model.loss_and_grads(inputs, targets, state, truncate=truncate)
+        results.append({"loss": np.float64(loss), **{f"d{k}": g for k, g in grads.items()},
+                        **{f"state_T{i}": s for i, s in enumerate(state_T)},
+                        **{f"dstate0_{i}": s for i, s in enumerate(info["dstate0"])},
+                        **{f"norms_{k}": n for k, n in info["norms"].items()}})
+    assert set(results[0]) >= {f"d{k}" for k in fast.params}
+    assert_same(results[0], results[1], dtype, f"LM {cell} {options} truncate={truncate}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+@pytest.mark.parametrize("cell,options", LM_CONFIGS, ids=LM_IDS)
+def test_generation_draws_the_reference_tokens(cell, options, dtype):
+    """The jitted loop and the reference loop draw the same tokens from the same seed."""
+    V = 13
+    fast, slow = (LanguageModel(cell, V, 8, seed=2, dtype=dtype, backend=b, **options) for b in ("numba", "numpy"))
+    _perturbed(fast, 3)
+    _perturbed(slow, 3)
+    for temperature in (1.0, 0.6, 0.0):
+        ids_fast = fast.sample([1, 4, 2], 60, temperature, rng=11)
+        ids_slow = slow.sample([1, 4, 2], 60, temperature, rng=11)
+        np.testing.assert_array_equal(ids_fast, ids_slow, err_msg=f"{cell} temperature {temperature}")
+        if temperature == 1.0:
+            assert len(set(ids_fast.tolist())) > 3                 # a real draw, not a constant
