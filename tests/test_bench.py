@@ -1,0 +1,96 @@
+"""`rnnvanish bench` on a tiny grid: the records and their keys, the torch twin, thread limits.
+
+No timing is asserted: speed depends on the machine and on what else runs on it."""
+import json
+
+import numpy as np
+import pytest
+
+from _compare import assert_close
+from rnnvanish import bench
+from rnnvanish.cli import main
+
+TINY = ("tanh", 8, 1, 5, "float64", 1)          # cell, hidden, batch, window, dtype, threads
+
+
+def check_record(record):
+    assert set(record) == set(bench.RECORD_KEYS), sorted(set(record) ^ set(bench.RECORD_KEYS))
+    assert record["train_tok_s"] > 0 and record["gflops"] > 0 and record["peak_fraction"] > 0
+    assert (record["gen_tok_s"] is not None) == (record["batch"] == 1)
+
+
+def test_run_grid_gives_one_full_record_per_implementation():
+    impls = ["numba", "numpy"] + (["torch"] if bench.torch_available() else [])
+    records, peaks = bench.run_grid([TINY], impls, min_time=0.01, progress=False)
+    assert [r["impl"] for r in records] == impls
+    for r in records:
+        check_record(r)
+        assert (r["cell"], r["hidden"], r["batch"], r["window"], r["dtype"], r["threads"]) == TINY
+    assert set(peaks) == {("float64", 1)} and peaks[("float64", 1)] > 0
+
+
+def test_command_prints_a_table_and_writes_json(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    status = main(["bench", "--cells", "tanh", "gru", "--hidden", "8", "--batch", "1", "2", "--dtype", "float32",
+                   "--threads", "1", "--window", "5", "--impls", "numba", "numpy", "--min-time", "0.01",
+                   "--no-startup", "--no-progress", "--json", str(out)])
+    assert status == 0
+    records = json.loads(out.read_text())
+    assert len(records) == 2 * 2 * 2                               # cells x batches x impls
+    for r in records:
+        check_record(r)
+    text = capsys.readouterr().out
+    assert "/numpy" in text and "gru" in text and "float32" in text
+
+
+def test_command_rejects_torch_when_it_is_missing(monkeypatch, capsys):
+    monkeypatch.setattr(bench, "torch_available", lambda: False)
+    assert main(["bench", "--impls", "torch", "--no-startup", "--no-progress"]) == 2
+    assert "PyTorch" in capsys.readouterr().err
+
+
+def test_train_flops_counts_every_matrix_product():
+    cell, H, B, T, V = "lstm", 6, 3, 4, 7
+    GH = 4 * H
+    products = [(B, H, GH)] * T + [(B, GH, H)] * T + [(H, T * B, GH)]            # forward, dh, dW_hh
+    products += [(T * B, H, V), (H, T * B, V), (T * B, V, H)]                    # y, dW_hy, dh from y
+    assert bench.train_flops(cell, H, B, T, V) == sum(2 * m * k * n for m, k, n in products)
+
+
+def test_limit_threads_sets_and_restores_blas_threads():
+    import scipy.linalg  # noqa: F401  (SciPy's BLAS is loaded before the limits are read)
+    libraries = bench._loaded_openblas()
+    if not libraries:
+        pytest.skip("no OpenBLAS loaded in this process")
+    before = [get() for _, get in libraries]
+    with bench.limit_threads(1):
+        assert [get() for _, get in libraries] == [1] * len(libraries)
+    assert [get() for _, get in libraries] == before
+
+
+@pytest.mark.parametrize("cell", ["tanh", "lstm", "gru"])
+def test_torch_twin_computes_the_same_loss_and_gradients(cell):
+    torch = pytest.importorskip("torch")
+    import torch.nn.functional as F
+
+    model = bench.project_model(cell, 9, 5, "float64", "numpy", seed=1)
+    rng = np.random.default_rng(2)
+    for p in model.params.values():
+        p += rng.normal(0, 0.3, p.shape)
+    inputs, targets = rng.integers(0, 9, (6, 2)), rng.integers(0, 9, (6, 2))
+    loss, grads, _, _ = model.loss_and_grads(inputs, targets)
+    rnn, linear, _ = bench.torch_twin(model)
+    out, _ = rnn(torch.eye(9, dtype=torch.float64)[torch.from_numpy(inputs)])
+    torch_loss = F.cross_entropy(linear(out).reshape(-1, 9), torch.from_numpy(targets).reshape(-1))
+    torch_loss.backward()
+    assert_close(torch_loss.item(), loss, rtol=1e-12, name="loss")
+    assert_close(rnn.weight_hh_l0.grad.numpy().T, grads["W_hh"], rtol=1e-10, name="dW_hh")
+    assert_close(rnn.weight_ih_l0.grad.numpy().T, grads["W_xh"], rtol=1e-10, name="dW_xh")
+    assert_close(linear.weight.grad.numpy().T, grads["W_hy"], rtol=1e-10, name="dW_hy")
+
+
+def test_startup_probe_reports_its_times():
+    result = bench.startup_times([["tanh", "float64"]], backend="numpy")
+    assert set(result) >= {"import_s", "first_step_s", "to_first_step_s", "process_s"}
+    assert list(result["first_step_s"]) == ["tanh/float64"]
+    assert 0 < result["import_s"] < result["to_first_step_s"] < result["process_s"]
