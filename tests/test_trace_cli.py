@@ -121,6 +121,8 @@ def test_trace_a_checkpoint(run_folder, tmp_path, capsys):
     (["--compare", "cell=tanh,"], "empty value"),
     (["--compare", "cell"], "KEY=V1,V2"),
     (["--compare", "cell=tanh,elman"], "unknown cell"),
+    (["--compare", "forget-bias=0,1"], "add --cell lstm"),
+    (["--cell", "gru", "--compare", "activation=tanh,relu"], "add --cell tanh"),
     (["--init", "bogus"], "unknown initialiser"),
     (["--out", "chart.jpg"], ".png or .svg"),
     (["--data-out", "trace.txt"], ".npz"),

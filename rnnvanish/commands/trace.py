@@ -97,6 +97,7 @@ def _check_outputs(args):
 
 def _settings(args):
     """[(Setting, label)] for a fresh model, one per compared value."""
+    from ..errors import RnnvanishError
     from ..tracer.experiment import Setting, parse_compare, vary
 
     base = Setting(cell=args.cell, hidden=args.hidden, activation=args.activation, init=args.init,
@@ -104,6 +105,9 @@ def _settings(args):
     if args.compare is None:
         return [(base, base.label())]
     field, values = parse_compare(args.compare)
+    only = {"forget_bias": "lstm", "activation": "tanh"}.get(field)
+    if only and args.cell != only:
+        raise RnnvanishError(f"--compare {field.replace('_', '-')} changes only the {only} cell; add --cell {only}")
     return [(s, s.label(field)) for s in vary(base, field, values)]
 
 
