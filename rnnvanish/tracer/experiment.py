@@ -72,6 +72,7 @@ class Setting:
             raise RnnvanishError(str(err)) from None
 
     def check(self):
+        """The setting itself, or RnnvanishError naming what is wrong with it."""
         if self.cell not in CELL_NAMES:
             raise RnnvanishError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELL_NAMES)}")
         if self.activation not in ACTIVATION_NAMES:
