@@ -41,7 +41,7 @@ DEFAULTS = {
     "level": "char", "vocab_size": None, "min_count": 1, "val_frac": 0.05,
     # model
     "cell": "lstm", "activation": "tanh", "reset_before": False, "forget_bias": 1.0, "hidden": 128,
-    "init_xh": None, "init_hh": None, "radius": None, "dtype": "float64", "backend": None, "seed": 0,
+    "init_xh": None, "init_hh": None, "radius": None, "dtype": "float64", "backend": None, "threads": 1, "seed": 0,
     # truncated BPTT
     "window": 64, "truncate": None, "batch": 32,
     # optimisation

@@ -91,7 +91,8 @@ class Console(TrainHooks):
             self._print("  changed: " + ", ".join(f"{k}={v}" for k, v in self.session.changes.items()))
         self._print(f"  corpus  {c.get('name')}: {c.get('chars', 0):,} chars, {c.get('train_tokens', 0):,} train / "
                     f"{c.get('val_tokens', 0):,} validation {self.unit}s, vocabulary {len(t.vocab)}")
-        self._print(f"  model   {cell}, H={m.hidden_size}, {m.n_params():,} parameters, {m.dtype.name}, {m.backend}")
+        self._print(f"  model   {cell}, H={m.hidden_size}, {m.n_params():,} parameters, {m.dtype.name}, {m.backend}, "
+                    f"{s['threads']} thread{'s' if s['threads'] > 1 else ''}")
         self._print(f"  BPTT    window {s['window']}, truncate {_g(s['truncate'])}, batch {s['batch']} "
                     f"({t.tokens_per_step} tokens/step, {t.stream.windows_per_epoch} steps/epoch)")
         self._print(f"  update  {s['optimizer']} lr {_g(s['lr'])} ({s['lr_schedule']})"

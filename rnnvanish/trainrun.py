@@ -29,7 +29,7 @@ from rnnvanish.train import DEFAULTS, Trainer, TrainHooks, build_model
 BUDGET_KEYS = ("steps", "epochs", "max_time")
 # What --resume may change: how long, how it is logged, and the step rule. Not the model or the data.
 RESUME_MAY_CHANGE = BUDGET_KEYS + (
-    "backend", "log_every", "eval_every", "eval_windows", "sample_every", "sample_length", "sample_temperature",
+    "backend", "threads", "log_every", "eval_every", "eval_windows", "sample_every", "sample_length", "sample_temperature",
     "trace_every", "lr", "lr_schedule", "weight_decay", "clip_value", "clip_norm", "clip_mode", "nonfinite")
 
 
@@ -327,7 +327,8 @@ def train_session(session: Session) -> str:
     session.console = console = Console(t, folder, session)
     hooks = _Both(session.recorder, console)
     console.start()
-    with StopOnInterrupt(notify=console.stopping) as stop:
+    from rnnvanish.bench import limit_threads
+    with StopOnInterrupt(notify=console.stopping) as stop, limit_threads(t.settings["threads"]):
         reason = t.run(hooks, max_time=session.max_time, should_stop=stop)
     console.close()
     chart = draw_chart(folder, t.settings, t.vocab.level, quiet=session.quiet)

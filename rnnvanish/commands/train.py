@@ -81,6 +81,9 @@ def add_arguments(p):
                    help="rescale each W_hh block to spectral radius R" + _d("radius"))
     g.add_argument("--dtype", choices=("float64", "float32"), help="floating-point type" + _d("dtype"))
     g.add_argument("--backend", choices=("numba", "numpy"), help="kernels (default: $RNNVANISH_BACKEND or numba)")
+    g.add_argument("--threads", type=positive_int, metavar="N",
+                   help="threads of the matrix products (BLAS); more rarely pays at these sizes and can be "
+                   "many times slower on a busy machine" + _d("threads"))
     g.add_argument("--seed", type=nonneg_int, help="random seed of the initial weights and samples" + _d("seed"))
 
     g = p.add_argument_group("truncated BPTT")

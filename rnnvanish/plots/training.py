@@ -38,10 +38,14 @@ def _finite(x, y):
     return x[keep], y[keep]
 
 
-def _few_ticks(ax):
-    """True when the log axis spans less than a decade, so minor ticks need labels to be readable."""
+def _minor_label(ax, v):
+    """Label minor log ticks: all of them within one decade, the 2s and 5s within three, none beyond."""
     lo, hi = ax.get_ylim()
-    return lo > 0 and hi / lo < 10
+    decades = math.log10(hi / lo) if lo > 0 and hi > lo else math.inf
+    leading = round(v / 10 ** math.floor(math.log10(v) + 1e-9)) if v > 0 else 0
+    if decades < 1 or (decades < 3 and leading in (2, 5)):
+        return f"{v:g}"
+    return ""
 
 
 def plot_loss(metrics, ax=None, unit="char"):
@@ -55,8 +59,8 @@ def plot_loss(metrics, ax=None, unit="char"):
     if x.size:
         ax.plot(x, y, "o-", color=VAL_COLOR, lw=1.6, ms=3.5, label="validation")
         best = int(np.argmin(y))
-        ax.annotate(f"best {y[best]:.3f}", (x[best], y[best]), xytext=(0, -14), textcoords="offset points",
-                    ha="center", fontsize=8, color=VAL_COLOR)
+        ax.annotate(f"best {y[best]:.3f}", (x[best], y[best]), xytext=(-4, 7), textcoords="offset points",
+                    ha="right", fontsize=8, color=VAL_COLOR)
     ax.set_ylabel(f"loss (bits/{unit})")
     nats = ax.secondary_yaxis("right", functions=(lambda b: b * LN2, lambda n: n / LN2))
     nats.set_ylabel(f"nats/{unit}")
@@ -86,12 +90,11 @@ def plot_grad_norms(metrics, ax=None, clip_norm=None):
         ax.plot([], [], color="black", lw=0.6, alpha=0.5, label=f"skipped steps ({int(skipped[bad].sum())})")
     if (y > 0).any() or (y2 > 0).any():
         ax.set_yscale("log")
-        plain = FuncFormatter(lambda v, _: f"{v:g}")
-        ax.yaxis.set_major_formatter(plain)
-        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if _few_ticks(ax) else ""))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: _minor_label(ax, v)))
     ax.set_ylabel("global gradient norm")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(loc="upper right", fontsize=8, frameon=False)
+    ax.legend(loc="best", fontsize=8, framealpha=0.8)
     return fig
 
 
@@ -104,6 +107,9 @@ def plot_clipping(metrics, ax=None):
     ax.step(x, y, where="pre", color=CLIPPED_COLOR, lw=1.0)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("share clipped")
+    if y.size and not y.any():
+        ax.text(0.5, 0.5, "no step was clipped", transform=ax.transAxes, ha="center", va="center",
+                fontsize=9, color="0.4")
     ax.grid(alpha=0.3)
     xl, lr = _finite(m["step"], _column(m, "lr"))
     if lr.size and np.ptp(lr) > 0:
