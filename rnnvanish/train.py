@@ -244,6 +244,20 @@ class Trainer:
         return " Gradient norms of the last steps: " + ", ".join(
             f"step {k} {n:.3g}" for k, n in self.recent_norms) + "."
 
+    def warm_up(self) -> float:
+        """Run the kernels once on a two-step window, changing nothing; returns the seconds it took.
+
+        Numba compiles a kernel on its first call (or loads it from its cache): done here, that
+        time stays out of the time budget and the tokens/s."""
+        t0 = time.perf_counter()
+        ids = self.train_ids[:3]
+        x, y = np.ascontiguousarray(ids[:2, None]), np.ascontiguousarray(ids[1:3, None])    # (2, 1)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            self.model.loss_and_grads(x, y, None, self.settings["truncate"])
+            self.model.loss(x, y, None)
+            self.model.sample(ids[:1], 1, 1.0, np.random.default_rng(0))
+        return time.perf_counter() - t0
+
     # -- evaluation and samples -------------------------------------------------------------
     def eval_batch(self) -> int:
         """Validation streams: as many as training uses, fewer if the text is short (each needs T+1 tokens)."""

@@ -68,7 +68,7 @@ class Console(TrainHooks):
             print(text, flush=True)
 
     # -- start ----------------------------------------------------------------------------------
-    def start(self):
+    def start(self, compile_seconds=0.0):
         t, s = self.t, self.t.settings
         c = t.info.get("corpus", {})
         m = t.model
@@ -99,6 +99,9 @@ class Console(TrainHooks):
                     + (f", weight decay {_g(s['weight_decay'])}" if s["weight_decay"] else "")
                     + f", {', '.join(clip) or 'no clipping'}, non-finite: {s['nonfinite']}")
         self._print(f"  budget  {' or '.join(budget) or 'none'}; eval every {s['eval_every']} steps")
+        if compile_seconds > 1.0:
+            self._print(f"  (the kernels took {compile_seconds:.0f}s to compile or load before training; not counted)")
+        self.t0 = time.monotonic()
         if self.session.progress:
             from tqdm import tqdm
             if t.total_steps is not None:

@@ -323,10 +323,11 @@ def train_session(session: Session) -> str:
     if t.tracer is not None:
         rf.traces_folder(folder)
     write_config(session)
+    compile_seconds = t.warm_up()
     session.recorder = RunRecorder(folder, last_checkpoint_step=t.step if session.resumed else None)
     session.console = console = Console(t, folder, session)
     hooks = _Both(session.recorder, console)
-    console.start()
+    console.start(compile_seconds)
     from rnnvanish.bench import limit_threads
     with StopOnInterrupt(notify=console.stopping) as stop, limit_threads(t.settings["threads"]):
         reason = t.run(hooks, max_time=session.max_time, should_stop=stop)
