@@ -205,3 +205,13 @@ def test_generation_draws_the_reference_tokens(cell, options, dtype):
         np.testing.assert_array_equal(ids_fast, ids_slow, err_msg=f"{cell} temperature {temperature}")
         if temperature == 1.0:
             assert len(set(ids_fast.tolist())) > 3                 # a real draw, not a constant
+
+
+def test_the_two_copies_of_exp_agree_bit_for_bit():
+    """output.py repeats recurrent.py's exp (no jitted call crosses modules): the softmax through both."""
+    from rnnvanish.kernels import output, recurrent
+    z = np.concatenate([-np.logspace(-12, np.log10(700.0), 300), [0.0], np.logspace(-12, np.log10(700.0), 300)])
+    via_output = np.array([output._exp(v) for v in z])
+    via_recurrent = np.array([recurrent._exp(v) for v in z])
+    np.testing.assert_array_equal(via_output, via_recurrent)
+    np.testing.assert_array_max_ulp(via_output, np.exp(z), maxulp=2)

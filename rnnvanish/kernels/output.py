@@ -7,10 +7,65 @@ Legend: T steps, B batch, H hidden, V vocabulary, GH = G*H the gate width.
 Token ids index arrays here, and Numba does not check bounds: every id is checked first.
 """
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
-# Cached on disk; numpy's error model: a division by zero gives inf, as in the reference.
-jit = njit(cache=True, nogil=True, error_model="numpy")
+# Cached on disk; numpy's error model (a division by zero gives inf, as in the reference);
+# fused multiply-add allowed. The same options as recurrent.py's kernels.
+jit = njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+
+
+# --------------------------------------------------------------------------- exp
+# The softmax's exp as plain arithmetic, so its loops vectorise: the method and constants of
+# recurrent.py's `_expm1_parts`, repeated here because a jitted function must not call into
+# another module (see the package docstring). A test holds the two equal bit for bit.
+
+@intrinsic
+def _float_from_bits(typingctx, bits):
+    """The float64 whose IEEE-754 bit pattern is the int64 `bits`."""
+    if bits != types.int64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+    return types.float64(types.int64), codegen
+
+
+@intrinsic
+def _bits_of_float(typingctx, x):
+    """The IEEE-754 bit pattern of the float64 `x`, as an int64."""
+    if x != types.float64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+    return types.int64(types.float64), codegen
+
+
+_LOG2_E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+_ROUNDER = 6755399441055744.0
+_ROUNDER_BITS = 0x4338000000000000
+_X_MIN, _X_MAX = -708.0, 709.0
+
+
+@jit
+def _exp(x):
+    """e^x = 2^n (1 + q), x = n ln2 + r, q = e^r - 1 by its Taylor series to r^13 (x clamped to [-708, 709])."""
+    x = _X_MIN if x < _X_MIN else (_X_MAX if x > _X_MAX else x)
+    t = x * _LOG2_E + _ROUNDER
+    n = t - _ROUNDER
+    r = (x - n * _LN2_HI) - n * _LN2_LO
+    q = r * (1.0 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (
+        1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880 + r * (
+            1.0 / 3628800 + r * (1.0 / 39916800 + r * (1.0 / 479001600 + r * (1.0 / 6227020800.0)))))))))))))
+    s = _float_from_bits((_bits_of_float(t) - _ROUNDER_BITS + 1023) << 52)
+    return s + s * q
+
+
+# --------------------------------------------------------------------------- softmax cross-entropy
 
 
 @jit
@@ -37,14 +92,15 @@ def _xent_row(y, target, dy):
     for v in range(1, y.shape[0]):
         m = max(m, y[v])
     z_target = y[target] - m
+    for v in range(y.shape[0]):
+        dy[v] = _exp(y[v] - m)
     total = 0.0
     for v in range(y.shape[0]):
-        e = np.exp(y[v] - m)
-        dy[v] = e
-        total += e
+        total += dy[v]
     loss = np.log(total) - z_target                           # -log p[target] = log sum exp z - z[target]
+    scale = 1.0 / total
     for v in range(y.shape[0]):
-        dy[v] /= total                                        # p
+        dy[v] *= scale                                        # p
     dy[target] -= 1.0                                         # dE/dy = p - onehot
     return loss
 
