@@ -51,8 +51,17 @@ def _d(key):
     return f" (default: {'none' if value is None else value})"
 
 
+EPILOG = ("The run folder holds config.json, metrics.csv (step, tokens, train_loss, val_loss, val_bits, val_ppl, "
+          "grad_norm, grad_norm_clipped, clipped_frac, lr, tokens_per_s, elapsed, skipped: losses in nats per "
+          "token, norms before/after clipping; see rnnvanish.runfolder.METRIC_COLUMNS), checkpoint.npz, best.npz, "
+          "samples.txt, traces/ and training.png. Exit status: 0 done; 2 bad input (nothing written); 3 stopped "
+          "by a non-finite loss or gradient (the last good checkpoint is kept); 130 Ctrl-C (checkpoint saved).")
+
+
 def add_arguments(p):
     from ..optim import LR_SCHEDULES, OPTIMIZERS
+
+    p.epilog = EPILOG
 
     p.add_argument("corpus", nargs="?", metavar="CORPUS",
                    help="a UTF-8 text file, or a built-in corpus name (default: the offline built-in corpus)")
