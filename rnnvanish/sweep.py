@@ -27,6 +27,7 @@ import numpy as np
 
 from .errors import NonFiniteError, RnnvanishError
 from .taskfolder import atomic_write_text, write_json
+from .taskmodel import CELL_SPECIFIC
 from .tasks import make_task
 from .tasktrain import TaskConfig, build, train_task
 
@@ -42,11 +43,21 @@ ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", 
 def grid(base, lengths, cells, seeds):
     """One spec per (cell, length, seed): `base` (a TaskConfig) with those three replaced.
 
-    `seeds` is a count n (seeds 0..n-1) or a list of seeds. Specs are plain dicts.
+    `seeds` is a count n (seeds 0..n-1) or a list of seeds. Specs are plain dicts. An option
+    of one kind of cell (the LSTM's forget bias, the tanh RNN's activation) is kept for that
+    cell's runs and left out of the others'.
     """
     seeds = range(seeds) if isinstance(seeds, int) else seeds
     base = base.to_dict()
-    return [{**base, "cell": cell, "length": int(length), "seed": int(seed)}
+    for name, owner in CELL_SPECIFIC.items():
+        if base.get(name) is not None and owner not in cells:
+            raise RnnvanishError(f"{name.replace('_', '-')} applies to the {owner} cell only, "
+                                 f"and the sweep has no {owner} runs")
+
+    def for_cell(cell):
+        return {**base, **{name: None for name, owner in CELL_SPECIFIC.items() if owner != cell and name in base}}
+
+    return [{**for_cell(cell), "cell": cell, "length": int(length), "seed": int(seed)}
             for cell in cells for length in lengths for seed in seeds]
 
 

@@ -28,6 +28,16 @@ def test_grid_is_every_cell_length_and_seed_as_plain_data():
     assert pickle.loads(pickle.dumps(specs)) == specs
 
 
+def test_cell_options_go_to_their_cell_only():
+    base = TaskConfig(**{**BASE.to_dict(), "forget_bias": 5.0, "activation": "relu"})
+    specs = {s["cell"]: s for s in grid(base, [8], ["tanh", "lstm", "gru"], 1)}
+    assert (specs["lstm"]["forget_bias"], specs["lstm"]["activation"]) == (5.0, None)
+    assert (specs["tanh"]["forget_bias"], specs["tanh"]["activation"]) == (None, "relu")
+    assert (specs["gru"]["forget_bias"], specs["gru"]["activation"]) == (None, None)
+    with pytest.raises(RnnvanishError, match="forget-bias applies to the lstm cell only"):
+        grid(base, [8], ["tanh", "gru"], 1)
+
+
 def test_run_one_is_train_task_on_the_spec():
     spec = grid(BASE, [8], ["lstm"], [5])[0]
     direct = train_task(TaskConfig.from_dict(spec))
@@ -149,9 +159,10 @@ def test_bad_sweep_flags_exit_2(argv, message, capsys):
 
 
 def test_bad_sweep_settings_fail_before_any_run(tmp_path, capsys):
-    assert main(["sweep", "adding", "--lengths", "4,10", "--out", str(tmp_path / "s"), "--backend", "numpy"]) == 2
+    small = ["--seeds", "1", "--steps", "1", "--eval-size", "4", "--workers", "1", "--backend", "numpy",
+             "--out", str(tmp_path / "s")]                          # tiny, should a check ever let it run
+    assert main(["sweep", "adding", "--lengths", "4,10", *small]) == 2
     assert "at least 6" in capsys.readouterr().err
-    assert main(["sweep", "adding", "--cells", "lstm", "--activation", "relu", "--out", str(tmp_path / "s"),
-                 "--backend", "numpy"]) == 2
-    assert "activation applies to the tanh cell only" in capsys.readouterr().err
+    assert main(["sweep", "adding", "--lengths", "8", "--cells", "lstm,gru", "--activation", "relu", *small]) == 2
+    assert "activation applies to the tanh cell only, and the sweep has no tanh runs" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()

@@ -41,7 +41,8 @@ def add_training_arguments(p):
                    help="scale each recurrent block to this spectral radius at the start")
     m.add_argument("--activation", choices=("tanh", "sigmoid", "relu"), default=None,
                    help="activation of the tanh RNN (default: tanh)")
-    m.add_argument("--forget-bias", type=float, default=None, help="LSTM forget-gate bias at the start (default: 1)")
+    m.add_argument("--forget-bias", type=float, default=None,
+                   help="LSTM forget-gate bias at the start (default: 3, open for long lags)")
     m.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="(default: float64)")
     m.add_argument("--backend", choices=("numba", "numpy"), default=None,
                    help="kernels (default: $RNNVANISH_BACKEND or numba)")
