@@ -10,15 +10,14 @@ only how the work is done:
     LLVM vectorises those loops (a call to libm's exp or tanh cannot be vectorised).
 Legend: T steps, B batch, H hidden, G gates (tanh 1, GRU 3, LSTM 4), V vocabulary.
 
-All jitted code that calls other jitted code lives in this one module: Numba's cache
-checks only the file of the function it compiled, so a call into another module could
-run a stale copy after an edit there.
+No jitted function here calls one in another module: Numba's cache checks only the file
+of the function it compiled, so such a call could run a stale copy after an edit there.
 """
 import numpy as np
 from llvmlite import binding as llvm
 from llvmlite import ir
 from numba import njit, types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 # Every kernel: cached on disk; numpy's error model (a division by zero gives inf, as in the
 # reference, and leaves no check in the loop to stop vectorisation); fused multiply-add allowed
@@ -29,7 +28,8 @@ jit = njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 # overlap those it reads. LLVM (17 and later) hoists that check out of the loop over rows (b),
 # widening it to every row at once, where the gate blocks of one row overlap those of the next:
 # the check then always fails and the scalar loop runs, 3-4 times slower at B > 1. Checking
-# per row keeps the vector loop. (An option LLVM does not know is ignored.)
+# per row keeps the vector loop. The option holds for every compilation in the process and
+# only moves such checks; an LLVM that does not know it ignores it.
 llvm.set_option("rnnvanish", "-hoist-runtime-checks=false")
 
 # Activation codes, the same as rnnvanish.reference's (a test holds them equal).
@@ -37,31 +37,36 @@ TANH, SIGMOID, RELU = 0, 1, 2
 
 
 # --------------------------------------------------------------------------- exp, tanh, sigmoid
-# exp(x) = 2^n e^r with n = round(x / ln 2) and |r| <= ln(2) / 2. e^r - 1 is its Taylor
-# series to r^13 (the next term is below 2e-18 there: float64's rounding, not the series,
-# limits the accuracy, within 2 ulp of libm); 2^n is written straight into the exponent bits.
-# Everything is computed in float64, also for float32 arrays.
+# exp(x) = 2^n e^r with n = round(x / ln 2) and |r| <= ln(2) / 2; 2^n is written straight into
+# the exponent bits and e^r - 1 is its Taylor series: to r^13 in float64 (the next term is
+# below 2e-18: rounding, not the series, limits the accuracy, within 2 ulp of libm) and to r^7
+# in float32 (next term below 6e-9), so float32 loops run at twice the width. `_sigmoid` and
+# `_tanh` pick the precision of their argument.
 
 @intrinsic
 def _float_from_bits(typingctx, bits):
-    """The float64 whose IEEE-754 bit pattern is the int64 `bits`."""
-    if bits != types.int64:
+    """The float whose IEEE-754 bit pattern is `bits`: float64 from int64, float32 from int32."""
+    if bits not in (types.int64, types.int32):
         return None
+    wide = bits == types.int64
+    result, lltype = (types.float64, ir.DoubleType()) if wide else (types.float32, ir.FloatType())
 
     def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.DoubleType())
-    return types.float64(types.int64), codegen
+        return builder.bitcast(args[0], lltype)
+    return result(bits), codegen
 
 
 @intrinsic
 def _bits_of_float(typingctx, x):
-    """The IEEE-754 bit pattern of the float64 `x`, as an int64."""
-    if x != types.float64:
+    """The IEEE-754 bit pattern of `x`: int64 of a float64, int32 of a float32."""
+    if x not in (types.float64, types.float32):
         return None
+    wide = x == types.float64
+    result, lltype = (types.int64, ir.IntType(64)) if wide else (types.int32, ir.IntType(32))
 
     def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.IntType(64))
-    return types.int64(types.float64), codegen
+        return builder.bitcast(args[0], lltype)
+    return result(x), codegen
 
 
 _LOG2_E = 1.4426950408889634
@@ -86,6 +91,25 @@ def _expm1_parts(x):
     return q, s
 
 
+# The same in float32: ln 2 split for float32, 1.5 * 2^23 as the rounder, x clamped to [-87, 88].
+_F = np.float32
+_LOG2_E32, _LN2_HI32, _LN2_LO32 = _F(1.442695041), _F(0.693359375), _F(-2.12194440e-4)
+_ROUNDER32, _ROUNDER_BITS32, _X_MIN32, _X_MAX32 = _F(12582912.0), 0x4B400000, _F(-87.0), _F(88.0)
+_C1, _C2, _C3, _C4, _C5, _C6, _C7 = _F(1), _F(1 / 2), _F(1 / 6), _F(1 / 24), _F(1 / 120), _F(1 / 720), _F(1 / 5040)
+
+
+@jit
+def _expm1_parts32(x):
+    """_expm1_parts in float32."""
+    x = _X_MIN32 if x < _X_MIN32 else (_X_MAX32 if x > _X_MAX32 else x)
+    t = x * _LOG2_E32 + _ROUNDER32
+    n = t - _ROUNDER32
+    r = (x - n * _LN2_HI32) - n * _LN2_LO32
+    q = r * (_C1 + r * (_C2 + r * (_C3 + r * (_C4 + r * (_C5 + r * (_C6 + r * _C7))))))
+    s = _float_from_bits(np.int32((_bits_of_float(t) - _ROUNDER_BITS32 + 127) << 23))   # 2^n
+    return q, s
+
+
 @jit
 def _exp(x):
     q, s = _expm1_parts(x)
@@ -93,17 +117,51 @@ def _exp(x):
 
 
 @jit
-def _sigmoid(a):
+def _sigmoid64(a):
     return 1.0 / (1.0 + _exp(-a))
 
 
 @jit
-def _tanh(a):
+def _tanh64(a):
     """tanh|a| = -m / (2 + m) with m = e^(-2|a|) - 1, exact to a few ulp also near 0."""
     q, s = _expm1_parts(-2.0 * abs(a))
     m = s * q + (s - 1.0)
     y = -m / (2.0 + m)
     return y if a >= 0.0 else -y
+
+
+@jit
+def _sigmoid32(a):
+    q, s = _expm1_parts32(-a)
+    return _C1 / (_C1 + (s + s * q))
+
+
+@jit
+def _tanh32(a):
+    q, s = _expm1_parts32(_F(-2) * abs(a))
+    m = s * q + (s - _C1)
+    y = -m / (_F(2) + m)
+    return y if a >= _F(0) else -y
+
+
+def _sigmoid(a):
+    """1 / (1 + e^-a) in the precision of a (jitted code only)."""
+    raise NotImplementedError
+
+
+def _tanh(a):
+    """tanh(a) in the precision of a (jitted code only)."""
+    raise NotImplementedError
+
+
+@overload(_sigmoid)
+def _sigmoid_typed(a):
+    return (lambda a: _sigmoid32(a)) if a == types.float32 else (lambda a: _sigmoid64(a))
+
+
+@overload(_tanh)
+def _tanh_typed(a):
+    return (lambda a: _tanh32(a)) if a == types.float32 else (lambda a: _tanh64(a))
 
 
 @jit
