@@ -48,11 +48,11 @@ class LagTraces:
         if START not in self.traces or END not in self.traces:
             return ""
         from .plots import save_figure
-        from .plots.tasks import plot_lag_profiles
+        from .plots.tasks import plot_training_effect
 
         start, end = self.traces[START], self.traces[END]
-        title = f"{config.task}, T = {config.length}, {config.cell}: gradient reaching back from step T"
-        fig = plot_lag_profiles([start, end], title=title)
+        title = f"{config.task}, T = {config.length}, {config.cell}: the gradient from step T, before and after training"
+        fig = plot_training_effect([start, end], title=title)
         save_figure(fig, taskfolder.traces_folder(self.folder) / CHART)
         lags = sorted({min(10, start.T), start.T // 2, start.T})
         parts = [f"l={lag}: {start.signal_at(lag):.2g} -> {end.signal_at(lag):.2g}" for lag in lags]

@@ -1,6 +1,5 @@
 """Charts of the long-range tasks: one run's learning curves, and a sweep's success rate by length."""
 import numpy as np
-from matplotlib.ticker import MaxNLocator
 
 from . import new_axes, plt
 
@@ -106,27 +105,22 @@ def plot_sweep(summary, baseline, title=None, ax=None):
     return fig
 
 
-def plot_lag_profiles(traces, title=None, ax=None):
-    """||dE_T/dh_{T-l}|| against lag l for several traces (e.g. before and after training).
+def plot_training_effect(traces, title=None, axes=None):
+    """Lag profiles of the same model before and after training (`rnnvanish.tracer` Traces).
 
-    Each trace (a `rnnvanish.tracer` Trace) is drawn as its median over sequences with the
-    10-90 % band; an LSTM's cell-state profile ||dE_T/dc_{T-l}|| is dashed beside it.
+    Drawn with `rnnvanish.plots.trace.plot_lag_profiles`: ||dE_T/dh_{T-l}|| on the left and,
+    for an LSTM, ||dE_T/dc_{T-l}|| on the right. axes: one axes per panel (None: a new figure).
     """
-    fig, ax = new_axes(ax)
-    colors = ["tab:gray", "tab:purple", "tab:orange", "tab:cyan"]
-    for trace, color in zip(traces, colors * (len(traces) // len(colors) + 1)):
-        median, q10, q90 = trace.profile("h")
-        ax.plot(trace.lags, median, color=color, linewidth=1.8, label=f"{trace.label}: h")
-        ax.fill_between(trace.lags, q10, q90, color=color, alpha=0.15, linewidth=0)
-        if trace.grad_c is not None:
-            ax.plot(trace.lags, trace.profile("c")[0], color=color, linestyle="--", linewidth=1.2,
-                    label=f"{trace.label}: c")
-    ax.set_yscale("log")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("lag l (steps back from the last step T)")
-    ax.set_ylabel("gradient norm reaching step T - l")
-    ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize="small")
+    from .trace import plot_lag_profiles
+
+    quantities = ["h", "c"] if all(tr.grad_c is not None for tr in traces) else ["h"]
+    if axes is None:
+        fig, axes = plt.subplots(1, len(quantities), figsize=(6.5 * len(quantities), 5.0), layout="constrained",
+                                 squeeze=False)
+        axes = axes[0]
+    fig = axes[0].figure
+    for ax, quantity in zip(axes, quantities):
+        plot_lag_profiles(traces, ax=ax, quantity=quantity, title=f"signal reaching {quantity}$_{{T-l}}$")
     if title:
-        ax.set_title(title, fontsize="medium")
+        fig.suptitle(title)
     return fig
