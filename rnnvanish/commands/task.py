@@ -111,7 +111,8 @@ def run(args):
     print(f"criterion: {task.criterion}")
     print(f"baseline (trivial strategy): loss {baseline['loss']:.4g}, solved {100 * baseline['solved']:.1f}%")
     budget = f"{args.steps} steps" + ("" if args.max_time is None else f" or {args.max_time:g} s")
-    print(f"{args.cell} H={args.hidden}, {args.optimizer} lr {args.lr:g}, batch {args.batch}, "
+    cell = args.cell + (f" (forget bias {config.forget_bias:g})" if config.forget_bias is not None else "")
+    print(f"{cell} H={args.hidden}, {args.optimizer} lr {args.lr:g}, batch {args.batch}, "
           f"clip-norm {args.clip_norm}, budget {budget}; run folder {folder}")
 
     tracer = None if args.no_trace else _lag_tracer(folder)

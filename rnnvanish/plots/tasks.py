@@ -1,5 +1,6 @@
 """Charts of the long-range tasks: one run's learning curves, and a sweep's success rate by length."""
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from . import new_axes, plt
 
@@ -54,6 +55,15 @@ def plot_task_run(metrics, baseline, title=None, stop_at=None, axes=None):
     return fig
 
 
+def _interp(v, xp, fp):
+    """Piecewise-linear through (xp, fp), extended along the end segments (so it stays invertible)."""
+    v = np.asarray(v, dtype=float)
+    inside = np.interp(v, xp, fp)
+    left = fp[0] + (v - xp[0]) * (fp[1] - fp[0]) / (xp[1] - xp[0])
+    right = fp[-1] + (v - xp[-1]) * (fp[-1] - fp[-2]) / (xp[-1] - xp[-2])
+    return np.where(v < xp[0], left, np.where(v > xp[-1], right, inside))
+
+
 def _time_axis(ax, step, elapsed):
     """A top axis in wall-clock time, mapped from steps by interpolating the logged (step, time) pairs."""
     x, t = _finite(step, elapsed)
@@ -62,7 +72,9 @@ def _time_axis(ax, step, elapsed):
     unit, scale = next((u, s) for u, s, upto in (("seconds", 1.0, 120.0), ("minutes", 60.0, 7200.0),
                                                  ("hours", 3600.0, np.inf)) if t[-1] <= upto)
     t = t / scale
-    top = ax.secondary_xaxis("top", functions=(lambda s: np.interp(s, x, t), lambda u: np.interp(u, t, x)))
+    top = ax.secondary_xaxis("top", functions=(lambda s: _interp(s, x, t), lambda u: _interp(u, t, x)))
+    ticks = MaxNLocator(nbins=7, steps=[1, 2, 2.5, 5, 10]).tick_values(0.0, t[-1])
+    top.set_xticks(ticks[(ticks >= 0) & (ticks <= t[-1] * 1.001)])
     top.set_xlabel(f"wall-clock {unit}")
 
 
