@@ -247,8 +247,10 @@ def _progress_bar(config, progress):
     if not progress:
         return None
     from tqdm import tqdm
-    # disable=None: no bar when stderr is not a terminal (a log file gets the log lines only)
-    return tqdm(total=config.steps, unit="step", dynamic_ncols=True, leave=False, file=sys.stderr, disable=None)
+    # disable=None: no bar when stderr is not a terminal (a log file gets the log lines only).
+    # Under a time budget the step count is only a ceiling: the bar then counts without a total.
+    total = config.steps if config.max_time is None else None
+    return tqdm(total=total, unit="step", dynamic_ncols=True, leave=False, file=sys.stderr, disable=None)
 
 
 def _write_line(bar, say, line):
