@@ -155,10 +155,9 @@ class _Interval:
         self.clipped += changed
 
     def means(self):
-        n = max(self.n, 1)
-        return {"train_loss": self.loss / n if self.n else None, "grad_norm": self.norm / n if self.n else None,
-                "grad_norm_clipped": self.norm_clipped / n if self.n else None,
-                "clipped_frac": self.clipped / n if self.n else None}
+        sums = {"train_loss": self.loss, "grad_norm": self.norm, "grad_norm_clipped": self.norm_clipped,
+                "clipped_frac": self.clipped}
+        return {key: (total / self.n if self.n else None) for key, total in sums.items()}
 
 
 def log_line(row, baseline):
@@ -225,6 +224,8 @@ def train_task(config, folder=None, *, overwrite=False, progress=False, log=None
                 bar.set_postfix_str(f"loss {loss:.4g}", refresh=False)
             if step % config.eval_every == 0:
                 row = evaluate_now()
+    except KeyboardInterrupt:              # Ctrl-C: stop here, but score and save what was learnt
+        stopped = "interrupted"
     finally:
         if bar is not None:
             bar.close()
@@ -274,7 +275,7 @@ def result_dict(config, rows, baseline, stopped):
     """The outcome of one run: the final held-out scores, the baseline, when the bar was first met.
 
     Keys: task, length, cell, seed, steps, elapsed, stopped ("solved", "time", "steps",
-    "diverged"), solved, loss, accuracy, baseline_solved, baseline_loss, best_solved,
+    "interrupted", "diverged"), solved, loss, accuracy, baseline_solved, baseline_loss, best_solved,
     reached_step, reached_time (first evaluation with solved >= stop_at; None if never).
     """
     last = rows[-1]
@@ -301,7 +302,7 @@ def draw_chart(folder, rows, baseline, config, task):
 def summary_line(result):
     """The final result against the baseline, one line."""
     why = {"solved": "criterion met", "time": "time budget spent", "steps": "all steps done",
-           "diverged": "diverged"}[result["stopped"]]
+           "interrupted": "interrupted", "diverged": "diverged"}[result["stopped"]]
     return (f"{result['task']} T={result['length']} {result['cell']}: solved {100 * result['solved']:.1f}% of held-out "
             f"sequences (baseline {100 * result['baseline_solved']:.1f}%), loss {result['loss']:.4g} "
             f"(baseline {result['baseline_loss']:.4g}) after {result['steps']} steps in "

@@ -157,3 +157,25 @@ def test_equal_length_inputs_switch_jitter_off():
     from rnnvanish.tasktrace import equal_length_inputs
     x = equal_length_inputs(make_task("adding"), 20, 50)
     assert x.shape == (20, 50, 2) and np.all(x[-1, :, 1] == -1.0)  # every sequence ends on the last row
+
+
+def test_ctrl_c_stops_training_but_saves_the_run(tmp_path, monkeypatch):
+    """An interrupt in the middle of training still leaves a scored, saved run behind."""
+    from rnnvanish import tasktrain
+
+    config = TaskConfig(task="adding", length=8, cell="tanh", hidden=3, batch=2, steps=50, eval_every=5,
+                        eval_size=8, stop_at=None, backend="numpy")
+    calls = {"n": 0}
+    real = tasktrain.clip
+
+    def interrupting_clip(grads, cfg):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise KeyboardInterrupt
+        return real(grads, cfg)
+
+    monkeypatch.setattr(tasktrain, "clip", interrupting_clip)
+    result = train_task(config, tmp_path / "run")
+    assert result["stopped"] == "interrupted" and result["steps"] == 6
+    assert read_metrics(tmp_path / "run" / "metrics.csv")["step"].tolist() == [0, 5, 6]
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.npz")[2] == 6

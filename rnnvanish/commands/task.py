@@ -122,7 +122,7 @@ def run(args):
     if tracer is not None:
         print(tracer.finish(config))
     print(f"wrote {folder}")
-    return 0
+    return 130 if result["stopped"] == "interrupted" else 0
 
 
 def _lag_tracer(folder):
