@@ -43,7 +43,8 @@ def add_training_arguments(p):
                    help="activation of the tanh RNN (default: tanh)")
     m.add_argument("--forget-bias", type=float, default=None,
                    help="LSTM forget-gate bias at the start (default: 3, open for long lags)")
-    m.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="(default: float64)")
+    m.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                   help="float32 is faster (default: float64)")
     m.add_argument("--backend", choices=("numba", "numpy"), default=None,
                    help="kernels (default: $RNNVANISH_BACKEND or numba)")
     t = p.add_argument_group("training")
@@ -67,7 +68,7 @@ def add_arguments(p):
     p.add_argument("name", metavar="NAME", help=f"the task: {', '.join(TASK_NAMES)}")
     p.add_argument("--length", "-T", type=positive_int, default=None,
                    help="sequence length T, or the copy task's delay (default: the paper's, 100)")
-    p.add_argument("--cell", choices=("tanh", "lstm", "gru"), default="lstm", help="(default: lstm)")
+    p.add_argument("--cell", choices=("tanh", "lstm", "gru"), default="lstm", help="recurrent cell (default: lstm)")
     add_training_arguments(p)
     p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the weights and the sequences (default: 0)")
     p.add_argument("--max-time", type=duration, default=None, metavar="TIME",
