@@ -1,0 +1,31 @@
+"""Numba twin of `rnnvanish.optim.Adam`'s update: one pass over the arrays instead of about a
+dozen NumPy passes and their temporaries. At B = 1 the NumPy update is the largest part of a
+training step (see `rnnvanish bench`); `optim.Adam` may call this on the numba backend.
+
+    m_t = beta1 m_{t-1} + (1 - beta1) g_t
+    v_t = beta2 v_{t-1} + (1 - beta2) g_t^2
+    p_t = p_{t-1} - lr / (1 - beta1^t) * m_t / (sqrt(v_t) / sqrt(1 - beta2^t) + eps)
+The operations and their order are NumPy's in `Adam._update`, with every scalar in the
+arrays' dtype, so float64 and float32 give the same bits as the NumPy update.
+"""
+import math
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _adam_pass(p, g, m, v, b1, one_minus_b1, b2, one_minus_b2, step_size, root_bias2, eps):
+    p, g, m, v = p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1)
+    for i in range(p.shape[0]):
+        m[i] = m[i] * b1 + one_minus_b1 * g[i]               # m_t = b1 m_{t-1} + (1 - b1) g_t
+        v[i] = v[i] * b2 + one_minus_b2 * g[i] * g[i]        # v_t = b2 v_{t-1} + (1 - b2) g_t^2
+        p[i] -= step_size * m[i] / (np.sqrt(v[i]) / root_bias2 + eps)
+
+
+def adam_update(p, g, m, v, lr, beta1, beta2, eps, t):
+    """`Adam._update(p, g, lr, m, v)` at step t, in place on C-contiguous p, m, v (g any layout)."""
+    s = p.dtype.type
+    g = np.ascontiguousarray(g, dtype=p.dtype)
+    _adam_pass(p, g, m, v, s(beta1), s(1.0 - beta1), s(beta2), s(1.0 - beta2),
+               s(lr / (1.0 - beta1 ** t)), s(math.sqrt(1.0 - beta2 ** t)), s(eps))
