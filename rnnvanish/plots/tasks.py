@@ -26,11 +26,12 @@ def plot_task_run(metrics, baseline, title=None, stop_at=None, axes=None):
     fig = axes[0].figure
     ax_loss, ax_solved = axes
     step = np.asarray(metrics["step"], dtype=float)
+    dots = {"marker": "o", "markersize": 2.5} if step.size <= 60 else {}     # dots only while they stay apart
 
     x, y = _finite(step, np.asarray(metrics["train_loss"], dtype=float))
     ax_loss.plot(x, y, color="tab:blue", alpha=0.45, linewidth=1.0, label="training (mean since last point)")
     x, y = _finite(step, np.asarray(metrics["eval_loss"], dtype=float))
-    ax_loss.plot(x, y, color="tab:blue", marker="o", markersize=2.5, linewidth=1.6, label="held-out")
+    ax_loss.plot(x, y, color="tab:blue", linewidth=1.6, label="held-out", **dots)
     ax_loss.axhline(baseline["loss"], **BASELINE_STYLE, label=f"baseline {baseline['loss']:.3g}")
     ax_loss.set_yscale("log")
     ax_loss.set_ylabel("loss")
@@ -38,7 +39,7 @@ def plot_task_run(metrics, baseline, title=None, stop_at=None, axes=None):
     ax_loss.grid(True, which="major", alpha=0.3)
 
     x, y = _finite(step, 100.0 * np.asarray(metrics["eval_solved"], dtype=float))
-    ax_solved.plot(x, y, color="tab:orange", marker="o", markersize=2.5, linewidth=1.6, label="held-out solved")
+    ax_solved.plot(x, y, color="tab:orange", linewidth=1.6, label="held-out solved", **dots)
     ax_solved.axhline(100.0 * baseline["solved"], **BASELINE_STYLE, label=f"baseline {100 * baseline['solved']:.1f}%")
     if stop_at is not None:
         ax_solved.axhline(100.0 * stop_at, color="tab:green", linestyle=":", linewidth=1.2,
