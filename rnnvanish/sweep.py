@@ -89,7 +89,8 @@ def run_one(spec):
                 "hidden": config.hidden, "steps": None, "elapsed": None, "stopped": "diverged",
                 "solved": 0.0, "loss": math.nan, "accuracy": None, "best_solved": 0.0,
                 "baseline_solved": baseline["solved"], "baseline_loss": baseline["loss"],
-                "stop_at": config.stop_at, "reached_step": None, "reached_time": None, "error": str(err)}
+                "stop_at": config.stop_at, "reached_step": None, "reached_time": None, "scores": {},
+                "error": str(err)}
 
 
 class InlineExecutor(concurrent.futures.Executor):

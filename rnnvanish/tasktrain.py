@@ -196,7 +196,7 @@ def train_task(config, folder=None, *, overwrite=False, progress=False, log=None
         scores = evaluate(model, heldout)
         row = {"step": step, "sequences": step * config.batch, "elapsed": time.perf_counter() - start,
                **interval.means(), "eval_loss": scores["loss"], "eval_solved": scores["solved"],
-               "eval_accuracy": scores.get("accuracy")}
+               "eval_accuracy": scores.get("accuracy"), "scores": scores}
         interval = _Interval()
         rows.append(row)
         if folder is not None:
@@ -276,7 +276,8 @@ def result_dict(config, rows, baseline, stopped):
 
     Keys: task, length, cell, seed, steps, elapsed, stopped ("solved", "time", "steps",
     "interrupted", "diverged"), solved, loss, accuracy, baseline_solved, baseline_loss, best_solved,
-    reached_step, reached_time (first evaluation with solved >= stop_at; None if never).
+    reached_step, reached_time (first evaluation with solved >= stop_at; None if never), scores
+    (every held-out score of the last evaluation, e.g. the copy task's recall_accuracy).
     """
     last = rows[-1]
     reached = next((r for r in rows if config.stop_at is not None and r["eval_solved"] >= config.stop_at), None)
@@ -286,7 +287,7 @@ def result_dict(config, rows, baseline, stopped):
             "baseline_solved": baseline["solved"], "baseline_loss": baseline["loss"],
             "best_solved": max(r["eval_solved"] for r in rows), "stop_at": config.stop_at,
             "reached_step": None if reached is None else reached["step"],
-            "reached_time": None if reached is None else reached["elapsed"]}
+            "reached_time": None if reached is None else reached["elapsed"], "scores": last["scores"]}
 
 
 def draw_chart(folder, rows, baseline, config, task):
@@ -303,8 +304,10 @@ def summary_line(result):
     """The final result against the baseline, one line."""
     why = {"solved": "criterion met", "time": "time budget spent", "steps": "all steps done",
            "interrupted": "interrupted", "diverged": "diverged"}[result["stopped"]]
+    others = [f"{name} {value:.4g}" for name, value in result.get("scores", {}).items()
+              if name not in ("loss", "solved") and isinstance(value, float)]
     return (f"{result['task']} T={result['length']} {result['cell']}: solved {100 * result['solved']:.1f}% of held-out "
             f"sequences (baseline {100 * result['baseline_solved']:.1f}%), loss {result['loss']:.4g} "
-            f"(baseline {result['baseline_loss']:.4g}) after {result['steps']} steps in "
-            f"{format_duration(result['elapsed'])} ({why})")
+            f"(baseline {result['baseline_loss']:.4g})" + "".join(f", {o}" for o in others)
+            + f" after {result['steps']} steps in {format_duration(result['elapsed'])} ({why})")
 
