@@ -132,6 +132,9 @@ def plot_training_effect(traces, title=None, axes=None):
                                  squeeze=False)
         axes = axes[0]
     fig = axes[0].figure
+    if len(quantities) == 1:
+        plot_lag_profiles(traces, ax=axes[0], quantity="h", title=title)
+        return fig
     for ax, quantity in zip(axes, quantities):
         plot_lag_profiles(traces, ax=ax, quantity=quantity, title=f"signal reaching {quantity}$_{{T-l}}$")
     if title:
