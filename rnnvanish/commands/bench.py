@@ -5,6 +5,8 @@ model's GFLOP/s and its share of the peak this machine reaches on a large matrix
 then the compile time of the kernels and the time a warm process takes to its first step.
 `--json FILE` writes one record per measurement (see rnnvanish.bench.RECORD_KEYS).
 """
+import os
+
 from ._args import positive_float, positive_int
 
 FULL_GRID = {"hidden": [64, 128, 512], "batch": [1, 32], "dtype": ["float64", "float32"], "threads": [1, 2]}
@@ -63,7 +65,8 @@ def table(records):
         key = (r["cell"], r["hidden"], r["batch"], r["dtype"], r["threads"])
         rows.setdefault(key, {})[r["impl"]] = r
     head = (f"{'cell':5} {'H':>4} {'B':>3} {'dtype':7} {'thr':>3} | {'numba':>8} {'numpy':>8} {'torch':>8} "
-            f"{'/torch':>7} {'/numpy':>7} | {'GFLOP/s':>7} {'peak':>5} | {'gen numba':>9} {'gen torch':>9} {'/torch':>7}")
+            f"{'/torch':>7} {'/numpy':>7} | {'GFLOP/s':>7} {'peak':>5} | "
+            f"{'gen numba':>9} {'gen torch':>9} {'/torch':>7}")
     lines = ["training step (forward, backward, clip, Adam), tokens/s; generation tokens/s at B = 1", head,
              "-" * len(head)]
     for (cell, H, B, dtype, threads), by_impl in rows.items():
@@ -73,7 +76,8 @@ def table(records):
         lead = nb or npy or th
         lines.append(
             f"{cell:5} {H:>4} {B:>3} {dtype:7} {threads:>3} | {_fmt(tok['numba']):>8} {_fmt(tok['numpy']):>8} "
-            f"{_fmt(tok['torch']):>8} {_ratio(tok['numba'], tok['torch']):>7} {_ratio(tok['numba'], tok['numpy']):>7} | "
+            f"{_fmt(tok['torch']):>8} {_ratio(tok['numba'], tok['torch']):>7} "
+            f"{_ratio(tok['numba'], tok['numpy']):>7} | "
             f"{lead['gflops']:>7.2f} {100 * lead['peak_fraction']:>4.0f}% | {_fmt(gen['numba']):>9} "
             f"{_fmt(gen['torch']):>9} {_ratio(gen['numba'], gen['torch']):>7}")
     lines.append("GFLOP/s and peak: of the numba run (matrix products only; peak = a large matrix product, same "
@@ -98,6 +102,13 @@ def _startup_report(cells, dtypes):
     return "\n".join(lines), {"cold": cold, "warm": warm}
 
 
+def _load():
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except OSError:
+        return "unknown"
+
+
 def run(args):
     import json
 
@@ -109,8 +120,11 @@ def run(args):
         raise RnnvanishError("--impls torch needs PyTorch, which is not importable here")
     min_time = args.min_time or (0.3 if args.quick else 1.0)
     configs = _grid(args)
+    load_before = _load()
     records, peaks = run_grid(configs, impls, min_time=min_time, vocab=args.vocab, progress=not args.no_progress)
     print(table(records))
+    print(f"machine: {os.cpu_count()} CPUs; load average {load_before} before the grid, {_load()} after "
+          "(other work on the machine slows every figure, multi-threaded BLAS most)")
     print("peak (SciPy BLAS, 1024 x 1024 product): "
           + ", ".join(f"{dtype} {threads} thread{'s' if threads > 1 else ''} {gf:.1f} GFLOP/s"
                       for (dtype, threads), gf in peaks.items()))

@@ -16,8 +16,9 @@ and `adam_update(p, g, m, v, lr, beta1, beta2, eps, t)` (optim.py): `rnnvanish.o
 update in one pass, bit for bit.
 
 Kernels are compiled on first use for each dtype (some seconds each) and cached on disk
-(`__pycache__` beside them); a process with a warm cache loads them in a fraction of a second. No jitted function calls a jitted
-function of another module here, so the cache never runs a stale copy after an edit.
+(`__pycache__` beside them); a process with a warm cache loads them in a fraction of a second.
+No jitted function calls a jitted function of another module here, so the cache never runs a
+stale copy after an edit.
 """
 from ..reference import ACTIVATIONS
 from .language_model import lm_generate, lm_loss_and_grads

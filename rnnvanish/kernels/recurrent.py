@@ -530,7 +530,8 @@ def gru_backward(dh, dh_T, h, gates, hn, W_hh, reset_after, truncate):
     W_hh_T, W_rz_T, W_hn_T = W_hh.T, W_rz.T, W_hn.T
     g = np.empty((B, H), dtype=dh.dtype)
     dax_t, dah_t = np.empty((B, 3 * H), dtype=dh.dtype), np.empty((B, 3 * H), dtype=dh.dtype)
-    dh_prev, dan, d_rh = np.empty((B, H), dtype=dh.dtype), np.empty((B, H), dtype=dh.dtype), np.empty((B, H), dtype=dh.dtype)
+    dh_prev, dan = np.empty((B, H), dtype=dh.dtype), np.empty((B, H), dtype=dh.dtype)
+    d_rh = np.empty((B, H), dtype=dh.dtype)
     da_rz = np.empty((B, 2 * H), dtype=dh.dtype)
     k, last = _walks(T, truncate)
     for s in range(T, last, -1):
