@@ -94,3 +94,18 @@ def test_startup_probe_reports_its_times():
     assert set(result) >= {"import_s", "first_step_s", "to_first_step_s", "process_s"}
     assert list(result["first_step_s"]) == ["tanh/float64"]
     assert 0 < result["import_s"] < result["to_first_step_s"] < result["process_s"]
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["bench", "--help"]])
+def test_help_does_not_import_numba_or_torch(argv):
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "rnnvanish", *argv],
+                          capture_output=True, text=True, env=env, check=True)
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time")}
+    assert "numba" not in imported and "torch" not in imported
+    assert "usage:" in done.stdout
