@@ -36,9 +36,10 @@ METRIC_COLUMNS = {
     "clipped_frac": "share of those updates in which clipping changed the gradient",
     "eval_loss": "loss on the held-out set (the task's loss: squared error or nats)",
     "eval_solved": "fraction of held-out sequences solved by the task's published criterion",
-    "eval_accuracy": "argmax accuracy on the held-out set (classification tasks; empty otherwise)",
+    "eval_<score>": "every other held-out score the task reports, e.g. eval_accuracy (classification), "
+                    "eval_recall_accuracy (copy), eval_mean_abs_error (adding)",
 }
-COLUMNS = tuple(METRIC_COLUMNS)
+COLUMNS = tuple(name for name in METRIC_COLUMNS if "<" not in name)     # the columns every task has
 
 
 # ----------------------------------------------------------------------------- JSON
@@ -106,16 +107,23 @@ def _field(value):
 
 
 class MetricsFile:
-    """metrics.csv, written one row per evaluation (the header on creation)."""
+    """metrics.csv, written one row per evaluation.
+
+    The header is written with the first row: COLUMNS, then the row's other `eval_` scores
+    in their order (they depend on the task).
+    """
 
     def __init__(self, path):
         self.path = Path(path)
-        with open(self.path, "w", encoding="utf-8") as f:
-            f.write(",".join(COLUMNS) + "\n")
+        self.columns = None
 
     def append(self, row):
+        if self.columns is None:
+            self.columns = COLUMNS + tuple(k for k in row if k.startswith("eval_") and k not in COLUMNS)
+            with open(self.path, "w", encoding="utf-8") as f:
+                f.write(",".join(self.columns) + "\n")
         with open(self.path, "a", encoding="utf-8") as f:
-            f.write(",".join(_field(row.get(c)) for c in COLUMNS) + "\n")
+            f.write(",".join(_field(row.get(c)) for c in self.columns) + "\n")
 
 
 def read_metrics(path):

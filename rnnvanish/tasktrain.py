@@ -195,8 +195,7 @@ def train_task(config, folder=None, *, overwrite=False, progress=False, log=None
         nonlocal interval
         scores = evaluate(model, heldout)
         row = {"step": step, "sequences": step * config.batch, "elapsed": time.perf_counter() - start,
-               **interval.means(), "eval_loss": scores["loss"], "eval_solved": scores["solved"],
-               "eval_accuracy": scores.get("accuracy"), "scores": scores}
+               **interval.means(), **{f"eval_{name}": value for name, value in scores.items()}, "scores": scores}
         interval = _Interval()
         rows.append(row)
         if folder is not None:
@@ -283,7 +282,7 @@ def result_dict(config, rows, baseline, stopped):
     reached = next((r for r in rows if config.stop_at is not None and r["eval_solved"] >= config.stop_at), None)
     return {"task": config.task, "length": config.length, "cell": config.cell, "seed": config.seed,
             "hidden": config.hidden, "steps": last["step"], "elapsed": last["elapsed"], "stopped": stopped,
-            "solved": last["eval_solved"], "loss": last["eval_loss"], "accuracy": last["eval_accuracy"],
+            "solved": last["eval_solved"], "loss": last["eval_loss"], "accuracy": last["scores"].get("accuracy"),
             "baseline_solved": baseline["solved"], "baseline_loss": baseline["loss"],
             "best_solved": max(r["eval_solved"] for r in rows), "stop_at": config.stop_at,
             "reached_step": None if reached is None else reached["step"],
@@ -292,8 +291,8 @@ def result_dict(config, rows, baseline, stopped):
 
 def draw_chart(folder, rows, baseline, config, task):
     from .plots.tasks import plot_task_run
-    columns = {key: np.array([np.nan if r[key] is None else r[key] for r in rows], dtype=float)
-               for key in ("step", "elapsed", "train_loss", "eval_loss", "eval_solved")}
+    columns = {key: np.array([np.nan if r.get(key) is None else r[key] for r in rows], dtype=float)
+               for key in rows[0] if key != "scores"}
     title = f"{task.name}, T = {config.length}, {config.cell} (H = {config.hidden}, seed {config.seed})"
     fig = plot_task_run(columns, baseline, title=title, stop_at=config.stop_at)
     from .plots import save_figure

@@ -44,7 +44,10 @@ def test_task_command_writes_its_run_folder(tmp_path, capsys):
     assert step == 6 and int(optim["step"]) == 6
     task, model, _, heldout = build(TaskConfig.from_dict(saved))
     model.set_params(params)
-    assert evaluate(model, heldout)["loss"] == pytest.approx(metrics["eval_loss"][-1], rel=1e-12)
+    scores = evaluate(model, heldout)
+    assert scores["loss"] == pytest.approx(metrics["eval_loss"][-1], rel=1e-12)
+    # every score the task reports has its column (the adding task: mean_abs_error)
+    assert scores["mean_abs_error"] == pytest.approx(metrics["eval_mean_abs_error"][-1], rel=1e-12)
 
 
 def test_the_training_loop_is_deterministic():
@@ -125,7 +128,9 @@ def test_checkpoint_model_matches_a_fresh_one_before_training(tmp_path):
     """The readout is built from the task: a model from the saved config has the saved shapes."""
     config = TaskConfig(task="copy", length=4, cell="lstm", hidden=5, batch=2, steps=1, eval_every=1,
                         eval_size=4, stop_at=None, backend="numpy", task_options={"n_data": 2, "n_categories": 3})
-    train_task(config, tmp_path / "run")
+    result = train_task(config, tmp_path / "run")
+    metrics = read_metrics(tmp_path / "run" / "metrics.csv")
+    assert metrics["eval_recall_accuracy"][-1] == result["scores"]["recall_accuracy"]
     params, _, _, saved = load_checkpoint(tmp_path / "run" / "checkpoint.npz")
     model = TaskModel(make_task("copy", **saved["task_options"]), "lstm", 5, backend="numpy")
     assert {k: v.shape for k, v in params.items()} == {k: v.shape for k, v in model.params.items()}

@@ -1,6 +1,6 @@
 """Charts of the long-range tasks: one run's learning curves, and a sweep's success rate by length."""
 import numpy as np
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from . import new_axes, plt
 
@@ -13,12 +13,19 @@ def _finite(x, y):
     return x[keep], y[keep]
 
 
-def plot_task_run(metrics, baseline, title=None, stop_at=None, axes=None):
-    """Loss (top) and held-out success rate (bottom) against training step, baseline dashed.
+# The partial-credit score drawn beside "solved", when the task reports one (first found).
+PARTIAL_SCORES = {"recall_accuracy": "symbols recalled", "accuracy": "argmax accuracy"}
+LOSS_HEADROOM = 5.0       # the loss axis stops at this many times the baseline: the story is below it
 
-    metrics: {"step", "elapsed", "train_loss", "eval_loss", "eval_solved"} arrays, one entry
-    per evaluation (as in metrics.csv). baseline: the task's {"loss", "solved"}. When the
-    elapsed times increase, the top axis is marked in wall-clock time as well.
+
+def plot_task_run(metrics, baseline, title=None, stop_at=None, axes=None):
+    """Loss (top) and held-out success rate (bottom) against training step, baselines dashed.
+
+    metrics: {"step", "elapsed", "train_loss", "eval_loss", "eval_solved", ...} arrays, one
+    entry per evaluation (as in metrics.csv). A copy task's `eval_recall_accuracy` (or a
+    classification task's `eval_accuracy`) is drawn beside the success rate, with its chance
+    level from `baseline` when given. baseline: the task's {"loss", "solved", ...}. The top
+    axis is also marked in wall-clock time when the elapsed times increase.
     axes: two axes to draw on (None: a new figure).
     """
     if axes is None:
@@ -34,6 +41,11 @@ def plot_task_run(metrics, baseline, title=None, stop_at=None, axes=None):
     ax_loss.plot(x, y, color="tab:blue", linewidth=1.6, label="held-out", **dots)
     ax_loss.axhline(baseline["loss"], **BASELINE_STYLE, label=f"baseline {baseline['loss']:.3g}")
     ax_loss.set_yscale("log")
+    if y.size and y.max() > LOSS_HEADROOM * baseline["loss"] > 0:
+        low = min(np.nanmin(y), baseline["loss"]) / 1.5
+        ax_loss.set_ylim(low, LOSS_HEADROOM * baseline["loss"])
+    ax_loss.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    ax_loss.yaxis.set_minor_formatter(FuncFormatter(_minor_label))
     ax_loss.set_ylabel("loss")
     ax_loss.legend(loc="best", fontsize="small")
     ax_loss.grid(True, which="major", alpha=0.3)
@@ -41,19 +53,32 @@ def plot_task_run(metrics, baseline, title=None, stop_at=None, axes=None):
     x, y = _finite(step, 100.0 * np.asarray(metrics["eval_solved"], dtype=float))
     ax_solved.plot(x, y, color="tab:orange", linewidth=1.6, label="held-out solved", **dots)
     ax_solved.axhline(100.0 * baseline["solved"], **BASELINE_STYLE, label=f"baseline {100 * baseline['solved']:.1f}%")
+    partial = next((name for name in PARTIAL_SCORES if f"eval_{name}" in metrics), None)
+    if partial is not None:
+        x, y = _finite(step, 100.0 * np.asarray(metrics[f"eval_{partial}"], dtype=float))
+        ax_solved.plot(x, y, color="tab:purple", linewidth=1.3, label=f"held-out {PARTIAL_SCORES[partial]}")
+        if partial in baseline:
+            ax_solved.axhline(100.0 * baseline[partial], color="tab:purple", linestyle="--", linewidth=1.0,
+                              alpha=0.7, label=f"chance {100 * baseline[partial]:.1f}%")
     if stop_at is not None:
         ax_solved.axhline(100.0 * stop_at, color="tab:green", linestyle=":", linewidth=1.2,
                           label=f"target {100 * stop_at:g}%")
     ax_solved.set_ylim(-3, 103)
-    ax_solved.set_ylabel("sequences solved (%)")
+    ax_solved.set_ylabel("held-out sequences (%)")
     ax_solved.set_xlabel("training step")
-    ax_solved.legend(loc="upper left", fontsize="small")
+    ax_solved.legend(loc="best", fontsize="small")
     ax_solved.grid(True, alpha=0.3)
 
     _time_axis(ax_loss, step, np.asarray(metrics["elapsed"], dtype=float))
     if title:
         fig.suptitle(title)
     return fig
+
+
+def _minor_label(v, _pos=None):
+    """Label the minor ticks of a log axis at 2, 3 and 5 times a power of ten only."""
+    mantissa = v / 10.0 ** np.floor(np.log10(v)) if v > 0 else 0.0
+    return f"{v:g}" if any(abs(mantissa - m) < 1e-6 for m in (2.0, 3.0, 5.0)) else ""
 
 
 def _interp(v, xp, fp):
