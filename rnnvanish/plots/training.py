@@ -77,9 +77,11 @@ def plot_grad_norms(metrics, ax=None, clip_norm=None):
     x, y = _finite(step, _column(m, "grad_norm"))
     x2, y2 = _finite(step, _column(m, "grad_norm_clipped"))
     never = np.array_equal(y, y2)
-    ax.plot(x, y, color=RAW_COLOR, lw=1.2, label="before clipping" + (" (= after: never clipped)" if never else ""))
     if x2.size and not never:
-        ax.plot(x2, y2, color=CLIPPED_COLOR, lw=1.2, label="after clipping")
+        ax.plot(x2, y2, color=CLIPPED_COLOR, lw=1.6, label="after clipping", zorder=2)
+    # "before" on top, thinner: it shows wherever clipping made the two differ
+    ax.plot(x, y, color=RAW_COLOR, lw=0.9, label="before clipping" + (" (= after: never clipped)" if never else ""),
+            zorder=3)
     if clip_norm:
         ax.axhline(clip_norm, color="0.4", ls="--", lw=0.8, label=f"threshold {clip_norm:g}")
     skipped = _column(m, "skipped")
