@@ -51,7 +51,7 @@ class LagTraces:
         from .plots.tasks import plot_training_effect
 
         start, end = self.traces[START], self.traces[END]
-        title = f"{config.task}, T = {config.length}, {config.cell}: the gradient from step T, before and after training"
+        title = f"{config.task}, T = {config.length}, {config.cell}: gradient from step T before and after training"
         fig = plot_training_effect([start, end], title=title)
         save_figure(fig, taskfolder.traces_folder(self.folder) / CHART)
         lags = sorted({min(10, start.T), start.T // 2, start.T})

@@ -153,8 +153,8 @@ def plot_training_effect(traces, title=None, axes=None):
 
     quantities = ["h", "c"] if all(tr.grad_c is not None for tr in traces) else ["h"]
     if axes is None:
-        fig, axes = plt.subplots(1, len(quantities), figsize=(6.5 * len(quantities), 5.0), layout="constrained",
-                                 squeeze=False)
+        width = 8.0 if len(quantities) == 1 else 13.0
+        fig, axes = plt.subplots(1, len(quantities), figsize=(width, 5.0), layout="constrained", squeeze=False)
         axes = axes[0]
     fig = axes[0].figure
     if len(quantities) == 1:
