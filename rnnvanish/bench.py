@@ -21,7 +21,13 @@ product reaches here with the same dtype and thread count (`measure_peak`).
 Threads: `limit_threads(n)` sets Numba's thread count, torch's, and the BLAS libraries'
 (threadpoolctl when installed; otherwise every OpenBLAS loaded in the process, through its own
 `openblas_set_num_threads`, which is what threadpoolctl calls too; on a system whose BLAS is
-neither, set OPENBLAS_NUM_THREADS / MKL_NUM_THREADS before starting Python instead).
+neither, set OPENBLAS_NUM_THREADS / MKL_NUM_THREADS before starting Python instead). The
+kernels' parallel work is BLAS's: their elementwise loops run on one thread. BLAS threads
+wait for each other, so on a machine busy with other work a 2-thread figure can fall far
+below the 1-thread one: compare figures taken at a low load average (the command prints it).
+
+The numba and numpy steps share `optim.Adam`, whose NumPy update is a large part of a step
+at B = 1; `rnnvanish.kernels.adam_update` is the same update in one jitted pass.
 """
 import contextlib
 import ctypes

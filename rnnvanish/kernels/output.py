@@ -67,7 +67,6 @@ def _exp(x):
 
 # --------------------------------------------------------------------------- softmax cross-entropy
 
-
 @jit
 def _check_ids(ids, V):
     """Raise IndexError unless every id of ids (T, B) lies in [0, V)."""
