@@ -64,7 +64,7 @@ def plot_task_run(metrics, baseline, title=None, stop_at=None, axes=None):
         ax_solved.axhline(100.0 * stop_at, color="tab:green", linestyle=":", linewidth=1.2,
                           label=f"target {100 * stop_at:g}%")
     ax_solved.set_ylim(-3, 103)
-    ax_solved.set_ylabel("held-out sequences (%)")
+    ax_solved.set_ylabel("held-out score (%)")
     ax_solved.set_xlabel("training step")
     ax_solved.legend(loc="best", fontsize="small")
     ax_solved.grid(True, alpha=0.3)
