@@ -230,9 +230,10 @@ def write_sweep(folder, settings, results, chart=True):
 
 
 def chart_title(settings):
-    budget = [f"{settings['steps']} steps"]
+    from .tasktrain import format_duration
+    budget = [f"{settings['steps']:,} steps"]
     if settings.get("max_time") is not None:
-        budget.append(f"{settings['max_time']:g} s")
+        budget.insert(0, format_duration(settings["max_time"]))
     return (f"{settings['task']}: held-out success against length\n"
             f"H = {settings['hidden']}, batch {settings['batch']}, {settings['optimizer']} lr {settings['lr']:g}, "
             f"at most {' or '.join(budget)} per run")
