@@ -78,10 +78,11 @@ def run_one(spec):
 
     A run whose loss or gradient stops being finite is a result too (stopped = "diverged",
     solved = 0), not an error: in a sweep over lengths some settings are expected to blow up.
+    Ctrl-C, which `train_task` turns into an early stop, is raised again here.
     """
     config = TaskConfig.from_dict(spec)
     try:
-        return train_task(config)
+        result = train_task(config)
     except NonFiniteError as err:
         task = make_task(config.task, **config.task_options)
         baseline = task.baseline(config.length)
@@ -91,6 +92,9 @@ def run_one(spec):
                 "baseline_solved": baseline["solved"], "baseline_loss": baseline["loss"],
                 "stop_at": config.stop_at, "reached_step": None, "reached_time": None, "scores": {},
                 "error": str(err)}
+    if result["stopped"] == "interrupted":      # Ctrl-C ends the sweep, not only this run
+        raise KeyboardInterrupt
+    return result
 
 
 class InlineExecutor(concurrent.futures.Executor):
@@ -149,13 +153,24 @@ def run_sweep(specs, executor=None, workers=None, on_result=None):
 
 
 def _collect(executor, specs, on_result):
-    futures = {executor.submit(run_one, spec): i for i, spec in enumerate(specs)}
+    """Submit every spec; a future that comes back already done (an inline executor) is
+    handled before the next submission, so its progress shows as it happens."""
     results = [None] * len(specs)
-    for future in concurrent.futures.as_completed(futures):
-        i = futures[future]
+
+    def finish(i, future):
         results[i] = future.result()
         if on_result is not None:
             on_result(i, results[i])
+
+    pending = {}
+    for i, spec in enumerate(specs):
+        future = executor.submit(run_one, spec)
+        if future.done():
+            finish(i, future)
+        else:
+            pending[future] = i
+    for future in concurrent.futures.as_completed(pending):
+        finish(pending[future], future)
     return results
 
 

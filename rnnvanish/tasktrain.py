@@ -205,24 +205,26 @@ def train_task(config, folder=None, *, overwrite=False, progress=False, log=None
 
     row = evaluate_now()                                             # the untrained model
     try:
-        while step < config.steps:
-            if config.stop_at is not None and row["eval_solved"] >= config.stop_at:
-                stopped = "solved"
-                break
-            if config.max_time is not None and time.perf_counter() - start >= config.max_time:
-                stopped = "time"
-                break
-            batch = task.generate(config.batch, config.length, rng)
-            loss, grads, _ = model.loss_and_grads(batch)
-            check_finite(grads, loss, step=step + 1, policy="raise")
-            interval.add(loss, *clip(grads, config))
-            optimizer.step(grads)
-            step += 1
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix_str(f"loss {loss:.4g}", refresh=False)
-            if step % config.eval_every == 0:
-                row = evaluate_now()
+        # Overflow is not warned about: check_finite stops the run with a diagnosis instead.
+        with np.errstate(over="ignore", invalid="ignore"):
+            while step < config.steps:
+                if config.stop_at is not None and row["eval_solved"] >= config.stop_at:
+                    stopped = "solved"
+                    break
+                if config.max_time is not None and time.perf_counter() - start >= config.max_time:
+                    stopped = "time"
+                    break
+                batch = task.generate(config.batch, config.length, rng)
+                loss, grads, _ = model.loss_and_grads(batch)
+                check_finite(grads, loss, step=step + 1, policy="raise")
+                interval.add(loss, *clip(grads, config))
+                optimizer.step(grads)
+                step += 1
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix_str(f"loss {loss:.4g}", refresh=False)
+                if step % config.eval_every == 0:
+                    row = evaluate_now()
     except KeyboardInterrupt:              # Ctrl-C: stop here, but score and save what was learnt
         stopped = "interrupted"
     finally:

@@ -78,6 +78,34 @@ def test_sweep_uses_the_injected_executor_and_keeps_spec_order():
     assert [(r["length"], r["seed"]) for r in results] == [(s["length"], s["seed"]) for s in specs]
 
 
+def test_inline_runs_report_one_by_one():
+    """With an inline executor each result is handled before the next run is submitted."""
+    events = []
+
+    class Logging(InlineExecutor):
+        def submit(self, fn, /, *args, **kwargs):
+            events.append(("submit", args[0]["seed"]))
+            return super().submit(fn, *args, **kwargs)
+
+    run_sweep(grid(BASE, [8], ["tanh"], 3), executor=Logging(),
+              on_result=lambda i, r: events.append(("result", r["seed"])))
+    assert events == [("submit", 0), ("result", 0), ("submit", 1), ("result", 1), ("submit", 2), ("result", 2)]
+
+
+def test_a_diverging_run_is_a_result():
+    spec = {**grid(BASE, [8], ["tanh"], 1)[0], "optimizer": "sgd", "lr": 1e30, "clip_norm": None, "steps": 40}
+    result = run_one(spec)
+    assert result["stopped"] == "diverged" and result["solved"] == 0.0 and "non-finite" in result["error"]
+    assert summarize([result])[0]["runs"] == 1
+
+
+def test_ctrl_c_in_a_run_stops_the_sweep(monkeypatch):
+    import rnnvanish.sweep as sweep
+    monkeypatch.setattr(sweep, "train_task", lambda config: {"stopped": "interrupted"})
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(grid(BASE, [8], ["tanh"], 2), executor=InlineExecutor())
+
+
 def test_a_thread_pool_gives_the_same_results_as_inline():
     specs = grid(BASE, [8], ["tanh", "lstm"], 1)
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
