@@ -67,14 +67,7 @@ class LanguageModel:
 
     def set_params(self, values):
         """Copy arrays into the model's parameters in place (same names and shapes required)."""
-        missing = set(self.params) ^ set(values)
-        if missing:
-            raise ValueError(f"parameter names differ: {sorted(missing)}")
-        for name, p in self.params.items():
-            v = np.asarray(values[name])
-            if v.shape != p.shape:
-                raise ValueError(f"parameter {name} has shape {p.shape}, got {v.shape}")
-            p[...] = v
+        copy_params(self.params, values)
 
     # -- forward / backward -----------------------------------------------------------------
     def forward(self, inputs, state=None):
@@ -146,6 +139,18 @@ class LanguageModel:
             token = sample_from_logits(y, temperature, uniforms[n])
             out[n] = token
         return out
+
+
+def copy_params(params, values, error=ValueError):
+    """Copy `values` into the arrays of `params` in place; names and shapes must match."""
+    differ = set(params) ^ set(values)
+    if differ:
+        raise error(f"parameter names differ: {', '.join(sorted(differ))}")
+    for name, p in params.items():
+        v = np.asarray(values[name])
+        if v.shape != p.shape:
+            raise error(f"parameter {name} has shape {p.shape}, got {v.shape}")
+        p[...] = v
 
 
 def sample_from_logits(y, temperature, u):

@@ -233,6 +233,16 @@ def existing_run_files(folder: Path) -> list[str]:
     return found
 
 
+def remove_run_files(folder, names, traces=TRACES):
+    """Delete a run's own files (`names`) and the files in its traces folder; nothing else."""
+    for name in names:
+        (folder / name).unlink(missing_ok=True)
+    if (folder / traces).is_dir():
+        for f in (folder / traces).iterdir():
+            if f.is_file():
+                f.unlink()
+
+
 def prepare_new(folder, overwrite: bool = False) -> Path:
     """Make `folder` ready for a new run.
 
@@ -251,13 +261,7 @@ def prepare_new(folder, overwrite: bool = False) -> Path:
     check_writable(folder)
     if overwrite:
         try:
-            for name in RUN_FILES:
-                (folder / name).unlink(missing_ok=True)
-            traces = folder / TRACES
-            if traces.is_dir():
-                for f in traces.iterdir():
-                    if f.is_file():
-                        f.unlink()
+            remove_run_files(folder, RUN_FILES)
         except OSError as err:
             raise RnnvanishError(f"cannot clear the old run in {folder}: {_describe_os_error(err)}") from None
     return folder

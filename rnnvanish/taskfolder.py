@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import RnnvanishError
-from .runfolder import atomic_write, atomic_write_text, read_json  # noqa: F401 (read_json: re-exported)
+from .runfolder import atomic_write, atomic_write_text, read_json, remove_run_files  # noqa: F401 (read_json: re-exported)
 
 CONFIG, METRICS, CHECKPOINT, RESULT, CHART, TRACES = (
     "config.json", "metrics.csv", "checkpoint.npz", "result.json", "task.png", "traces")
@@ -77,13 +77,7 @@ def prepare_folder(folder, overwrite=False):
         probe.write_bytes(b"")
         probe.unlink()
         if overwrite:
-            for name in RUN_FILES:
-                (folder / name).unlink(missing_ok=True)
-            traces = folder / TRACES
-            if traces.is_dir():
-                for f in traces.iterdir():
-                    if f.is_file():
-                        f.unlink()
+            remove_run_files(folder, RUN_FILES, TRACES)
     except OSError as err:
         raise RnnvanishError(f"cannot write to the run folder {folder}: {err.strerror or err}") from None
     return folder

@@ -18,6 +18,7 @@ import numpy as np
 from . import init as initializers
 from .cells import CELLS, make_cell
 from .errors import RnnvanishError
+from .model import copy_params
 
 
 # ----------------------------------------------------------------------------- the two losses
@@ -157,11 +158,4 @@ class TaskModel:
     # -- saving ----------------------------------------------------------------------------
     def set_params(self, values):
         """Copy arrays into the parameters in place (same names and shapes required)."""
-        differ = set(self.params) ^ set(values)
-        if differ:
-            raise RnnvanishError(f"parameter names differ: {', '.join(sorted(differ))}")
-        for name, p in self.params.items():
-            v = np.asarray(values[name])
-            if v.shape != p.shape:
-                raise RnnvanishError(f"parameter {name} has shape {p.shape}, got {v.shape}")
-            p[...] = v
+        copy_params(self.params, values, error=RnnvanishError)
