@@ -7,16 +7,15 @@ import signal
 import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from rnnvanish import runfolder as rf
-from rnnvanish.checkpoint import (Checkpoint, find_checkpoint, load_checkpoint, model_from_checkpoint,
+from rnnvanish.checkpoint import (find_checkpoint, load_checkpoint, model_from_checkpoint,
                                   save_checkpoint)
-from rnnvanish.cli import main
+from _cli import cli
 from rnnvanish.data import Vocab, split_train_val
 from rnnvanish.errors import RnnvanishError
 from rnnvanish.model import LanguageModel
@@ -189,15 +188,6 @@ def test_restore_continues_bit_for_bit(stop_at):
 # ----------------------------------------------------------------------------------------------
 # Resuming from the command line
 # ----------------------------------------------------------------------------------------------
-
-def cli(capsys, *argv):
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
 
 def snapshot(folder):
     return {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(Path(folder).rglob("*")) if p.is_file()}

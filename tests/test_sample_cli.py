@@ -1,24 +1,15 @@
 """`rnnvanish sample`: text from a checkpoint or run folder, reproducible by seed, greedy decoding
 checked against a step-by-step argmax, the unknown-symbol policies, and one-line errors."""
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from rnnvanish import runfolder as rf
 from rnnvanish.checkpoint import load_checkpoint, model_from_checkpoint
+from _cli import cli
 from rnnvanish.cli import main
 
 TEXT = "one fish two fish red fish blue fish. " * 40
-
-
-def cli(capsys, *argv):
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

@@ -3,19 +3,11 @@ print, and one-line errors with exit status 2 for bad input."""
 import numpy as np
 import pytest
 
+from _cli import cli
 from rnnvanish.cli import main
 from rnnvanish.tracer import Trace, load_training_traces
 
 TINY = ["--hidden", "6", "--length", "12", "--batch", "3", "--backend", "numpy"]
-
-
-def cli(capsys, *argv):
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def written(path):

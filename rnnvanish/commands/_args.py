@@ -23,7 +23,8 @@ def nonneg_int(text):
     return value
 
 
-def _finite_float(text):
+def finite_float(text):
+    """Any finite number (negative allowed)."""
     try:
         value = float(text)
     except ValueError:
@@ -34,22 +35,30 @@ def _finite_float(text):
 
 
 def positive_float(text):
-    value = _finite_float(text)
+    value = finite_float(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return value
 
 
 def nonneg_float(text):
-    value = _finite_float(text)
+    value = finite_float(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be zero or more, got {text}")
     return value
 
 
+def fraction_or_zero(text):
+    """A number from 0 up to, not including, 1."""
+    value = finite_float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {text}")
+    return value
+
+
 def fraction(text):
     """A number strictly between 0 and 1."""
-    value = _finite_float(text)
+    value = finite_float(text)
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"must be strictly between 0 and 1, got {text}")
     return value

@@ -7,22 +7,9 @@
 import re
 from pathlib import Path
 
-from ._args import nonneg_int, positive_float, positive_int
+from ._args import finite_float, nonneg_int, positive_float, positive_int
 
 CHART_SUFFIXES = (".png", ".svg")
-
-
-def _finite(text):
-    """Any finite number (a bias may be negative)."""
-    import argparse
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
-    return value
 
 
 def add_arguments(p):
@@ -35,7 +22,7 @@ def add_arguments(p):
                         "(default: orthogonal)")
     m.add_argument("--radius", type=positive_float, metavar="R", default=None,
                    help="rescale each W_hh gate block to this spectral radius (default: leave it)")
-    m.add_argument("--forget-bias", type=_finite, metavar="B", default=1.0, help="LSTM forget-gate bias (default: 1.0)")
+    m.add_argument("--forget-bias", type=finite_float, metavar="B", default=1.0, help="LSTM forget-gate bias (default: 1.0)")
     m.add_argument("--reset-before", action="store_true", help="GRU: reset gate before the product (Cho et al. 2014)")
     m.add_argument("--hidden", type=positive_int, metavar="H", default=128, help="hidden size H (default: 128)")
     m.add_argument("--checkpoint", metavar="PATH", default=None,
@@ -177,7 +164,7 @@ def _table(traces, T):
 
 def _legend(lags, jac_lag, traces):
     methods = {tr.meta.get("jacobian_method") for tr in traces} - {None}
-    notes = [f"lag l: median over sequences of ||dE_T/dh_(T-l)||, the share of the signal at T left l steps back",
+    notes = ["lag l: median over sequences of ||dE_T/dh_(T-l)||, the share of the signal at T left l steps back",
              "decay/step: per-step factor of a log-linear fit to that median (above 1: it grows)",
              "bound/step: gamma * sigma_max(W_hh); the signal at lag l is at most bound^l (tanh-family RNN only)"]
     if methods:

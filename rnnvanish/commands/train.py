@@ -8,7 +8,7 @@ Exit status: 0 done, 2 bad input (nothing written), 3 stopped by a non-finite lo
 """
 import argparse
 
-from ._args import nonneg_float, nonneg_int, positive_float, positive_int
+from ._args import fraction_or_zero, nonneg_float, nonneg_int, positive_float, positive_int
 
 DEFAULT_MAX_TIME = 120.0      # seconds: the budget when no --steps, --epochs or --max-time is given
 EXIT_NONFINITE = 3
@@ -22,16 +22,6 @@ def _or_none(kind):
         return "none" if text.strip().lower() in NONE_WORDS else kind(text)
     parse.__name__ = kind.__name__
     return parse
-
-
-def _val_frac(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {text}")
-    return value
 
 
 def _init_spec(text):
@@ -71,7 +61,7 @@ def add_arguments(p):
                    help="keep the N most frequent symbols (the rest become the unknown token)" + _d("vocab_size"))
     g.add_argument("--min-count", type=positive_int, metavar="N",
                    help="drop symbols seen fewer than N times" + _d("min_count"))
-    g.add_argument("--val-frac", type=_val_frac, metavar="F",
+    g.add_argument("--val-frac", type=fraction_or_zero, metavar="F",
                    help="share of the text, taken from its end, held out for validation; 0 for none" + _d("val_frac"))
 
     g = p.add_argument_group("model")
