@@ -26,8 +26,8 @@ kernels' parallel work is BLAS's: their elementwise loops run on one thread. BLA
 wait for each other, so on a machine busy with other work a 2-thread figure can fall far
 below the 1-thread one: compare figures taken at a low load average (the command prints it).
 
-The numba and numpy steps share `optim.Adam`, whose NumPy update is a large part of a step
-at B = 1; `rnnvanish.kernels.adam_update` is the same update in one jitted pass.
+Both steps use `optim.Adam` on their own backend: the numba step's update is
+`rnnvanish.kernels.adam_update` (one jitted pass), the numpy step's the NumPy lines.
 """
 import contextlib
 import ctypes
@@ -157,7 +157,7 @@ def project_step(model):
     from .clip import clip_by_global_norm
     from .optim import Adam
 
-    optimizer = Adam(model.params, lr=LEARNING_RATE)
+    optimizer = Adam(model.params, lr=LEARNING_RATE, backend=model.backend)
     carry = {}
 
     def step(inputs, targets):

@@ -20,6 +20,7 @@ import math
 
 import numpy as np
 
+from rnnvanish.backend import get_kernels, resolve_backend
 from rnnvanish.errors import RnnvanishError
 
 
@@ -215,18 +216,27 @@ class Adam(Optimizer):
 
     which is lr * m_hat / (sqrt(v_hat) + eps) with m_hat = m_t / (1 - beta1^t) and
     v_hat = v_t / (1 - beta2^t). Weight decay is the L2 form (Adam, not AdamW).
+
+    On the numba backend (the default; see `rnnvanish.backend`) the update runs as
+    `rnnvanish.kernels.adam_update`, one jitted pass over each array that gives the same bits
+    as the NumPy lines below, which `backend="numpy"` runs. At B = 1 the NumPy update costs
+    about as much as the forward and backward pass together.
     """
     name = "adam"
     slots = ("m", "v")
 
-    def __init__(self, params, lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
+    def __init__(self, params, lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, backend=None):
         super().__init__(params, lr, weight_decay)
         self.beta1 = _number(beta1, "beta1", _UNIT)
         self.beta2 = _number(beta2, "beta2", _UNIT)
         self.eps = _number(eps, "eps", _NONNEG)
+        self._kernel = get_kernels("numba").adam_update if resolve_backend(backend) == "numba" else None
 
     def _update(self, p, g, lr, m, v):
         b1, b2, t = self.beta1, self.beta2, self.t
+        if self._kernel is not None and p.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous:
+            self._kernel(p, g, m, v, lr, b1, b2, self.eps, t)
+            return
         m *= b1
         m += (1.0 - b1) * g                      # m_t = b1 m_{t-1} + (1 - b1) g_t
         v *= b2
@@ -239,12 +249,16 @@ class Adam(Optimizer):
 OPTIMIZERS = {cls.name: cls for cls in (SGD, Momentum, Nesterov, Adagrad, RMSprop, Adam)}
 
 
-def make_optimizer(name, params, lr, weight_decay=0.0, **kw):
-    """OPTIMIZERS[name](params, lr, weight_decay=..., **kw), with one clear error for bad input."""
+def make_optimizer(name, params, lr, weight_decay=0.0, backend=None, **kw):
+    """OPTIMIZERS[name](params, lr, weight_decay=..., **kw), with one clear error for bad input.
+
+    `backend` goes to the optimisers whose update has a jitted twin (Adam); the others run NumPy."""
     if name not in OPTIMIZERS:
         raise RnnvanishError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
     cls = OPTIMIZERS[name]
-    _check_kwargs(cls.__init__, kw, f"optimizer {name!r}", skip=("self", "params", "lr", "weight_decay"))
+    _check_kwargs(cls.__init__, kw, f"optimizer {name!r}", skip=("self", "params", "lr", "weight_decay", "backend"))
+    if "backend" in inspect.signature(cls.__init__).parameters:
+        kw["backend"] = backend
     return cls(params, lr, weight_decay=weight_decay, **kw)
 
 

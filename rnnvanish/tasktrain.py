@@ -114,7 +114,7 @@ def build(config):
     model = TaskModel(task, config.cell, config.hidden, seed=config.seed, dtype=config.dtype,
                       backend=config.backend, init_hh=config.init_hh, radius=config.radius,
                       activation=config.activation, forget_bias=config.forget_bias)
-    optimizer = make_optimizer(config.optimizer, model.params, config.lr)
+    optimizer = make_optimizer(config.optimizer, model.params, config.lr, backend=model.backend)
     # The held-out set has its own stream: the same sequences whatever the batch size or steps.
     heldout = task.generate(config.eval_size, config.length, rng=np.random.default_rng([config.seed, 3]))
     return task, model, optimizer, heldout

@@ -146,7 +146,8 @@ class Trainer:
             raise RnnvanishError(f"the {s['lr_schedule']} learning-rate schedule needs a length: give --steps or --epochs")
         if s["clip_mode"] not in CLIP_MODES:
             raise RnnvanishError(f"clip mode must be one of {', '.join(CLIP_MODES)}, got {s['clip_mode']!r}")
-        self.optimizer = make_optimizer(s["optimizer"], model.params, s["lr"], weight_decay=s["weight_decay"])
+        self.optimizer = make_optimizer(s["optimizer"], model.params, s["lr"], weight_decay=s["weight_decay"],
+                                        backend=model.backend)
         self.lr_at = make_schedule(s["lr_schedule"], s["lr"], self.total_steps or 1)
         self.step = 0
         self.state = model.initial_state(s["batch"])

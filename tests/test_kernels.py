@@ -228,19 +228,24 @@ def test_float32_activations_to_a_few_ulp(activation, f):
     np.testing.assert_array_max_ulp(h[1, 0], f(a).astype(np.float32), maxulp=3)
 
 
+@pytest.mark.parametrize("weight_decay", [0.0, 0.01])
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
-def test_adam_update_kernel_equals_the_numpy_adam_bit_for_bit(dtype):
+def test_adam_on_the_numba_backend_equals_the_numpy_adam_bit_for_bit(dtype, weight_decay):
     from rnnvanish.optim import Adam
     rng = np.random.default_rng(8)
-    params = {"W": rng.standard_normal((6, 4)).astype(dtype), "b": rng.standard_normal(4).astype(dtype)}
-    twins = {k: p.copy() for k, p in params.items()}
-    slots = {k: (np.zeros_like(p), np.zeros_like(p)) for k, p in twins.items()}
-    adam = Adam(params, lr=0.01, beta1=0.8, beta2=0.99, eps=1e-6)
-    for t in range(1, 5):
-        grads = {k: rng.standard_normal(p.shape).astype(dtype) for k, p in params.items()}
-        adam.step(grads)
-        for k, p in twins.items():
-            kernels.adam_update(p, grads[k], *slots[k], 0.01, 0.8, 0.99, 1e-6, t)
-    for k in params:
-        np.testing.assert_array_equal(twins[k], params[k], err_msg=k)
-        np.testing.assert_array_equal(slots[k][1], adam.state["v"][k], err_msg=f"v/{k}")
+    start = {"W": rng.standard_normal((6, 4)).astype(dtype), "b": rng.standard_normal(4).astype(dtype),
+             "F": np.asfortranarray(rng.standard_normal((3, 5)).astype(dtype))}   # not C-contiguous: NumPy lines
+    runs = {}
+    for backend in ("numpy", "numba"):
+        params = {k: p.copy(order="K") for k, p in start.items()}
+        adam = Adam(params, lr=0.01, beta1=0.8, beta2=0.99, eps=1e-6, weight_decay=weight_decay, backend=backend)
+        assert (adam._kernel is kernels.adam_update) == (backend == "numba")
+        grad_rng = np.random.default_rng(9)
+        for _ in range(4):
+            adam.step({k: grad_rng.standard_normal(p.shape).astype(dtype) for k, p in params.items()})
+        runs[backend] = params, adam.state
+    for k in start:
+        assert not np.array_equal(runs["numba"][0][k], start[k]), k
+        np.testing.assert_array_equal(runs["numba"][0][k], runs["numpy"][0][k], err_msg=k)
+        for slot in ("m", "v"):
+            np.testing.assert_array_equal(runs["numba"][1][slot][k], runs["numpy"][1][slot][k], err_msg=f"{slot}/{k}")

@@ -19,8 +19,12 @@ Kernels are compiled on first use for each dtype (some seconds each) and cached 
 (`__pycache__` beside them); a process with a warm cache loads them in a fraction of a second.
 No jitted function calls a jitted function of another module here, so the cache never runs a
 stale copy after an edit.
+
+Importing the package calls `memory.keep_freed_memory()`: glibc's malloc then reuses the
+blocks a window frees instead of mapping them anew each step (see memory.py).
 """
 from ..reference import ACTIVATIONS
+from .memory import keep_freed_memory
 from .language_model import lm_generate, lm_loss_and_grads
 from .optim import adam_update
 from .output import embed_backward, input_rows, output_layer, softmax_xent, window_grads
@@ -30,4 +34,6 @@ from .recurrent import (RELU, SIGMOID, TANH, gru_backward, gru_forward, gru_gene
 __all__ = ["tanh_forward", "tanh_backward", "lstm_forward", "lstm_backward", "gru_forward", "gru_backward",
            "softmax_xent", "embed_backward", "input_rows", "output_layer", "window_grads",
            "tanh_generate", "lstm_generate", "gru_generate", "lm_loss_and_grads", "lm_generate", "adam_update",
-           "TANH", "SIGMOID", "RELU", "ACTIVATIONS"]
+           "TANH", "SIGMOID", "RELU", "ACTIVATIONS", "keep_freed_memory"]
+
+keep_freed_memory()
