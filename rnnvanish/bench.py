@@ -296,6 +296,31 @@ def run_grid(configs, impls, *, min_time=1.0, vocab=65, progress=True, peaks=Non
     return records, peaks
 
 
+# --------------------------------------------------------------------------- tracer
+
+def trace_times(cells, length=200, hidden=128, batch=32, threads=1, repeats=3, backend="numba"):
+    """Seconds of one full trace (lag profile, contributions by lag, every Jacobian-product norm,
+    singular values) per cell: {cell: (median seconds, Jacobian method used)}, after one warm-up.
+
+    Fresh cells (seed 0, their default initialisation) on dense N(0, 1) inputs (T, B, H)."""
+    from .cells import make_cell
+    from .tracer import dense_inputs, trace
+
+    x, _ = dense_inputs(length, batch, hidden, seed=0)
+    result = {}
+    with limit_threads(threads):
+        for cell in cells:
+            model = make_cell(cell, hidden, hidden, seed=0, backend=backend)
+            tr = trace(model, x)
+            seconds = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                tr = trace(model, x)
+                seconds.append(time.perf_counter() - start)
+            result[cell] = (statistics.median(seconds), tr.meta.get("jacobian_method"))
+    return result
+
+
 # --------------------------------------------------------------------------- start-up
 
 _STARTUP_CHILD = r"""

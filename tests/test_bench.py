@@ -33,7 +33,7 @@ def test_command_prints_a_table_and_writes_json(tmp_path, capsys):
     out = tmp_path / "bench.json"
     status = main(["bench", "--cells", "tanh", "gru", "--hidden", "8", "--batch", "1", "2", "--dtype", "float32",
                    "--threads", "1", "--window", "5", "--impls", "numba", "numpy", "--min-time", "0.01",
-                   "--no-startup", "--no-progress", "--json", str(out)])
+                   "--no-startup", "--no-trace", "--no-progress", "--json", str(out)])
     assert status == 0
     records = json.loads(out.read_text())
     assert len(records) == 2 * 2 * 2                               # cells x batches x impls
@@ -41,6 +41,13 @@ def test_command_prints_a_table_and_writes_json(tmp_path, capsys):
         check_record(r)
     text = capsys.readouterr().out
     assert "/numpy" in text and "gru" in text and "float32" in text
+
+
+def test_trace_times_time_a_full_trace_per_cell():
+    times = bench.trace_times(["tanh", "lstm"], length=6, hidden=4, batch=2, repeats=1)
+    assert list(times) == ["tanh", "lstm"]
+    for seconds, method in times.values():
+        assert seconds > 0 and method == "exact"
 
 
 def test_command_rejects_torch_when_it_is_missing(monkeypatch, capsys):

@@ -2,7 +2,8 @@
 
 Prints one table row per configuration with the ratios numba/torch and numba/numpy, the
 model's GFLOP/s and its share of the peak this machine reaches on a large matrix product;
-then the compile time of the kernels and the time a warm process takes to its first step.
+then the time of one full gradient trace per cell (T 200, H 128, B 32, one thread), the compile
+time of the kernels and the time a warm process takes to its first step.
 `--json FILE` writes one record per measurement (see rnnvanish.bench.RECORD_KEYS).
 """
 import os
@@ -32,6 +33,8 @@ def add_arguments(p):
                    help="seconds of timed repeats per measurement, after warm-up (default: 1, --quick 0.3)")
     m.add_argument("--no-startup", action="store_true",
                    help="skip the compile-time and warm-start probes (two fresh Python processes)")
+    m.add_argument("--no-trace", action="store_true",
+                   help="skip timing a full gradient trace per cell (T 200, H 128, B 32)")
     m.add_argument("--json", metavar="FILE", help="write one JSON record per measurement to FILE")
     m.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -102,6 +105,16 @@ def _startup_report(cells, dtypes):
     return "\n".join(lines), {"cold": cold, "warm": warm}
 
 
+def _trace_report(cells):
+    from ..bench import trace_times
+
+    times = trace_times(cells)
+    parts = ", ".join(f"{cell} {seconds:.2f} s" for cell, (seconds, _) in times.items())
+    methods = ", ".join(sorted({method for _, method in times.values()}))
+    return (f"full gradient trace (lag profile, contributions, all Jacobian-product norms, singular values), "
+            f"T 200, H 128, B 32, 1 thread, median of 3: {parts} (Jacobian norms: {methods})")
+
+
 def _load():
     try:
         return f"{os.getloadavg()[0]:.2f}"
@@ -128,6 +141,8 @@ def run(args):
     print("peak (SciPy BLAS, 1024 x 1024 product): "
           + ", ".join(f"{dtype} {threads} thread{'s' if threads > 1 else ''} {gf:.1f} GFLOP/s"
                       for (dtype, threads), gf in peaks.items()))
+    if not args.no_trace and "numba" in impls:
+        print(_trace_report(args.cells))
     if not args.no_startup and "numba" in impls:
         print(_startup_report(args.cells, sorted({c[4] for c in configs}))[0])
     if args.json:

@@ -58,12 +58,17 @@ def state_size(cell):
 
 def step_jacobians(cell, cache, b=0):
     """J (T, n, n): J[t-1] = ds_t/ds_{t-1} of sequence `b` of a forward cache."""
+    return step_chain(cell, cache, b).full()
+
+
+def step_chain(cell, cache, b=0):
+    """The step Jacobians of sequence `b` as a Chain (the LSTM's kept as its blocks)."""
     if cell.name == "tanh":
-        return _tanh_jacobians(cell, cache, b)
+        return Chain(_tanh_jacobians(cell, cache, b))
     if cell.name == "lstm":
-        return _lstm_jacobians(cell, cache, b)
+        return Chain.lstm(*_lstm_jacobian_blocks(cell, cache, b))
     if cell.name == "gru":
-        return _gru_jacobians(cell, cache, b)
+        return Chain(_gru_jacobians(cell, cache, b))
     raise ValueError(f"no step Jacobian for cell {cell.name!r}")
 
 
@@ -78,7 +83,9 @@ def _tanh_jacobians(cell, cache, b):
     return fprime[:, :, None] * cell.params["W_hh"].T.astype(np.float64)[None]   # (T, H, H)
 
 
-def _lstm_jacobians(cell, cache, b):
+def _lstm_jacobian_blocks(cell, cache, b):
+    """The dense left block column L = [[dh/dh], [dc/dh]] (T, 2H, H) of the LSTM's J_t, and
+    the diagonals d1 = dh_t/dc_{t-1}, d2 = dc_t/dc_{t-1} (T, H) of its right block column."""
     H = cell.hidden_size
     W_iT, W_fT, W_gT, W_oT = _blocks_T(cell.params["W_hh"], H, 4)
     c = cache["c"][:, b].astype(np.float64)
@@ -92,14 +99,9 @@ def _lstm_jacobians(cell, cache, b):
     dc_dh = col(g * i * (1 - i)) * W_iT + col(c_prev * f * (1 - f)) * W_fT + col(i * (1 - g * g)) * W_gT
     # h_t = o tanh(c_t)
     dh_dh = col(tanh_c * o * (1 - o)) * W_oT + col(o * dtanh_c) * dc_dh
-    T = c_t.shape[0]
-    J = np.zeros((T, 2 * H, 2 * H))
-    diag = np.arange(H)
-    J[:, :H, :H] = dh_dh
-    J[:, diag, H + diag] = o * dtanh_c * f                           # dh_t/dc_{t-1} through c_t
-    J[:, H:, :H] = dc_dh
-    J[:, H + diag, H + diag] = f                                     # dc_t/dc_{t-1}: the forget gate
-    return J
+    L = np.concatenate([dh_dh, dc_dh], axis=1)                       # (T, 2H, H)
+    # dh_t/dc_{t-1} through c_t, and dc_t/dc_{t-1}: the forget gate
+    return L, o * dtanh_c * f, f
 
 
 def _gru_jacobians(cell, cache, b):
@@ -129,18 +131,56 @@ def _gru_jacobians(cell, cache, b):
 class Chain:
     """Row blocks times step Jacobians: Z @ J_t or Z @ J_t^T, in a chosen dtype.
 
-    The LSTM's J_t = [[A, diag(d1)], [C, diag(d2)]] (blocks H x H) is applied as two H x H
-    products and two scalings instead of one 2H x 2H product: half the work."""
+    The LSTM's J_t = [[A, diag(d1)], [C, diag(d2)]] (blocks H x H) has only its left block
+    column L = [[A], [C]] (2H x H) dense, so it is applied as one product with L and two
+    scalings instead of one 2H x 2H product: half the work.
+
+        Z @ J   = [Z @ L,  Z_h d1 + Z_c d2]
+        Z @ J^T = Z_h @ L^T + [Z_c d1, Z_c d2]
+
+    `J` may be another Chain (its blocks are converted, not found again); `Chain.lstm(L, d1,
+    d2)` builds one from the blocks."""
+
+    @classmethod
+    def lstm(cls, L, d1, d2, dtype=np.float64):
+        chain = cls.__new__(cls)
+        chain.T, H = L.shape[0], L.shape[2]
+        chain.H, chain.n = H, 2 * H
+        chain.L = np.ascontiguousarray(L, dtype=dtype)
+        chain.d1, chain.d2 = (np.ascontiguousarray(d, dtype=dtype) for d in (d1, d2))
+        chain._scratch = None
+        return chain
 
     def __init__(self, J, dtype=np.float64):
-        self.J = np.asarray(J, dtype=dtype)
-        self.H = _lstm_split(self.J)
-        if self.H is not None:
+        self._scratch = None
+        if isinstance(J, Chain):
+            self.H, self.T, self.n = J.H, J.T, J.n
+            if J.H is None:
+                self.J = J.J.astype(dtype, copy=False)
+            else:
+                self.L, self.d1, self.d2 = (a.astype(dtype, copy=False) for a in (J.L, J.d1, J.d2))
+            return
+        J = np.asarray(J)
+        self.T, self.n = J.shape[0], J.shape[1]
+        self.H = _lstm_split(J)
+        if self.H is None:
+            self.J = np.asarray(J, dtype=dtype)
+        else:
             H, diag = self.H, np.arange(self.H)
-            self.A = np.ascontiguousarray(self.J[:, :H, :H])
-            self.C = np.ascontiguousarray(self.J[:, H:, :H])
-            self.d1 = self.J[:, diag, H + diag].copy()
-            self.d2 = self.J[:, H + diag, H + diag].copy()
+            self.L = np.ascontiguousarray(J[:, :, :H], dtype=dtype)
+            self.d1 = J[:, diag, H + diag].astype(dtype)
+            self.d2 = J[:, H + diag, H + diag].astype(dtype)
+
+    def full(self):
+        """Every J_t as one (T, n, n) array."""
+        if self.H is None:
+            return self.J
+        H, diag = self.H, np.arange(self.H)
+        out = np.zeros((self.T, self.n, self.n), dtype=self.L.dtype)
+        out[:, :, :H] = self.L
+        out[:, diag, H + diag] = self.d1
+        out[:, H + diag, H + diag] = self.d2
+        return out
 
     def times(self, t, Z, out, transpose=False):
         """out = Z @ J[t] (or Z @ J[t]^T); Z (m, n), out (m, n), no aliasing."""
@@ -148,17 +188,39 @@ class Chain:
             return np.matmul(Z, self.J[t].T if transpose else self.J[t], out=out)
         H = self.H
         Z_h, Z_c = Z[:, :H], Z[:, H:]
-        if transpose:                                                # J^T = [[A^T, C^T], [diag d1, diag d2]]
-            np.matmul(Z_h, self.A[t].T, out=out[:, :H])
-            out[:, :H] += Z_c * self.d1[t]
-            np.matmul(Z_h, self.C[t].T, out=out[:, H:])
-            out[:, H:] += Z_c * self.d2[t]
+        scratch = self._scratch_rows(Z.shape[0])
+        if transpose:
+            np.matmul(Z_h, self.L[t].T, out=out)
+            out[:, :H] += np.multiply(Z_c, self.d1[t], out=scratch)
+            out[:, H:] += np.multiply(Z_c, self.d2[t], out=scratch)
         else:
-            np.matmul(Z_h, self.A[t], out=out[:, :H])
-            out[:, :H] += Z_c @ self.C[t]
+            np.matmul(Z, self.L[t], out=out[:, :H])
             np.multiply(Z_h, self.d1[t], out=out[:, H:])
-            out[:, H:] += Z_c * self.d2[t]
+            out[:, H:] += np.multiply(Z_c, self.d2[t], out=scratch)
         return out
+
+    @property
+    def dtype(self):
+        return (self.J if self.H is None else self.L).dtype
+
+    def stack_times(self, Z, transpose=False):
+        """Z[t] @ J_t (or Z[t] @ J_t^T) for every t at once: Z (T, m, n) -> (T, m, n)."""
+        if self.H is None:
+            return Z @ (self.J.transpose(0, 2, 1) if transpose else self.J)
+        H = self.H
+        Z_h, Z_c = Z[:, :, :H], Z[:, :, H:]
+        d1, d2 = self.d1[:, None, :], self.d2[:, None, :]
+        if transpose:
+            out = Z_h @ self.L.transpose(0, 2, 1)
+            out[:, :, :H] += Z_c * d1
+            out[:, :, H:] += Z_c * d2
+            return out
+        return np.concatenate([Z @ self.L, Z_h * d1 + Z_c * d2], axis=2)
+
+    def _scratch_rows(self, m):
+        if self._scratch is None or self._scratch.shape[0] < m:
+            self._scratch = np.empty((m, self.H), dtype=self.L.dtype)
+        return self._scratch[:m]
 
 
 def _lstm_split(J):
@@ -208,14 +270,14 @@ def singular_values_to_end(J, lags, count=4):
     """log10 of the `count` largest singular values of P(T - lag, T) for each lag: (L, count).
 
     The products ending at the last step are formed by one backward accumulation,
-    P(k - 1, T) = P(k, T) J_k, so this costs T n^3 plus one SVD per requested lag."""
-    J = np.asarray(J, dtype=np.float64)
-    T, n, _ = J.shape
+    P(k - 1, T) = P(k, T) J_k, so this costs T n^3 plus one SVD per requested lag.
+    J: (T, n, n) or a Chain."""
+    chain = Chain(J)
+    T, n = chain.T, chain.n
     lags = np.asarray(lags, dtype=np.int64)
     count = min(count, n)
     out = np.full((len(lags), count), np.nan)
     want = {int(l): i for i, l in enumerate(lags)}
-    chain = Chain(J)
     P, P_next, log_scale = np.eye(n), np.empty((n, n)), 0.0
     for lag in range(1, T + 1):
         if not np.isfinite(log_scale):
@@ -246,16 +308,19 @@ def _orthonormal(A):
     return np.linalg.qr(A)[0]
 
 
-def _initial_right_blocks(J, r, rng):
+def _initial_right_blocks(chain, r, rng):
     """V_k (T, n, r): the dominant right subspace of P(k, T) joined with that of J_{k+1}."""
-    T, n, _ = J.shape
+    T, n = chain.T, chain.n
+    dtype = chain.dtype
     r_long = max(1, r // 2)
-    Q = _orthonormal(rng.standard_normal((n, r_long)).astype(J.dtype))
+    Q = _orthonormal(rng.standard_normal((n, r_long)).astype(dtype))
     # Top right directions of each single step: range of J^T J Omega (one power step).
-    short = J.transpose(0, 2, 1) @ (J @ rng.standard_normal((n, r - r_long)).astype(J.dtype))
-    V = np.empty((T, n, r), dtype=J.dtype)
+    omega_T = np.broadcast_to(rng.standard_normal((n, r - r_long)).astype(dtype).T, (T, r - r_long, n))
+    short = chain.stack_times(chain.stack_times(omega_T, transpose=True)).transpose(0, 2, 1)   # J^T J Omega
+    V = np.empty((T, n, r), dtype=dtype)
+    row = np.empty((r_long, n), dtype=dtype)
     for k in range(T - 1, -1, -1):
-        Q = _orthonormal(J[k].T @ Q)                                 # range of P(k, T)^T Omega
+        Q = _orthonormal(chain.times(k, np.ascontiguousarray(Q.T), row).T)   # range of P(k, T)^T Omega
         V[k] = _orthonormal(np.concatenate([Q, short[k]], axis=1))
     return V
 
@@ -265,15 +330,16 @@ def largest_eigenvalues(G, squarings=6):
 
     Repeated squaring: A = G^(2^squarings) (rescaled to trace 1 each time) has columns in the
     top eigenspace up to a factor (lambda_2/lambda_1)^(2^squarings); the Rayleigh quotient of
-    its largest column is lambda_max. Much faster than N small LAPACK calls."""
+    its largest column is lambda_max. Much faster than N small LAPACK calls. The squarings
+    only find the direction and run in float32; the quotient is taken in float64."""
     G = np.asarray(G, dtype=np.float64)
-    A = G.copy()
+    A = G.astype(np.float32)
     for _ in range(squarings):
         tr = np.trace(A, axis1=1, axis2=2)
         A /= np.where(tr > 0, tr, 1.0)[:, None, None]
         A = A @ A
     col = np.argmax(np.einsum("nij,nij->nj", A, A), axis=1)
-    v = np.take_along_axis(A, col[:, None, None], axis=2)[:, :, 0]          # (N, r)
+    v = np.take_along_axis(A, col[:, None, None], axis=2)[:, :, 0].astype(np.float64)   # (N, r)
     vv = np.einsum("ni,ni->n", v, v)
     vGv = np.einsum("ni,nij,nj->n", v, G, v)
     return np.where(vv > 0, vGv / np.where(vv > 0, vv, 1.0), 0.0)
@@ -322,14 +388,13 @@ def _sweep(multiply, new_blocks, rng, want_subspace):
 def sketch_log_norms(J, rank=8, sweeps=2, seed=0):
     """log10 of a lower bound on ||P(k, t)||_2 for every pair, by block sweeps (see module doc).
 
-    Runs in float32 (norms need a few digits, and every block is renormalised each step)."""
+    J: (T, n, n) or a Chain. Runs in float32 (norms need a few digits, and every block is renormalised each step)."""
     chain = Chain(J, dtype=np.float32)
-    J = chain.J
-    T, n, _ = J.shape
+    T, n = chain.T, chain.n
     r = int(min(rank, n))
     rng = np.random.default_rng(seed)
     best = np.full((T, T), -np.inf)
-    V = _initial_right_blocks(J, r, rng)
+    V = _initial_right_blocks(chain, r, rng)
     U = None
     forward = lambda i, Z, out: chain.times(i, Z, out, transpose=True)     # noqa: E731  step t = i + 1
     backward = lambda i, Z, out: chain.times(T - 1 - i, Z, out)             # noqa: E731  step k = T - 1 - i
@@ -354,12 +419,14 @@ def sketch_log_norms(J, rank=8, sweeps=2, seed=0):
 
 
 def jacobian_log_norms(J, method="auto", rank=8, sweeps=2, seed=0):
-    """(log10 norms (T, T), method used): `exact`, `sketch`, or `auto` (exact when small)."""
-    T, n, _ = J.shape
+    """(log10 norms (T, T), method used): `exact`, `sketch`, or `auto` (exact when small).
+
+    J: (T, n, n) or a Chain."""
+    T, n = (J.T, J.n) if isinstance(J, Chain) else J.shape[:2]
     if method == "auto":
         method = "exact" if T * T * n ** 3 / 2 <= EXACT_LIMIT else "sketch"
     if method == "exact":
-        return exact_log_norms(J), method
+        return exact_log_norms(J.full() if isinstance(J, Chain) else J), method
     if method == "sketch":
         return sketch_log_norms(J, rank=rank, sweeps=sweeps, seed=seed), method
     raise ValueError(f"method must be 'auto', 'exact' or 'sketch', got {method!r}")

@@ -261,11 +261,11 @@ def trace(model, inputs, *, state=None, label=None, seed=0, jacobians=True, meth
 
     arrays = {}
     if jacobians:
-        J = jac.step_jacobians(cell, cache, sequence)
+        J = jac.step_chain(cell, cache, sequence)
         arrays["jacobian_log10"], used = jac.jacobian_log_norms(J, method, rank=rank, sweeps=sweeps, seed=seed)
         arrays["sv_lags"] = jac.log_spaced_lags(T)
         arrays["sv_log10"] = jac.singular_values_to_end(J, arrays["sv_lags"], n_singular)
-        meta.update(jacobian_method=used, sequence=sequence, state_size=int(J.shape[1]),
+        meta.update(jacobian_method=used, sequence=sequence, state_size=int(J.n),
                     jacobian_state="(h, c)" if cell.name == "lstm" else "h")
         if used == "sketch":
             meta.update(rank=rank, sweeps=sweeps)
