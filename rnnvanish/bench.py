@@ -18,19 +18,17 @@ forward h_{t-1} W_hh, backward da W_hh^T and h^T da, and the output layer's thre
 6 T B H (G H + V) in all. `peak_fraction` divides the model's FLOP/s by what one large matrix
 product reaches here with the same dtype and thread count (`measure_peak`).
 
-Threads: `limit_threads(n)` sets Numba's thread count, torch's, and the BLAS libraries'
-(threadpoolctl when installed; otherwise every OpenBLAS loaded in the process, through its own
-`openblas_set_num_threads`, which is what threadpoolctl calls too; on a system whose BLAS is
-neither, set OPENBLAS_NUM_THREADS / MKL_NUM_THREADS before starting Python instead). The
-kernels' parallel work is BLAS's: their elementwise loops run on one thread. BLAS threads
-wait for each other, so on a machine busy with other work a 2-thread figure can fall far
-below the 1-thread one: compare figures taken at a low load average (the command prints it).
+Threads: `rnnvanish.threads.limit_threads(n, backend)` gives n threads to the BLAS the
+implementation runs on (SciPy's OpenBLAS for numba, NumPy's for numpy, torch's own for torch)
+and one to every other OpenBLAS, whose spinning threads would otherwise take the cores (see
+threads.py). The kernels' parallel work is BLAS's: their elementwise loops run on one thread.
+BLAS threads wait for each other, so on a machine busy with other work a 2-thread figure can
+fall far below the 1-thread one: compare figures taken at a low load average (the command
+prints it).
 
 Both steps use `optim.Adam` on their own backend: the numba step's update is
 `rnnvanish.kernels.adam_update` (one jitted pass), the numpy step's the NumPy lines.
 """
-import contextlib
-import ctypes
 import json
 import os
 import statistics
@@ -39,6 +37,8 @@ import sys
 import time
 
 import numpy as np
+
+from .threads import limit_threads
 
 GATES = {"tanh": 1, "lstm": 4, "gru": 3}
 IMPLS = ("numba", "numpy", "torch")
@@ -54,64 +54,6 @@ def torch_available():
     except ImportError:
         return False
     return True
-
-
-# --------------------------------------------------------------------------- threads
-
-_OPENBLAS_SETTERS = (("openblas_set_num_threads", "openblas_get_num_threads"),
-                     ("scipy_openblas_set_num_threads", "scipy_openblas_get_num_threads"),
-                     ("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
-                     ("openblas_set_num_threads64_", "openblas_get_num_threads64_"))
-
-
-def _loaded_openblas():
-    """(set, get) thread-count functions of every OpenBLAS mapped into this process (Linux)."""
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = sorted({line.split()[-1] for line in maps if "openblas" in line.lower() and "/" in line})
-    except OSError:
-        return []
-    found = []
-    for path in paths:
-        lib = ctypes.CDLL(path)
-        for set_name, get_name in _OPENBLAS_SETTERS:
-            if hasattr(lib, set_name) and hasattr(lib, get_name):
-                found.append((getattr(lib, set_name), getattr(lib, get_name)))
-                break
-    return found
-
-
-@contextlib.contextmanager
-def limit_threads(n):
-    """Run the block with n threads in Numba, torch and the BLAS libraries; restore them after."""
-    import numba
-    import scipy.linalg  # noqa: F401  (loads SciPy's BLAS, the one jitted np.dot calls)
-
-    restore = []
-    old_numba = numba.get_num_threads()
-    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-    restore.append(lambda: numba.set_num_threads(old_numba))
-    if "torch" in sys.modules:
-        torch = sys.modules["torch"]
-        old_torch = torch.get_num_threads()
-        torch.set_num_threads(n)
-        restore.append(lambda: torch.set_num_threads(old_torch))
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        for set_threads, get_threads in _loaded_openblas():
-            old = get_threads()
-            set_threads(n)
-            restore.append(lambda s=set_threads, o=old: s(o))
-        blas = contextlib.nullcontext()
-    else:
-        blas = threadpool_limits(limits=n, user_api="blas")
-    try:
-        with blas:
-            yield
-    finally:
-        for undo in reversed(restore):
-            undo()
 
 
 # --------------------------------------------------------------------------- timing
@@ -256,7 +198,7 @@ def measure(cell, hidden, batch, window, dtype, threads, impl, *, vocab=65, min_
     model = project_model(cell, vocab, hidden, dtype, "numpy" if impl == "numpy" else "numba", seed)
     if impl == "torch":
         import torch  # noqa: F401  (so limit_threads sets torch's threads too)
-    with limit_threads(threads):
+    with limit_threads(threads, impl):
         step = torch_step(model) if impl == "torch" else project_step(model)
         seconds = median_time(lambda: step(inputs, targets), min_time)
         gen_tok_s = None
@@ -308,7 +250,7 @@ def trace_times(cells, length=200, hidden=128, batch=32, threads=1, repeats=3, b
 
     x, _ = dense_inputs(length, batch, hidden, seed=0)
     result = {}
-    with limit_threads(threads):
+    with limit_threads(threads, "numpy"):          # the tracer's products beyond the forward pass are NumPy's
         for cell in cells:
             model = make_cell(cell, hidden, hidden, seed=0, backend=backend)
             tr = trace(model, x)

@@ -328,8 +328,8 @@ def train_session(session: Session) -> str:
     session.console = console = Console(t, folder, session)
     hooks = _Both(session.recorder, console)
     console.start(compile_seconds)
-    from rnnvanish.bench import limit_threads
-    with StopOnInterrupt(notify=console.stopping) as stop, limit_threads(t.settings["threads"]):
+    from rnnvanish.threads import limit_threads
+    with StopOnInterrupt(notify=console.stopping) as stop, limit_threads(t.settings["threads"], t.model.backend):
         reason = t.run(hooks, max_time=session.max_time, should_stop=stop)
     console.close()
     chart = draw_chart(folder, t.settings, t.vocab.level, quiet=session.quiet)

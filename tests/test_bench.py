@@ -64,15 +64,30 @@ def test_train_flops_counts_every_matrix_product():
     assert bench.train_flops(cell, H, B, T, V) == sum(2 * m * k * n for m, k, n in products)
 
 
-def test_limit_threads_sets_and_restores_blas_threads():
+@pytest.mark.parametrize("backend", ["numba", "numpy", "torch"])
+def test_limit_threads_gives_the_backends_blas_n_threads_and_the_others_one(backend):
     import scipy.linalg  # noqa: F401  (SciPy's BLAS is loaded before the limits are read)
-    libraries = bench._loaded_openblas()
+    from rnnvanish import threads
+    libraries = threads.loaded_openblas()
     if not libraries:
         pytest.skip("no OpenBLAS loaded in this process")
-    before = [get() for _, get in libraries]
-    with bench.limit_threads(1):
-        assert [get() for _, get in libraries] == [1] * len(libraries)
-    assert [get() for _, get in libraries] == before
+    before = [get() for _, _, get in libraries]
+    with threads.limit_threads(3, backend):
+        got = {path: get() for path, _, get in libraries}
+    assert [get() for _, _, get in libraries] == before
+    for path, count in got.items():
+        folder = path.split("/")[-2]
+        own = {"numba": "scipy.libs", "numpy": "numpy.libs", "torch": None}[backend]
+        if folder in ("scipy.libs", "numpy.libs"):
+            assert count == (3 if folder == own else 1), (path, count)
+
+
+def test_blas_threads_for_tells_the_libraries_apart():
+    from rnnvanish.threads import blas_threads_for
+    scipy_blas, numpy_blas, system = "/x/scipy.libs/libscipy_openblas.so", "/x/numpy.libs/libo.so", "/usr/lib/libopenblas.so"
+    assert [blas_threads_for(p, 2, "numba") for p in (scipy_blas, numpy_blas, system)] == [2, 1, 2]
+    assert [blas_threads_for(p, 2, "numpy") for p in (scipy_blas, numpy_blas, system)] == [1, 2, 2]
+    assert [blas_threads_for(p, 2, "torch") for p in (scipy_blas, numpy_blas, system)] == [1, 1, 1]
 
 
 @pytest.mark.parametrize("cell", ["tanh", "lstm", "gru"])
