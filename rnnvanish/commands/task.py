@@ -73,6 +73,8 @@ def add_arguments(p):
     p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the weights and the sequences (default: 0)")
     p.add_argument("--max-time", type=duration, default=None, metavar="TIME",
                    help="wall-clock budget, e.g. 600, 10m, 1h (default: none)")
+    p.add_argument("--threads", type=positive_int, default=1, metavar="N",
+                   help="threads of the matrix products (BLAS); more rarely pays at these sizes (default: 1)")
     o = p.add_argument_group("output")
     o.add_argument("--out", default=None, metavar="RUN",
                    help="run folder (default: runs/task-NAME-TLENGTH-CELL-sSEED)")
@@ -93,8 +95,10 @@ def config_from_args(args, **fields):
 def run(args):
     from pathlib import Path
 
+    from ..backend import resolve_backend
     from ..errors import RnnvanishError
     from ..tasks import make_task
+    from ..threads import limit_threads
     from ..taskfolder import prepare_folder
     from ..tasktrain import build, summary_line, train_task
 
@@ -117,8 +121,9 @@ def run(args):
           f"clip-norm {args.clip_norm}, budget {budget}; run folder {folder}")
 
     tracer = None if args.no_trace else _lag_tracer(folder)
-    result = train_task(config, folder, overwrite=args.overwrite, progress=True, log=print,
-                        on_model=tracer)
+    with limit_threads(args.threads, resolve_backend(args.backend)):
+        result = train_task(config, folder, overwrite=args.overwrite, progress=True, log=print,
+                            on_model=tracer)
     print(summary_line(result))
     if tracer is not None:
         print(tracer.finish(config))

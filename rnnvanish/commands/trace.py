@@ -54,6 +54,9 @@ def add_arguments(p):
     j.add_argument("--no-jacobian", action="store_true", help="skip the Jacobian products (lag profile only)")
     j.add_argument("--backend", choices=("numba", "numpy"), default=None,
                    help="kernels for the forward pass (default: $RNNVANISH_BACKEND or numba)")
+    j.add_argument("--threads", type=positive_int, metavar="N", default=None,
+                   help="threads of NumPy's matrix products, where a trace spends most of its time "
+                        "(default: one per CPU)")
     o = p.add_argument_group("output")
     o.add_argument("--out", metavar="CHART", default=None, help="lag-profile chart, .png or .svg")
     o.add_argument("--heatmap", metavar="CHART", default=None, help="Jacobian-norm heatmap(s), .png or .svg")
@@ -192,7 +195,10 @@ def _data_paths(path, traces):
 # --------------------------------------------------------------------------- run
 
 def run(args):
+    import os
+
     from ..errors import RnnvanishError
+    from ..threads import limit_threads
     from ..tracer import trace
 
     _check_outputs(args)
@@ -217,12 +223,13 @@ def run(args):
     print(f"rnnvanish trace: T={T} steps, B={B} sequences, H={hidden}; probe loss at step T on a random unit "
           f"direction per sequence")
     print(f"inputs: {about} (seed {args.seed})")
-    for model, label, info in models:
-        try:
-            traces.append(trace(model, x, label=label, info=info, **options))
-        except MemoryError:
-            raise RnnvanishError(f"not enough memory to trace {label} at T={T}, H={hidden}; "
-                                 "try --no-jacobian or a smaller --length") from None
+    with limit_threads(args.threads or os.cpu_count() or 1, "numpy"):
+        for model, label, info in models:
+            try:
+                traces.append(trace(model, x, label=label, info=info, **options))
+            except MemoryError:
+                raise RnnvanishError(f"not enough memory to trace {label} at T={T}, H={hidden}; "
+                                     "try --no-jacobian or a smaller --length") from None
     lines, lags, jac_lag = _table(traces, T)
     print()
     print("\n".join(lines))
