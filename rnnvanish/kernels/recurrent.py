@@ -558,7 +558,9 @@ def _draw_token(y, temperature, u, cdf):
     """One draw from softmax(y / temperature) by inverse CDF with the uniform u; argmax at 0.
 
     The steps of rnnvanish.model.sample_from_logits: z = (y - max y) / T, cdf = cumsum(exp z),
-    the first index whose cdf exceeds u * cdf[-1]. cdf (V,) is scratch."""
+    the first index whose cdf exceeds u * cdf[-1]. cdf (V,) is scratch. The exponentials are
+    taken in one vectorised loop (`_exp`, float64) before the running sum: a libm exp per
+    entry inside the sum was a quarter of the time of a token at H = 128."""
     V = y.shape[0]
     best = 0                                                  # the first largest logit
     for v in range(1, V):
@@ -568,8 +570,9 @@ def _draw_token(y, temperature, u, cdf):
         return best
     m = y[best]
     for v in range(V):
-        p = np.exp((y[v] - m) / temperature)
-        cdf[v] = p if v == 0 else cdf[v - 1] + p
+        cdf[v] = _exp(np.float64((y[v] - m) / temperature))
+    for v in range(1, V):
+        cdf[v] += cdf[v - 1]
     threshold = u * cdf[V - 1]
     for v in range(V):
         if cdf[v] > threshold:
