@@ -249,3 +249,17 @@ def test_adam_on_the_numba_backend_equals_the_numpy_adam_bit_for_bit(dtype, weig
         np.testing.assert_array_equal(runs["numba"][0][k], runs["numpy"][0][k], err_msg=k)
         for slot in ("m", "v"):
             np.testing.assert_array_equal(runs["numba"][1][slot][k], runs["numpy"][1][slot][k], err_msg=f"{slot}/{k}")
+
+
+def test_keep_freed_memory_respects_the_environment(monkeypatch):
+    import platform
+
+    from rnnvanish.kernels.memory import keep_freed_memory
+    monkeypatch.setenv("RNNVANISH_KEEP_MEMORY", "0")
+    assert keep_freed_memory() is False
+    monkeypatch.delenv("RNNVANISH_KEEP_MEMORY")
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
+    assert keep_freed_memory() is False                 # the user's own malloc settings stand
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert keep_freed_memory() is True
