@@ -12,8 +12,8 @@ from rnnvanish.errors import RnnvanishError
 from rnnvanish.model import LanguageModel
 from rnnvanish.tracer import (Trace, dense_inputs, load_training_traces, record_training_trace, step_jacobians,
                               trace, unit_directions)
-from rnnvanish.tracer.jacobians import (exact_log_norms, largest_eigenvalues, singular_values_to_end,
-                                        sketch_log_norms)
+from rnnvanish.tracer.jacobians import (Chain, exact_log_norms, largest_eigenvalues, singular_values_to_end,
+                                        sketch_log_norms, step_chain)
 
 CELLS = [("tanh", {}), ("tanh", {"activation": "sigmoid"}), ("tanh", {"activation": "relu"}),
          ("lstm", {}), ("gru", {}), ("gru", {"reset_after": False})]
@@ -240,6 +240,27 @@ def test_sketch_is_a_close_lower_bound_and_exact_at_full_rank(name):
     assert gap.max() <= np.log10(2.0), f"sketch more than a factor 2 low somewhere ({10 ** gap.max():.3g})"
     full = sketch_log_norms(J, rank=J.shape[1], sweeps=1)    # a full basis sees every direction
     assert_close(full[t, k], exact[t, k], rtol=0, atol=1e-3, name="sketch at full rank (float32)")
+
+
+@pytest.mark.parametrize("name,options", CELLS, ids=IDS)
+def test_chain_products_equal_dense_products(name, options):
+    cell = tiny_cell(name, options)
+    _, _, cache = cell.forward(tiny_inputs(T=5), None)
+    chain = step_chain(cell, cache, 1)
+    J = step_jacobians(cell, cache, 1)
+    assert (chain.H is not None) == (name == "lstm")                  # the LSTM keeps its blocks
+    found = Chain(J)                                                     # a dense J: the blocks found again
+    assert found.H == chain.H
+    Z = np.random.default_rng(3).standard_normal((3, J.shape[1]))
+    for t in range(J.shape[0]):
+        for transpose in (False, True):
+            want = Z @ (J[t].T if transpose else J[t])
+            for c in (chain, found, Chain(chain, dtype=np.float64)):
+                assert_close(c.times(t, Z, np.empty_like(Z), transpose), want, rtol=1e-12, name=f"t={t}")
+    stack = np.random.default_rng(4).standard_normal((J.shape[0], 2, J.shape[1]))
+    for transpose in (False, True):
+        want = stack @ (J.transpose(0, 2, 1) if transpose else J)
+        assert_close(chain.stack_times(stack, transpose), want, rtol=1e-12, name="stack")
 
 
 def test_largest_eigenvalues_by_squaring_match_lapack():
