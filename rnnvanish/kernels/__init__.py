@@ -13,7 +13,7 @@ and, for `rnnvanish.model.LanguageModel` on this backend (language_model.py):
     lm_generate(model, token, state, uniforms, temperature)      one jitted loop per cell
 
 and `adam_update(p, g, m, v, lr, beta1, beta2, eps, t)` (optim.py): `rnnvanish.optim.Adam`'s
-update in one pass, bit for bit.
+update in one pass, bit for bit (Adam calls it on this backend).
 
 Kernels are compiled on first use for each dtype (some seconds each) and cached on disk
 (`__pycache__` beside them); a process with a warm cache loads them in a fraction of a second.

@@ -1,6 +1,6 @@
 """Numba twin of `rnnvanish.optim.Adam`'s update: one pass over the arrays instead of about a
 dozen NumPy passes and their temporaries. At B = 1 the NumPy update is the largest part of a
-training step (see `rnnvanish bench`); `optim.Adam` may call this on the numba backend.
+training step (see `rnnvanish bench`); `optim.Adam` calls this on the numba backend.
 
     m_t = beta1 m_{t-1} + (1 - beta1) g_t
     v_t = beta2 v_{t-1} + (1 - beta2) g_t^2
