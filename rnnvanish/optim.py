@@ -257,6 +257,7 @@ def make_optimizer(name, params, lr, weight_decay=0.0, backend=None, **kw):
         raise RnnvanishError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
     cls = OPTIMIZERS[name]
     _check_kwargs(cls.__init__, kw, f"optimizer {name!r}", skip=("self", "params", "lr", "weight_decay", "backend"))
+    backend = resolve_backend(backend)                   # checked for every optimiser
     if "backend" in inspect.signature(cls.__init__).parameters:
         kw["backend"] = backend
     return cls(params, lr, weight_decay=weight_decay, **kw)

@@ -220,6 +220,19 @@ def test_make_optimizer_errors(name, lr, kw, match):
         make_optimizer(name, make_params(), lr, **kw)
 
 
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_make_optimizer_passes_the_backend_to_adam_alone(name, monkeypatch):
+    from rnnvanish import kernels
+    monkeypatch.delenv("RNNVANISH_BACKEND", raising=False)
+    for backend, kernel in (("numba", kernels.adam_update), ("numpy", None), (None, kernels.adam_update)):
+        opt = make_optimizer(name, make_params(), 0.1, backend=backend)
+        assert getattr(opt, "_kernel", None) is (kernel if name == "adam" else None), (name, backend)
+    monkeypatch.setenv("RNNVANISH_BACKEND", "numpy")
+    assert getattr(make_optimizer(name, make_params(), 0.1), "_kernel", None) is None
+    with pytest.raises(RnnvanishError, match="unknown backend"):
+        make_optimizer(name, make_params(), 0.1, backend="cuda")
+
+
 # ----------------------------------------------------------------------------- schedules
 
 S, BASE = 12, 0.2
