@@ -144,32 +144,35 @@ class Chain:
     @classmethod
     def lstm(cls, L, d1, d2, dtype=np.float64):
         chain = cls.__new__(cls)
-        chain.T, H = L.shape[0], L.shape[2]
-        chain.H, chain.n = H, 2 * H
-        chain.L = np.ascontiguousarray(L, dtype=dtype)
-        chain.d1, chain.d2 = (np.ascontiguousarray(d, dtype=dtype) for d in (d1, d2))
-        chain._scratch = None
+        chain._set_blocks(L, d1, d2, dtype)
         return chain
 
     def __init__(self, J, dtype=np.float64):
-        self._scratch = None
         if isinstance(J, Chain):
-            self.H, self.T, self.n = J.H, J.T, J.n
             if J.H is None:
-                self.J = J.J.astype(dtype, copy=False)
+                self._set_dense(J.J, dtype)
             else:
-                self.L, self.d1, self.d2 = (a.astype(dtype, copy=False) for a in (J.L, J.d1, J.d2))
+                self._set_blocks(J.L, J.d1, J.d2, dtype)
             return
         J = np.asarray(J)
-        self.T, self.n = J.shape[0], J.shape[1]
-        self.H = _lstm_split(J)
-        if self.H is None:
-            self.J = np.asarray(J, dtype=dtype)
+        H = _lstm_split(J)
+        if H is None:
+            self._set_dense(J, dtype)
         else:
-            H, diag = self.H, np.arange(self.H)
-            self.L = np.ascontiguousarray(J[:, :, :H], dtype=dtype)
-            self.d1 = J[:, diag, H + diag].astype(dtype)
-            self.d2 = J[:, H + diag, H + diag].astype(dtype)
+            diag = np.arange(H)
+            self._set_blocks(J[:, :, :H], J[:, diag, H + diag], J[:, H + diag, H + diag], dtype)
+
+    def _set_dense(self, J, dtype):
+        self.T, self.n, self.H = J.shape[0], J.shape[1], None
+        self.J = np.asarray(J, dtype=dtype)
+        self._scratch = None
+
+    def _set_blocks(self, L, d1, d2, dtype):
+        self.T, self.H = L.shape[0], L.shape[2]
+        self.n = 2 * self.H
+        self.L = np.ascontiguousarray(L, dtype=dtype)
+        self.d1, self.d2 = (np.ascontiguousarray(d, dtype=dtype) for d in (d1, d2))
+        self._scratch = None
 
     def full(self):
         """Every J_t as one (T, n, n) array."""
