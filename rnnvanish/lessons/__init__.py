@@ -16,8 +16,8 @@ import math
 
 import numpy as np
 
-from .clip import clip_by_global_norm, clip_by_value
-from .errors import RnnvanishError
+from ..clip import clip_by_global_norm, clip_by_value
+from ..errors import RnnvanishError
 
 
 # ----------------------------------------------------------------------------- 1. chain product

@@ -5,7 +5,7 @@ returns the figure; none calls `show()`. Save with `rnnvanish.plots.save_figure`
 """
 import numpy as np
 
-from . import new_axes, plt
+from .. import new_axes, plt
 
 GROW, SHRINK = "tab:red", "tab:blue"
 
