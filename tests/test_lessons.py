@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from rnnvanish.errors import RnnvanishError
-from rnnvanish.lessons import (ACTIVATIONS, MLP_SETUPS, activation_curves, chain_product, clip_demo,
+from rnnvanish.lessons import (ACTIVATIONS, MLP_SETUPS, activation, chain_product, clip_demo,
                                deep_mlp_variances, init_weight, logistic_orbit, mlp_backward,
                                mlp_forward)
+from rnnvanish.lessons.activations import ARGSUP
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -57,16 +58,51 @@ def test_logistic_derivative_shrinks_at_3_5_and_grows_at_3_9():
         logistic_orbit(1.5, 3)
 
 
-def test_activation_derivatives_and_their_bounds():
-    a, curves = activation_curves(np.linspace(-6, 6, 12001))   # contains a = 0
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+def test_activation_derivative_matches_finite_differences(name):
+    f, df, _ = ACTIVATIONS[name]
+    a = np.linspace(-8, 8, 4001)
+    a = a[np.abs(a) > 1e-3]                                    # the ReLU family has a kink at 0
     h = 1e-5
-    for name, (f, df, bound) in curves.items():
-        assert_close(df.max(), bound, 1e-12, f"max {name}'")
-        fun = ACTIVATIONS[name][0]
-        smooth = np.abs(a) > 1e-3                              # ReLU has a kink at 0
-        fd = (fun(a + h) - fun(a - h)) / (2 * h)
-        assert_close(df[smooth], fd[smooth], 1e-6, f"{name}' against finite differences", atol=1e-9)
-    assert_close(curves["sigmoid"][0], 1.0 / (1.0 + np.exp(-a)), 1e-12, "sigmoid")
+    assert_close(df(a), (f(a + h) - f(a - h)) / (2 * h), 1e-6, f"{name}' against finite differences", atol=1e-9)
+
+
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+def test_activation_supremum_bounds_and_is_reached(name):
+    f, df, bound = ACTIVATIONS[name]
+    a = np.concatenate([np.linspace(-40, 40, 400001), [0.0, -1e-12, math.sqrt(2.0)]])
+    d = np.abs(df(a))
+    assert d.max() <= bound * (1 + 1e-12), f"|{name}'| = {d.max()} passes its bound {bound}"
+    at = ARGSUP[name] if math.isfinite(ARGSUP[name]) else 40.0
+    assert_close(df(np.array([at])), bound, 1e-9, f"{name}' where its supremum is reached")
+    # and nowhere on the grid beyond it: the bound is the supremum, not just a bound
+    assert_close(d.max(), bound, 1e-9, f"max |{name}'| on the grid")
+
+
+def test_activation_closed_forms():
+    a = np.linspace(-6, 6, 1201)
+    assert_close(ACTIVATIONS["sigmoid"][0](a), 1.0 / (1.0 + np.exp(-a)), 1e-12, "sigmoid")
+    assert_close(ACTIVATIONS["softplus"][0](a), np.log1p(np.exp(a)), 1e-12, "softplus")
+    assert_close(ACTIVATIONS["silu"][0](a), a / (1.0 + np.exp(-a)), 1e-12, "silu")
+    assert_close(activation("leaky_relu:0.2")[0](a), np.where(a > 0, a, 0.2 * a), 0.0, "leaky 0.2")
+    assert activation("leaky_relu:0.2")[1](np.array([-1.0]))[0] == 0.2
+    assert_close(activation("elu:0.5")[0](np.array([-1.0])), 0.5 * (math.exp(-1) - 1), 1e-12, "elu 0.5")
+    with pytest.raises(RnnvanishError):
+        activation("swish2")
+    with pytest.raises(RnnvanishError):
+        activation("tanh:0.3")
+
+
+def test_selu_constants_give_the_fixed_point_mean_0_variance_1():
+    """For a ~ N(0, 1): E[selu(a)] = 0 and E[selu(a)^2] = 1, by quadrature on a fine grid."""
+    a = np.linspace(-12, 12, 240001)
+    weight = np.exp(-0.5 * a * a) / math.sqrt(2 * math.pi) * (a[1] - a[0])
+    s = ACTIVATIONS["selu"][0](a)
+    assert abs(np.sum(s * weight)) < 1e-9
+    assert abs(np.sum(s * s * weight) - 1.0) < 1e-9
+    # a neighbour of the constants misses: the test can tell
+    wrong = 1.05 * s
+    assert abs(np.sum(wrong * wrong * weight) - 1.0) > 0.05
 
 
 @pytest.mark.parametrize("setup", list(MLP_SETUPS))

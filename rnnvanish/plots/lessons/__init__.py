@@ -62,30 +62,41 @@ def plot_logistic(orbits, axes=None):
     return fig
 
 
-def plot_activations(a, curves, axes=None):
-    """Left: sigmoid, tanh, ReLU; right: their derivatives with the bounds sup f' marked."""
-    fig, (ax_f, ax_d) = _pair(axes)
-    colours = {"sigmoid": "tab:green", "tanh": "tab:purple", "relu": "tab:orange"}
-    labels = {"sigmoid": "sigmoid σ", "tanh": "tanh", "relu": "ReLU"}
-    for name, (f, df, bound) in curves.items():
-        ax_f.plot(a, f, lw=2, color=colours[name], label=labels[name])
-        ax_d.plot(a, df, lw=2, color=colours[name], label=f"{labels[name]}′  (max {bound:g})")
-    for bound, text in ((0.25, "1/4: sigmoid′ never passes more than a quarter"),
-                        (1.0, "1: tanh′ and ReLU′ at most one")):
-        ax_d.axhline(bound, color="0.3", lw=0.9, ls="--")
-        ax_d.annotate(text, (a[0], bound), xytext=(4, 4), textcoords="offset points", fontsize=8.5, color="0.25")
-    ax_f.set_title("Activation functions")
-    ax_f.set_ylabel("f(a)")
-    ax_f.set_ylim(-1.2, 2.2)                                 # ReLU leaves the top: it is a line
-    ax_d.set_title("Their derivatives: the factor each unit passes back")
-    ax_d.set_ylabel("f′(a)")
-    ax_d.set_ylim(-0.05, 1.2)
-    for ax in (ax_f, ax_d):
-        ax.set_xlabel("pre-activation a")
+def plot_activations(a, curves, labels=None, axes=None):
+    """One small panel per activation: f(a) solid, f'(a) dashed, sup f' dotted and written out.
+
+    `curves` is the dict of `lessons.activation_curves`; `labels` maps its names to titles;
+    `axes` is a flat sequence of at least len(curves) axes (default: a new grid of 3 columns).
+    """
+    if axes is None:
+        rows = -(-len(curves) // 3)
+        fig, grid = plt.subplots(rows, 3, figsize=(12.0, 3.0 * rows + 0.6), sharex=True, sharey=True,
+                                 layout="constrained", squeeze=False)
+        axes = grid.ravel()
+        for ax in axes[len(curves):]:
+            ax.set_visible(False)
+        fig.suptitle("Activations f and their derivatives f′: backpropagation multiplies by f′ once per layer")
+    fig = axes[0].figure
+    labels = labels or {}
+    for ax, (name, (f, df, bound)) in zip(axes, curves.items()):
+        ax.axhline(0.0, color="0.75", lw=0.6)
+        ax.axvline(0.0, color="0.75", lw=0.6)
+        ax.plot(a, f, lw=2, color="tab:blue", label="f(a)")
+        ax.plot(a, df, lw=2, ls="--", color="tab:red", label="f′(a): the factor passed back")
+        ax.axhline(bound, color="tab:red", lw=0.9, ls=":", label="sup f′ (γ of the chain bound)")
+        ax.annotate(f"sup f′ = {bound:.4g}", (a[0], bound), xytext=(3, 3), textcoords="offset points",
+                    fontsize=8.5, color="tab:red")
+        ax.set_title(labels.get(name, name), fontsize=10)
         ax.set_xlim(a[0], a[-1])
+        ax.set_ylim(-2.0, 3.0)                                   # the lines leave the top: f grows like a
         ax.grid(True, alpha=0.3)
-    ax_f.legend(loc="upper left", fontsize=9)
-    ax_d.legend(loc="center left", fontsize=9)
+    visible = [ax for ax in axes if ax.get_visible()]
+    for ax in visible:
+        if ax.get_subplotspec() is None or ax.get_subplotspec().is_last_row() or ax is visible[-1]:
+            ax.set_xlabel("pre-activation a")
+        if ax.get_subplotspec() is None or ax.get_subplotspec().is_first_col():
+            ax.set_ylabel("f(a), f′(a)")
+    axes[0].legend(loc="upper left", fontsize=8)
     return fig
 
 
