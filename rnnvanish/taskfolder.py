@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import RnnvanishError
-from .runfolder import atomic_write, atomic_write_text, remove_run_files
+from .training.runfolder import atomic_write, atomic_write_text, remove_run_files
 
 CONFIG, METRICS, CHECKPOINT, RESULT, CHART, TRACES = (
     "config.json", "metrics.csv", "checkpoint.npz", "result.json", "task.png", "traces")

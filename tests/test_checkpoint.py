@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnvanish import runfolder as rf
-from rnnvanish.checkpoint import (find_checkpoint, load_checkpoint, model_from_checkpoint,
+from rnnvanish.training import runfolder as rf
+from rnnvanish.training.checkpoint import (find_checkpoint, load_checkpoint, model_from_checkpoint,
                                   save_checkpoint)
 from _cli import cli
 from rnnvanish.data import Vocab, split_train_val
 from rnnvanish.errors import RnnvanishError
 from rnnvanish.model import LanguageModel
-from rnnvanish.train import DEFAULTS, Trainer, TrainHooks
+from rnnvanish.training.engine import DEFAULTS, Trainer, TrainHooks
 
 REPO = Path(__file__).resolve().parent.parent
 TEXT = "a stitch in time saves nine; many hands make light work. " * 30
@@ -103,7 +103,7 @@ def test_model_from_checkpoint_rebuilds_the_same_function(tmp_path):
     ckpt = t.checkpoint()
     ckpt.meta["config"] = t.config()
     save_checkpoint(tmp_path / "c.npz", ckpt)
-    model, vocab = model_from_checkpoint(load_checkpoint(tmp_path / "c.npz"), backend="numpy")
+    model, vocab = model_from_checkpoint(load_checkpoint(tmp_path / "c.npz"), backend=t.model.backend)
     ids = vocab.encode("a stitch in time")[:, None]
     assert model.loss(ids[:-1], ids[1:])[0] == t.model.loss(ids[:-1], ids[1:])[0]
     assert model.cell.activation == "sigmoid"

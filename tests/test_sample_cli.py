@@ -4,8 +4,8 @@ checked against a step-by-step argmax, the unknown-symbol policies, and one-line
 import numpy as np
 import pytest
 
-from rnnvanish import runfolder as rf
-from rnnvanish.checkpoint import load_checkpoint, model_from_checkpoint
+from rnnvanish.training import runfolder as rf
+from rnnvanish.training.checkpoint import load_checkpoint, model_from_checkpoint
 from _cli import cli
 from rnnvanish.cli import main
 

@@ -9,10 +9,10 @@ import pytest
 
 from rnnvanish.cli import main
 from rnnvanish.errors import RnnvanishError
-from rnnvanish.sweep import (InlineExecutor, grid, run_one, run_sweep, summarize, table_csv, write_sweep,
+from rnnvanish.tasks.sweep import (InlineExecutor, grid, run_one, run_sweep, summarize, table_csv, write_sweep,
                              SUMMARY_COLUMNS)
 from rnnvanish.tasks import make_task
-from rnnvanish.tasktrain import TaskConfig, train_task
+from rnnvanish.tasks.objective import TaskConfig, train_task
 
 BASE = TaskConfig(task="adding", hidden=3, batch=4, steps=4, eval_every=2, eval_size=16, stop_at=None,
                   backend="numpy")
@@ -100,7 +100,7 @@ def test_a_diverging_run_is_a_result():
 
 
 def test_ctrl_c_in_a_run_stops_the_sweep(monkeypatch):
-    import rnnvanish.sweep as sweep
+    import rnnvanish.tasks.sweep as sweep
     monkeypatch.setattr(sweep, "train_task", lambda config: {"stopped": "interrupted"})
     with pytest.raises(KeyboardInterrupt):
         run_sweep(grid(BASE, [8], ["tanh"], 2), executor=InlineExecutor())

@@ -7,9 +7,9 @@ import pytest
 
 from rnnvanish.cli import main
 from rnnvanish.taskfolder import load_checkpoint, read_metrics
-from rnnvanish.taskmodel import TaskModel
+from rnnvanish.tasks.model import TaskModel
 from rnnvanish.tasks import make_task
-from rnnvanish.tasktrain import TaskConfig, build, evaluate, format_duration, train_task
+from rnnvanish.tasks.objective import TaskConfig, build, evaluate, format_duration, train_task
 
 TINY = ["--hidden", "4", "--batch", "4", "--steps", "6", "--eval-every", "3", "--eval-size", "20",
         "--backend", "numpy", "--no-trace"]
@@ -139,7 +139,7 @@ def test_checkpoint_model_matches_a_fresh_one_before_training(tmp_path):
 def test_traces_at_start_and_end_are_the_models_lag_profiles(tmp_path):
     """traces/start and traces/end equal traces taken directly of the initial and the saved model."""
     tracer = pytest.importorskip("rnnvanish.tracer.trace")
-    from rnnvanish.tasktrace import equal_length_inputs
+    from rnnvanish.tasks.traces import equal_length_inputs
 
     out = tmp_path / "run"
     tiny = [a for a in TINY if a != "--no-trace"]
@@ -159,14 +159,14 @@ def test_traces_at_start_and_end_are_the_models_lag_profiles(tmp_path):
 
 
 def test_equal_length_inputs_switch_jitter_off():
-    from rnnvanish.tasktrace import equal_length_inputs
+    from rnnvanish.tasks.traces import equal_length_inputs
     x = equal_length_inputs(make_task("adding"), 20, 50)
     assert x.shape == (20, 50, 2) and np.all(x[-1, :, 1] == -1.0)  # every sequence ends on the last row
 
 
 def test_ctrl_c_stops_training_but_saves_the_run(tmp_path, monkeypatch):
     """An interrupt in the middle of training still leaves a scored, saved run behind."""
-    from rnnvanish import tasktrain
+    from rnnvanish.tasks import objective as tasktrain
 
     config = TaskConfig(task="adding", length=8, cell="tanh", hidden=3, batch=2, steps=50, eval_every=5,
                         eval_size=8, stop_at=None, backend="numpy")

@@ -7,7 +7,7 @@ import pytest
 from _compare import assert_close
 from rnnvanish.errors import RnnvanishError
 from rnnvanish.gradcheck import numerical_gradient, relative_error
-from rnnvanish.taskmodel import TaskModel, cell_options, softmax_cross_entropy, squared_error
+from rnnvanish.tasks.model import TaskModel, cell_options, softmax_cross_entropy, squared_error
 from rnnvanish.tasks import make_task
 
 # (task, its options, length): a regression mask at each sequence's end (ragged lengths),

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 
 from _compare import assert_close
-from rnnvanish import runfolder as rf
+from rnnvanish.training import runfolder as rf
 from rnnvanish.cli import main
 from rnnvanish.data import TokenStream, Vocab, split_train_val
 from rnnvanish.errors import NonFiniteError
 from rnnvanish.model import LanguageModel
-from rnnvanish.train import DEFAULTS, Trainer
+from rnnvanish.training.engine import DEFAULTS, Trainer
 
 TEXT = "the cat sat on the mat. a dog ran to the cat. " * 40
 SMALL = ["--hidden", "8", "--window", "6", "--batch", "3", "--no-progress"]
@@ -199,7 +199,7 @@ def test_absurd_learning_rate_stops_with_a_diagnosis_and_keeps_the_checkpoint(ca
     assert "non-finite" in err and "step" in err and "learning rate" in err.lower() and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
     assert "checkpoint" in err
-    from rnnvanish.checkpoint import load_checkpoint
+    from rnnvanish.training.checkpoint import load_checkpoint
     ckpt = load_checkpoint(out / rf.CHECKPOINT)
     assert all(np.isfinite(p).all() for p in ckpt.params.values())
     assert f"(step {ckpt.step})" in err

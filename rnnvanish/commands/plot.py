@@ -14,7 +14,7 @@ def add_arguments(p):
 
 def _training_chart(run, out_dir, fmt):
     """(path or None, note): the training chart from metrics.csv, if there is one and it can be drawn."""
-    from .. import runfolder as rf
+    from ..training import runfolder as rf
     from ..plots import save_figure
 
     metrics_path = run / rf.METRICS
@@ -35,7 +35,7 @@ def _training_chart(run, out_dir, fmt):
 
 def _traces_chart(run, out_dir, fmt):
     """(path or None, note): the lag profiles over training from traces/."""
-    from .. import runfolder as rf
+    from ..training import runfolder as rf
     from ..plots import save_figure
     from ..plots.trace import plot_training_traces
     from ..tracer import load_training_traces

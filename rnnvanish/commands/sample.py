@@ -64,7 +64,7 @@ def run(args):
 
     import numpy as np
 
-    from ..checkpoint import find_checkpoint, load_checkpoint, model_from_checkpoint
+    from ..training.checkpoint import find_checkpoint, load_checkpoint, model_from_checkpoint
 
     def warn(line):
         sys.stderr.write(f"rnnvanish sample: warning: {line}\n")

@@ -54,10 +54,10 @@ def run(args):
     from pathlib import Path
 
     from ..errors import RnnvanishError
-    from ..sweep import RECORD, check_specs, default_workers, grid, run_sweep, write_sweep
+    from ..tasks.sweep import RECORD, check_specs, default_workers, grid, run_sweep, write_sweep
     from ..taskfolder import prepare_folder
     from ..tasks import make_task
-    from ..tasktrain import format_duration
+    from ..tasks.objective import format_duration
 
     task = make_task(args.name)
     short = [L for L in args.lengths if L < task.min_length]

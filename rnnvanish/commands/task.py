@@ -84,7 +84,7 @@ def add_arguments(p):
 
 def config_from_args(args, **fields):
     """A TaskConfig from the shared flags; `fields` (task, length, cell, seed, ...) add to them."""
-    from ..tasktrain import TaskConfig
+    from ..tasks.objective import TaskConfig
     return TaskConfig(hidden=args.hidden, batch=args.batch, optimizer=args.optimizer, lr=args.lr,
                       clip_norm=args.clip_norm, clip_value=args.clip_value, init_hh=args.init_hh,
                       radius=args.radius, activation=args.activation, forget_bias=args.forget_bias,
@@ -100,7 +100,7 @@ def run(args):
     from ..tasks import make_task
     from ..threads import limit_threads
     from ..taskfolder import prepare_folder
-    from ..tasktrain import build, summary_line, train_task
+    from ..tasks.objective import build, summary_line, train_task
 
     task = make_task(args.name)
     length = task.default_length if args.length is None else args.length
@@ -136,5 +136,5 @@ def _lag_tracer(folder):
     import importlib.util
     if importlib.util.find_spec("rnnvanish.tracer") is None:
         return None
-    from ..tasktrace import LagTraces
+    from ..tasks.traces import LagTraces
     return LagTraces(folder)

@@ -120,7 +120,7 @@ def _fresh_inputs(args):
 
 def _checkpoint_model(args):
     """(model, [(model, label)], inputs, description) for --checkpoint."""
-    from ..checkpoint import find_checkpoint, load_checkpoint, model_from_checkpoint
+    from ..training.checkpoint import find_checkpoint, load_checkpoint, model_from_checkpoint
     from ..errors import RnnvanishError
     from ..tracer import experiment as ex
 

@@ -36,7 +36,7 @@ def _init_spec(text):
 
 def _d(key):
     """' (default: X)' for a help text, from the one table of defaults."""
-    from ..train import DEFAULTS
+    from ..training.engine import DEFAULTS
     value = DEFAULTS[key]
     return f" (default: {'none' if value is None else value})"
 
@@ -138,7 +138,7 @@ def add_arguments(p):
 
 def run(args):
     from ..errors import NonFiniteError
-    from ..trainrun import prepare_run, train_session
+    from ..training.session import prepare_run, train_session
 
     session = prepare_run(args, default_max_time=DEFAULT_MAX_TIME)     # all checks; raises before writing
     try:

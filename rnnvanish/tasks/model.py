@@ -15,10 +15,10 @@ nothing to E, and the outputs at the mask depend only on the rows before them.
 """
 import numpy as np
 
-from . import init as initializers
-from .cells import CELLS, make_cell
-from .errors import RnnvanishError
-from .model import copy_params
+from .. import init as initializers
+from ..cells import CELLS, make_cell
+from ..errors import RnnvanishError
+from ..model import copy_params
 
 
 # ----------------------------------------------------------------------------- the two losses

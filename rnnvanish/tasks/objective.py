@@ -31,12 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import taskfolder
-from .clip import check_finite, clip_by_global_norm, clip_by_value, global_norm
-from .errors import RnnvanishError
-from .optim import make_optimizer
-from .taskmodel import TaskModel
-from .tasks import make_task
+from .. import taskfolder
+from ..clip import check_finite, clip_by_global_norm, clip_by_value, global_norm
+from ..errors import RnnvanishError
+from ..optim import make_optimizer
+from .model import TaskModel
+from . import make_task
 
 EVAL_CHUNK = 250          # held-out sequences per forward pass: bounds the cache's memory
 LSTM_FORGET_BIAS = 3.0    # see the module docstring
@@ -292,12 +292,12 @@ def result_dict(config, rows, baseline, stopped):
 
 
 def draw_chart(folder, rows, baseline, config, task):
-    from .plots.tasks import plot_task_run
+    from ..plots.tasks import plot_task_run
     columns = {key: np.array([np.nan if r.get(key) is None else r[key] for r in rows], dtype=float)
                for key in rows[0] if key != "scores"}
     title = f"{task.name}, T = {config.length}, {config.cell} (H = {config.hidden}, seed {config.seed})"
     fig = plot_task_run(columns, baseline, title=title, stop_at=config.stop_at)
-    from .plots import save_figure
+    from ..plots import save_figure
     save_figure(fig, Path(folder) / taskfolder.CHART)
 
 

@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import NonFiniteError, RnnvanishError
-from .taskfolder import atomic_write_text, write_json
-from .taskmodel import CELL_SPECIFIC
-from .tasks import make_task
-from .tasktrain import TaskConfig, build, train_task
+from ..errors import NonFiniteError, RnnvanishError
+from ..taskfolder import atomic_write_text, write_json
+from .model import CELL_SPECIFIC
+from . import make_task
+from .objective import TaskConfig, build, train_task
 
 RUN_COLUMNS = ("task", "length", "cell", "seed", "solved", "loss", "accuracy", "best_solved", "baseline_solved",
                "baseline_loss", "steps", "elapsed", "stopped", "reached_step", "reached_time")
@@ -237,15 +237,15 @@ def write_sweep(folder, settings, results, chart=True):
     atomic_write_text(folder / SUMMARY, table_csv(summary, SUMMARY_COLUMNS))
     write_json(folder / RECORD, {"settings": settings, "runs": done, "summary": summary})
     if chart and done:
-        from .plots import save_figure
-        from .plots.tasks import plot_sweep
+        from ..plots import save_figure
+        from ..plots.tasks import plot_sweep
         fig = plot_sweep(summary, baselines(done), title=chart_title(settings))
         save_figure(fig, folder / CHART)
     return summary
 
 
 def chart_title(settings):
-    from .tasktrain import format_duration
+    from .objective import format_duration
     budget = [f"{settings['steps']:,} steps"]
     if settings.get("max_time") is not None:
         budget.insert(0, format_duration(settings["max_time"]))

@@ -14,8 +14,8 @@ Files, under the run folder's traces/: start.npz/.csv, end.npz/.csv (the Trace f
 """
 import numpy as np
 
-from . import taskfolder
-from .tasks import make_task
+from .. import taskfolder
+from . import make_task
 
 START, END, CHART = "start", "end", "lag_profiles.png"
 
@@ -35,7 +35,7 @@ class LagTraces:
         self.traces = {}
 
     def __call__(self, model, config, when):
-        from .tracer.trace import trace
+        from ..tracer.trace import trace
 
         inputs = equal_length_inputs(model.task, config.length, self.n_sequences, self.seed)
         label = f"{'before' if when == START else 'after'} training"
@@ -47,8 +47,8 @@ class LagTraces:
         """Draw the chart of both traces; returns a one-line summary (empty without both)."""
         if START not in self.traces or END not in self.traces:
             return ""
-        from .plots import save_figure
-        from .plots.tasks import plot_training_effect
+        from ..plots import save_figure
+        from ..plots.tasks import plot_training_effect
 
         start, end = self.traces[START], self.traces[END]
         title = f"{config.task}, T = {config.length}, {config.cell}: gradient from step T before and after training"

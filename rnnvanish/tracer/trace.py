@@ -112,7 +112,7 @@ class Trace:
     # -- files ---------------------------------------------------------------------------------
     def save(self, path, csv=True):
         """Write `<path>.npz` (and `<stem>.csv` when `csv`) atomically; returns the paths written."""
-        from ..runfolder import atomic_write
+        from ..training.runfolder import atomic_write
 
         path = Path(path)
         if path.suffix != ".npz":

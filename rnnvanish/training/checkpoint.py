@@ -32,7 +32,7 @@ import numpy as np
 
 from rnnvanish.data import Vocab
 from rnnvanish.errors import RnnvanishError
-from rnnvanish.runfolder import BEST, CHECKPOINT, atomic_write
+from rnnvanish.training.runfolder import BEST, CHECKPOINT, atomic_write
 
 FORMAT, VERSION = "rnnvanish-checkpoint", 1
 

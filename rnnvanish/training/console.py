@@ -14,9 +14,9 @@ import sys
 import time
 from collections import deque
 
-from rnnvanish import runfolder as rf
+from rnnvanish.training import runfolder as rf
 from rnnvanish.model import bits_per_token, perplexity
-from rnnvanish.train import TrainHooks
+from rnnvanish.training.engine import TrainHooks
 
 
 def _si(x: float) -> str:

@@ -27,13 +27,13 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from rnnvanish.checkpoint import Checkpoint, load_params
+from rnnvanish.training.checkpoint import Checkpoint, load_params
 from rnnvanish.clip import clip_by_global_norm, clip_by_norm, clip_by_value, global_norm, nonfinite_report
 from rnnvanish.data import TokenStream, eval_windows
 from rnnvanish.errors import NonFiniteError, RnnvanishError
 from rnnvanish.model import bits_per_token, perplexity
 from rnnvanish.optim import make_optimizer, make_schedule
-from rnnvanish.runfolder import COLUMNS, metrics_table
+from rnnvanish.training.runfolder import COLUMNS, metrics_table
 
 # Every setting of a run, with its default. The command line fills these in; config.json records them.
 DEFAULTS = {

@@ -18,13 +18,13 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rnnvanish import runfolder as rf
+from rnnvanish.training import runfolder as rf
 from rnnvanish._version import __version__
 from rnnvanish.backend import resolve_backend
-from rnnvanish.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
+from rnnvanish.training.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 from rnnvanish.data import TokenStream, Vocab, default_corpus, load_corpus, split_train_val
 from rnnvanish.errors import RnnvanishError
-from rnnvanish.train import DEFAULTS, Trainer, TrainHooks, build_model
+from rnnvanish.training.engine import DEFAULTS, Trainer, TrainHooks, build_model
 
 BUDGET_KEYS = ("steps", "epochs", "max_time")
 # What --resume may change: how long, how it is logged, and the step rule. Not the model or the data.
@@ -312,7 +312,7 @@ class StopOnInterrupt:
 
 def train_session(session: Session) -> str:
     """Train one session; returns the stop reason ("steps", "time", "interrupted")."""
-    from rnnvanish.trainconsole import Console
+    from rnnvanish.training.console import Console
 
     t, folder = session.trainer, session.folder
     if session.resumed:
