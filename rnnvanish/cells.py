@@ -36,7 +36,7 @@ def _as_dtype(dtype):
     return dtype
 
 
-def _truncate_code(truncate):
+def truncate_code(truncate):
     """None -> 0 (no truncation inside the window); a positive int stays."""
     if truncate is None:
         return 0
@@ -181,7 +181,7 @@ class TanhRNN(Cell):
         (dh_T,) = self._check_dstate(dstate, cache["B"])
         h = cache["h"]
         da, dh0, norms = self._kernels().tanh_backward(
-            self._check_dh(dh, cache), dh_T, h, self.params["W_hh"], ACTIVATIONS[self.activation], _truncate_code(truncate))
+            self._check_dh(dh, cache), dh_T, h, self.params["W_hh"], ACTIVATIONS[self.activation], truncate_code(truncate))
         grads = {"W_xh": self._input_grad(cache["x"], da),
                  "W_hh": self._window_outer(h[:-1], da),
                  "b_h": da.sum(axis=(0, 1))}
@@ -225,7 +225,7 @@ class LSTM(Cell):
         h = cache["h"]
         da, dh0, dc0, norms_h, norms_c = self._kernels().lstm_backward(
             self._check_dh(dh, cache), dh_T, dc_T, h, cache["c"], cache["gates"], self.params["W_hh"],
-            _truncate_code(truncate))
+            truncate_code(truncate))
         grads = {"W_xh": self._input_grad(cache["x"], da),
                  "W_hh": self._window_outer(h[:-1], da),
                  "b_h": da.sum(axis=(0, 1))}
@@ -267,7 +267,7 @@ class GRU(Cell):
         h, gates, H = cache["h"], cache["gates"], self.hidden_size
         dax, dah, dh0, norms = self._kernels().gru_backward(
             self._check_dh(dh, cache), dh_T, h, gates, cache["hn"], self.params["W_hh"], self.reset_after,
-            _truncate_code(truncate))
+            truncate_code(truncate))
         if self.reset_after:
             dW_hh = self._window_outer(h[:-1], dah)
         else:

@@ -7,13 +7,26 @@
 The loss is reported in nats per token (mean); bits per token = E / ln 2; perplexity = exp(E).
 `loss_and_grads` runs one window of truncated BPTT: the state is carried in (and out), the
 gradient is not; inside the window each step's loss reaches back at most `truncate` steps.
+
+A window is five kernel calls, whatever T is, the same on both backends (`kernels` is
+`rnnvanish.kernels` or `rnnvanish.reference`, see `rnnvanish.backend`):
+
+    xw = input_rows(ids, W_xh, b)                      x_t W_xh + b: rows of W_xh, no one-hot product
+    h, ... = <cell>_forward(xw, state_0, ...)           the recurrence
+    E, dh, dW_hy, db_y = output_layer(h, targets, ...)  logits, softmax cross-entropy, and back to dh
+    da, dstate_0, norms = <cell>_backward(dh, 0, ...)   truncated BPTT
+    dW_xh, dW_hh, db = window_grads(ids, h, da, ...)    whole-window products: dW_hh = h[:-1]^T da
+and generation is one call of the cell's loop, `<cell>_generate`. The functions below the
+class unpack the parameters for those calls, one per cell.
 """
 import math
 
 import numpy as np
 
 from . import init as initializers
-from .cells import CELLS, make_cell
+from .cells import CELLS, make_cell, truncate_code
+from .reference import ACTIVATIONS
+from .reference.recurrent import _draw_token
 
 
 def bits_per_token(nats):
@@ -89,22 +102,12 @@ class LanguageModel:
         Returns (loss, grads, state_T, info): loss in mean nats per token; grads with the keys of
         `params`; state_T to carry into the next window; info holds `dstate0` (gradient on the
         initial carry) and `norms` (per-step ||dE/dh_t||, t = 0..T)."""
-        inputs, targets = np.asarray(inputs), np.asarray(targets)
-        if targets.shape != inputs.shape:
-            raise ValueError(f"targets shape {targets.shape} differs from inputs shape {inputs.shape}")
-        fast = getattr(self.cell._kernels(), "lm_loss_and_grads", None)
-        if fast is not None:                                     # numba backend: the whole window in five kernel calls
-            return fast(self, inputs, targets, state, truncate)
-        y, state_T, cache = self.forward(inputs, state)
-        loss, dy = self.cell._kernels().softmax_xent(y, targets)   # dE/dy (T, B, V)
-        h = cache["h"]
-        T, B, V = dy.shape
-        H = self.hidden_size
-        dW_hy = h[1:].reshape(T * B, H).T @ dy.reshape(T * B, V)  # (H, V)
-        db_y = dy.sum(axis=(0, 1))
-        dh = dy @ self.params["W_hy"].T                          # backprop into h_t from y_t: (T, B, H)
-        grads, dstate0, norms = self.cell.backward(dh, cache, None, truncate=truncate)
-        grads["W_hy"], grads["b_y"] = dW_hy, db_y
+        ids, targets = _token_ids(inputs, "inputs"), _token_ids(targets, "targets")
+        if targets.shape != ids.shape:
+            raise ValueError(f"targets shape {targets.shape} differs from inputs shape {ids.shape}")
+        state0 = _contiguous_state(self.cell, state, ids.shape[1])
+        loss, grads, state_T, dstate0, norms = _WINDOWS[self.cell_name](
+            self.cell._kernels(), self.cell, self.params, ids, targets, state0, truncate_code(truncate))
         return float(loss), grads, state_T, {"dstate0": dstate0, "norms": norms}
 
     # -- generation ------------------------------------------------------------------------
@@ -119,26 +122,17 @@ class LanguageModel:
             raise ValueError("sampling needs a prime of at least one token")
         if temperature < 0 or not math.isfinite(temperature):
             raise ValueError(f"temperature must be zero or positive, got {temperature}")
+        token = int(prime_ids[-1])
+        if not 0 <= token < self.vocab_size:
+            raise ValueError(f"token id {token} is out of range of the vocabulary (size {self.vocab_size})")
         rng = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
         uniforms = rng.random(length)
         # Feed the prime except its last token; generation starts from that token.
         if prime_ids.size > 1:
             _, state, _ = self.cell.forward(prime_ids[:-1, None], state)
-        kernels = self.cell._kernels()
-        fast = getattr(kernels, "lm_generate", None)
-        if fast is not None:
-            return fast(self, int(prime_ids[-1]), state, uniforms, float(temperature))
-        return self._sample_loop(int(prime_ids[-1]), state, uniforms, float(temperature))
-
-    def _sample_loop(self, token, state, uniforms, temperature):
-        """The reference generation loop: one token at a time."""
-        out = np.empty(uniforms.size, dtype=np.int64)
-        for n in range(uniforms.size):
-            h, state, _ = self.cell.forward(np.array([[token]]), state)
-            y = h[-1, 0] @ self.params["W_hy"] + self.params["b_y"]   # (V,)
-            token = sample_from_logits(y, temperature, uniforms[n])
-            out[n] = token
-        return out
+        return _GENERATORS[self.cell_name](self.cell._kernels(), self.cell, self.params, token,
+                                           _contiguous_state(self.cell, state, 1), uniforms,
+                                           self.dtype.type(temperature))
 
 
 def copy_params(params, values, error=ValueError):
@@ -154,10 +148,86 @@ def copy_params(params, values, error=ValueError):
 
 
 def sample_from_logits(y, temperature, u):
-    """One draw from softmax(y / temperature) by inverse CDF with the uniform u; argmax at 0."""
-    if temperature == 0.0:
-        return int(np.argmax(y))
-    z = (y - y.max()) / temperature
-    p = np.exp(z)
-    cdf = np.cumsum(p)
-    return int(min(np.searchsorted(cdf, u * cdf[-1], side="right"), y.size - 1))
+    """One draw from softmax(y / temperature) by inverse CDF with the uniform u; argmax at 0.
+
+    The draw of the generation loops (`<cell>_generate`)."""
+    return _draw_token(np.asarray(y), temperature, u)
+
+
+# --------------------------------------------------------------------------- one window per cell
+# Each takes the backend's kernels and returns (loss, grads of the cell and output layer, state_T,
+# dstate_0, norms). `ids`, `targets` are (T, B) int64, `state0` C-contiguous, `k` a truncate code.
+
+def _tanh_window(kernels, cell, p, ids, targets, state0, k):
+    act = ACTIVATIONS[cell.activation]
+    xw = kernels.input_rows(ids, p["W_xh"], p["b_h"])
+    h = kernels.tanh_forward(xw, state0[0], p["W_hh"], act)
+    loss, dh, dW_hy, db_y = kernels.output_layer(h, targets, p["W_hy"], p["b_y"])
+    da, dh0, norms = kernels.tanh_backward(dh, np.zeros_like(state0[0]), h, p["W_hh"], act, k)
+    dW_xh, dW_hh, db_h, _ = kernels.window_grads(ids, h, da, da, cell.input_size)
+    grads = {"W_xh": dW_xh, "W_hh": dW_hh, "b_h": db_h, "W_hy": dW_hy, "b_y": db_y}
+    return loss, grads, (h[-1].copy(),), (dh0,), {"h": norms}
+
+
+def _lstm_window(kernels, cell, p, ids, targets, state0, k):
+    xw = kernels.input_rows(ids, p["W_xh"], p["b_h"])
+    h, c, gates = kernels.lstm_forward(xw, state0[0], state0[1], p["W_hh"])
+    loss, dh, dW_hy, db_y = kernels.output_layer(h, targets, p["W_hy"], p["b_y"])
+    zeros = np.zeros_like(state0[0])
+    da, dh0, dc0, norms_h, norms_c = kernels.lstm_backward(dh, zeros, zeros, h, c, gates, p["W_hh"], k)
+    dW_xh, dW_hh, db_h, _ = kernels.window_grads(ids, h, da, da, cell.input_size)
+    grads = {"W_xh": dW_xh, "W_hh": dW_hh, "b_h": db_h, "W_hy": dW_hy, "b_y": db_y}
+    return loss, grads, (h[-1].copy(), c[-1].copy()), (dh0, dc0), {"h": norms_h, "c": norms_c}
+
+
+def _gru_window(kernels, cell, p, ids, targets, state0, k):
+    xw = kernels.input_rows(ids, p["W_xh"], p["b_xh"])
+    h, gates, hn = kernels.gru_forward(xw, state0[0], p["W_hh"], p["b_hh"], cell.reset_after)
+    loss, dh, dW_hy, db_y = kernels.output_layer(h, targets, p["W_hy"], p["b_y"])
+    dax, dah, dh0, norms = kernels.gru_backward(dh, np.zeros_like(state0[0]), h, gates, hn, p["W_hh"],
+                                                cell.reset_after, k)
+    dW_xh, dW_hh, db_xh, db_hh = kernels.window_grads(ids, h, dax, dah, cell.input_size)
+    if not cell.reset_after:
+        # The n block's recurrent input is r * h_{t-1}, not h_{t-1}.
+        H = cell.hidden_size
+        rh = (gates[:, :, :H] * h[:-1]).reshape(-1, H)
+        dW_hh[:, 2 * H:] = rh.T @ dah[:, :, 2 * H:].reshape(-1, H)          # (H, T B) @ (T B, H)
+    grads = {"W_xh": dW_xh, "W_hh": dW_hh, "b_xh": db_xh, "b_hh": db_hh, "W_hy": dW_hy, "b_y": db_y}
+    return loss, grads, (h[-1].copy(),), (dh0,), {"h": norms}
+
+
+_WINDOWS = {"tanh": _tanh_window, "lstm": _lstm_window, "gru": _gru_window}
+
+
+# --------------------------------------------------------------------------- generation per cell
+# Each takes the backend's kernels: feed `token` from `state` (B = 1), then one draw per uniform.
+
+def _tanh_generate(kernels, cell, p, token, state, uniforms, temperature):
+    return kernels.tanh_generate(token, state[0], p["W_xh"], p["b_h"], p["W_hh"], p["W_hy"], p["b_y"],
+                                 ACTIVATIONS[cell.activation], uniforms, temperature)
+
+
+def _lstm_generate(kernels, cell, p, token, state, uniforms, temperature):
+    return kernels.lstm_generate(token, state[0], state[1], p["W_xh"], p["b_h"], p["W_hh"], p["W_hy"], p["b_y"],
+                                 uniforms, temperature)
+
+
+def _gru_generate(kernels, cell, p, token, state, uniforms, temperature):
+    return kernels.gru_generate(token, state[0], p["W_xh"], p["b_xh"], p["W_hh"], p["b_hh"], cell.reset_after,
+                                p["W_hy"], p["b_y"], uniforms, temperature)
+
+
+_GENERATORS = {"tanh": _tanh_generate, "lstm": _lstm_generate, "gru": _gru_generate}
+
+
+def _token_ids(a, what):
+    """a as a C-contiguous (T, B) int64 array (one compiled signature for every caller)."""
+    a = np.asarray(a)
+    if a.ndim != 2 or not np.issubdtype(a.dtype, np.integer):
+        raise ValueError(f"{what} must be token ids of shape (T, B), got {a.dtype} of shape {a.shape}")
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
+def _contiguous_state(cell, state, batch):
+    """The carry checked against the cell (None: zeros), each part C-contiguous (B, H)."""
+    return tuple(np.ascontiguousarray(s) for s in cell._check_state(state, batch))

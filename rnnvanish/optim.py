@@ -217,10 +217,10 @@ class Adam(Optimizer):
     which is lr * m_hat / (sqrt(v_hat) + eps) with m_hat = m_t / (1 - beta1^t) and
     v_hat = v_t / (1 - beta2^t). Weight decay is the L2 form (Adam, not AdamW).
 
-    On the numba backend (the default; see `rnnvanish.backend`) the update runs as
-    `rnnvanish.kernels.adam_update`, one jitted pass over each array that gives the same bits
-    as the NumPy lines below, which `backend="numpy"` runs. At B = 1 the NumPy update costs
-    about as much as the forward and backward pass together.
+    The update is the backend's `adam_update` (see `rnnvanish.backend`): the NumPy lines of
+    `rnnvanish.reference.optim` on `backend="numpy"`, and on numba (the default) their twin in
+    `rnnvanish.kernels.optim`, one jitted pass over each array that gives the same bits. At
+    B = 1 the NumPy update costs about as much as the forward and backward pass together.
     """
     name = "adam"
     slots = ("m", "v")
@@ -230,20 +230,10 @@ class Adam(Optimizer):
         self.beta1 = _number(beta1, "beta1", _UNIT)
         self.beta2 = _number(beta2, "beta2", _UNIT)
         self.eps = _number(eps, "eps", _NONNEG)
-        self._kernel = get_kernels("numba").adam_update if resolve_backend(backend) == "numba" else None
+        self._kernel = get_kernels(backend).adam_update
 
     def _update(self, p, g, lr, m, v):
-        b1, b2, t = self.beta1, self.beta2, self.t
-        if self._kernel is not None and p.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous:
-            self._kernel(p, g, m, v, lr, b1, b2, self.eps, t)
-            return
-        m *= b1
-        m += (1.0 - b1) * g                      # m_t = b1 m_{t-1} + (1 - b1) g_t
-        v *= b2
-        v += (1.0 - b2) * g * g                  # v_t = b2 v_{t-1} + (1 - b2) g_t^2
-        step_size = lr / (1.0 - b1 ** t)
-        denom = np.sqrt(v) / math.sqrt(1.0 - b2 ** t) + self.eps
-        p -= step_size * m / denom
+        self._kernel(p, g, m, v, lr, self.beta1, self.beta2, self.eps, self.t)
 
 
 OPTIMIZERS = {cls.name: cls for cls in (SGD, Momentum, Nesterov, Adagrad, RMSprop, Adam)}

@@ -27,15 +27,15 @@ def test_language_model_gradients(cell, options, window, batch, truncate):
 
 def test_check_catches_a_wrong_gradient(monkeypatch):
     """The check can fail: break the backward pass (drop the recurrent term) and see it."""
-    from rnnvanish import reference
+    from rnnvanish.reference import recurrent
 
-    original = reference.tanh_step_back
+    original = recurrent._tanh_step_back
 
-    def broken(g_h, h_t, W_hh, act):
-        da_t, dh_prev = original(g_h, h_t, W_hh, act)
+    def broken(g_h, h_t, W_hh_T, act):
+        da_t, dh_prev = original(g_h, h_t, W_hh_T, act)
         return da_t, 0.5 * dh_prev
 
-    monkeypatch.setattr(reference, "tanh_step_back", broken)
+    monkeypatch.setattr(recurrent, "_tanh_step_back", broken)
     rows = dict((n, e) for n, e, _ in check_language_model("tanh", window=5, batch=2, backend="numpy"))
     assert rows["W_hh"] > 1e-4 and rows["h0"] > 1e-4
 

@@ -1,12 +1,13 @@
-"""Numba twin of `rnnvanish.optim.Adam`'s update: one pass over the arrays instead of about a
-dozen NumPy passes and their temporaries. At B = 1 the NumPy update is the largest part of a
-training step (see `rnnvanish bench`); `optim.Adam` calls this on the numba backend.
+"""Numba twin of `rnnvanish.reference.optim.adam_update`, the update of `rnnvanish.optim.Adam`:
+one pass over the arrays instead of about a dozen NumPy passes and their temporaries. At
+B = 1 the NumPy update is the largest part of a training step (see `rnnvanish bench`);
+`optim.Adam` calls this on the numba backend.
 
     m_t = beta1 m_{t-1} + (1 - beta1) g_t
     v_t = beta2 v_{t-1} + (1 - beta2) g_t^2
     p_t = p_{t-1} - lr / (1 - beta1^t) * m_t / (sqrt(v_t) / sqrt(1 - beta2^t) + eps)
-The operations and their order are NumPy's in `Adam._update`, with every scalar in the
-arrays' dtype, so float64 and float32 give the same bits as the NumPy update.
+The operations and their order are those of the NumPy reference, with every scalar in the
+arrays' dtype, so float64 and float32 give the same bits as the reference.
 """
 import math
 
@@ -24,8 +25,15 @@ def _adam_pass(p, g, m, v, b1, one_minus_b1, b2, one_minus_b2, step_size, root_b
 
 
 def adam_update(p, g, m, v, lr, beta1, beta2, eps, t):
-    """`Adam._update(p, g, lr, m, v)` at step t, in place on C-contiguous p, m, v (g any layout)."""
+    """Adam's update at step t = 1, 2, ..., in place on p, m and v."""
     s = p.dtype.type
-    g = np.ascontiguousarray(g, dtype=p.dtype)
-    _adam_pass(p, g, m, v, s(beta1), s(1.0 - beta1), s(beta2), s(1.0 - beta2),
+    scalars = (s(beta1), s(1.0 - beta1), s(beta2), s(1.0 - beta2),
                s(lr / (1.0 - beta1 ** t)), s(math.sqrt(1.0 - beta2 ** t)), s(eps))
+    g = np.ascontiguousarray(g, dtype=p.dtype)
+    if p.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous:
+        _adam_pass(p, g, m, v, *scalars)
+        return
+    # Another layout: the pass runs on C-ordered copies (elementwise, so the same bits), written back.
+    p_c, m_c, v_c = np.ascontiguousarray(p), np.ascontiguousarray(m), np.ascontiguousarray(v)
+    _adam_pass(p_c, g, m_c, v_c, *scalars)
+    p[...], m[...], v[...] = p_c, m_c, v_c

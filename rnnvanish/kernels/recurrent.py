@@ -1,10 +1,13 @@
-"""Numba twins of the recurrences in `rnnvanish.reference`, and one-token generation loops.
+"""Numba twins of `rnnvanish.reference.recurrent`: the recurrences, their truncated BPTT and
+one-token generation loops.
 
-Each `*_forward` / `*_backward` here has the name, arguments and results of its reference
-and takes the same steps in the same order; read the two side by side. What differs is
-only how the work is done:
-  - the per-step products run in place through `np.dot(a, b, out)` on contiguous (B, .)
-    slices (BLAS via SciPy), into arrays allocated once per call, never per step;
+Each public function here has the name, arguments and results of its reference, the private
+step helpers share their names (`_tanh_step`, `_tanh_step_back`, `_lstm_step`, ..., `_walks`,
+`_add_loss_grad`), and each driver takes the same steps in the same order: read the two files
+side by side. What differs is only how the work is done:
+  - the helpers write their results into arrays allocated once per call, never per step
+    (the reference's return new ones); the per-step products run in place through
+    `np.dot(a, b, out)` on contiguous (B, .) slices (BLAS via SciPy);
   - the elementwise parts are plain loops over (b, j), so each step's gates are computed
     in one pass; exp, tanh and sigmoid are written as plain arithmetic (below) so that
     LLVM vectorises those loops (a call to libm's exp or tanh cannot be vectorised).
@@ -201,9 +204,9 @@ def _times_activate_grad(g_h, y, act, out):
 def _walks(T, truncate):
     """(k, last): each loss reaches back k steps; the walks start at s = T, T-1, ..., last + 1.
 
-    With truncation (1 <= k < T) every loss s walks back on its own. Without it (k = T) one
-    walk from T serves every loss, each joining as the walk passes its step: the reference's
-    single sweep, where dh_next carries every later loss at once."""
+    With truncation (1 <= k < T) every loss s walks back on its own, through t = s, ...,
+    max(s - k + 1, 1). Without it (k = T) one walk from T serves every loss, each joining as
+    the walk passes its step: the gradient carried back holds every later loss at once."""
     k = T if truncate <= 0 or truncate >= T else truncate
     return k, (T - 1 if k == T else 0)
 
@@ -551,14 +554,14 @@ def gru_backward(dh, dh_T, h, gates, hn, W_hh, reset_after, truncate):
 
 # --------------------------------------------------------------------------- generation
 # One token at a time with B = 1: the cell's step, the logits y = h_t W_hy + b_y, one draw.
-# Uniforms come in as an array, so a draw here equals the reference's draw from the same uniform.
+# The uniforms come in as an array, so a draw here equals the reference's draw from the same uniform.
 
 @jit
 def _draw_token(y, temperature, u, cdf):
     """One draw from softmax(y / temperature) by inverse CDF with the uniform u; argmax at 0.
 
-    The steps of rnnvanish.model.sample_from_logits: z = (y - max y) / T, cdf = cumsum(exp z),
-    the first index whose cdf exceeds u * cdf[-1]. cdf (V,) is scratch. The exponentials are
+    The reference's steps: z = (y - max y) / T, cdf = cumsum(exp z), the first index whose
+    cdf exceeds u * cdf[-1]. cdf (V,) is scratch. The exponentials are
     taken in one vectorised loop (`_exp`, float64) before the running sum: a libm exp per
     entry inside the sum was a quarter of the time of a token at H = 128."""
     V = y.shape[0]

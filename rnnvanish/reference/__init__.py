@@ -1,3 +1,35 @@
-"""The NumPy reference kernels (see recurrent.py): every public name, importable from here."""
-from .recurrent import *  # noqa: F401,F403
-from .recurrent import ACTIVATIONS, RELU, SIGMOID, TANH, activate, activate_grad, sigmoid  # noqa: F401
+"""The NumPy reference kernels: the math of every kernel, written to be read.
+
+`backend="numpy"` imports this package where `backend="numba"` imports `rnnvanish.kernels`.
+The two expose the same public names (`__all__`), with the same arguments and results, in
+files of the same names; tests hold each pair equal:
+
+    recurrent.py  tanh_forward, tanh_backward, lstm_forward, lstm_backward, gru_forward,
+                  gru_backward: the recurrences and their truncated BPTT;
+                  tanh_generate, lstm_generate, gru_generate: one-token generation loops
+    output.py     input_rows, output_layer, softmax_xent, window_grads, embed_backward:
+                  the language model's pieces around the recurrence
+    optim.py      adam_update: `rnnvanish.optim.Adam`'s update
+
+One window of the language model (`rnnvanish.model`) is five calls on either backend:
+
+    xw = input_rows(ids, W_xh, b)                      x_t W_xh + b: rows of W_xh
+    h, ... = <cell>_forward(xw, state_0, ...)           the recurrence
+    E, dh, dW_hy, db_y = output_layer(h, targets, ...)  logits, softmax cross-entropy, back to dh
+    da, dstate_0, norms = <cell>_backward(dh, 0, ...)   truncated BPTT
+    dW_xh, dW_hh, db_x, db_h = window_grads(ids, h, ...) whole-window weight gradients
+
+Kernels take arrays, sizes and activation codes (`ACTIVATIONS`), never objects.
+"""
+from .optim import adam_update
+from .output import embed_backward, input_rows, output_layer, softmax_xent, window_grads
+from .recurrent import (ACTIVATIONS, RELU, SIGMOID, TANH, gru_backward, gru_forward, gru_generate, lstm_backward,
+                        lstm_forward, lstm_generate, tanh_backward, tanh_forward, tanh_generate)
+from .recurrent import activate, activate_grad, sigmoid  # noqa: F401  (NumPy helpers, see below)
+
+# The kernels' names. activate, activate_grad and sigmoid are NumPy helpers (the tracer's
+# Jacobians use them), importable from here but no kernels of their own.
+__all__ = ["tanh_forward", "tanh_backward", "lstm_forward", "lstm_backward", "gru_forward", "gru_backward",
+           "tanh_generate", "lstm_generate", "gru_generate",
+           "input_rows", "output_layer", "softmax_xent", "window_grads", "embed_backward",
+           "adam_update", "TANH", "SIGMOID", "RELU", "ACTIVATIONS"]

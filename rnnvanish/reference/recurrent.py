@@ -1,15 +1,15 @@
-"""NumPy reference kernels: the recurrences and their truncated BPTT, written to be read.
+"""NumPy reference of the recurrences, their truncated BPTT and one-token generation, written to be read.
 
-Every function here has a twin of the same name, arguments and results in
-`rnnvanish.kernels` (jitted with Numba); tests hold the two equal. Kernels see arrays
-and sizes only. The cell classes in `rnnvanish.cells` do the whole-window work around
-them (input term, weight gradients as window-sized matrix products), so a kernel steps
-only what must be stepped: the recurrence.
+Every public function here has a twin of the same name, arguments and results in
+`rnnvanish.kernels.recurrent` (jitted with Numba), and the two files share their private
+step helpers too: `_tanh_step`, `_tanh_step_back`, `_lstm_step`, ..., `_walks`,
+`_add_loss_grad`. Read them side by side: the drivers take the same steps in the same order.
+The helpers here return their results; the kernels write them into arrays allocated once.
 
-Legend: T steps, B batch, H hidden, G gates (tanh 1, GRU 3, LSTM 4).
+Legend: T steps, B batch, H hidden, G gates (tanh 1, GRU 3, LSTM 4), V vocabulary.
 Time-major; row 0 of a state array is the initial state: h has shape (T+1, B, H).
 
-    xw[t-1] = x_t @ W_xh + b          # (B, G*H), computed by the caller for all t at once
+    xw[t-1] = x_t @ W_xh + b          # (B, G*H), for all t at once by the caller (`input_rows`)
     a_t     = xw[t-1] + h_{t-1} @ W_hh
 
 Backward arguments, shared by all cells:
@@ -52,20 +52,36 @@ def activate_grad(y, act):
     return (y > 0.0).astype(y.dtype)
 
 
-def _losses_by_step(dh, dh_T):
-    """The outside gradient on h_s for each loss step s = 1..T (the final-state one joins step T)."""
-    g = dh.copy()
-    g[-1] += dh_T
+def _walks(T, truncate):
+    """(k, last): each loss reaches back k steps; the walks start at s = T, T-1, ..., last + 1.
+
+    With truncation (1 <= k < T) every loss s walks back on its own, through t = s, ...,
+    max(s - k + 1, 1). Without it (k = T) one walk from T serves every loss, each joining as
+    the walk passes its step: the gradient carried back holds every later loss at once."""
+    k = T if truncate <= 0 or truncate >= T else truncate
+    return k, (T - 1 if k == T else 0)
+
+
+def _add_loss_grad(dh, dh_T, s, g):
+    """g + the outside gradient on h_s from the loss at step s (the final-state one joins step T)."""
+    g = g + dh[s - 1]
+    if s == dh.shape[0]:
+        g = g + dh_T
     return g
 
 
-def _horizons(T, truncate):
-    """For each loss step s, the first step its gradient passes through: max(s - k + 1, 1)."""
-    k = T if truncate <= 0 or truncate >= T else truncate
-    return [max(s - k + 1, 1) for s in range(T + 1)], k
+def _step_norms(g_h):
+    """norms[t] = ||g_h[t]|| over the batch and units, t = 0..T."""
+    return np.sqrt((g_h * g_h).sum(axis=(1, 2)))
 
 
 # --------------------------------------------------------------------------- tanh RNN
+
+def _tanh_step(xw_t, h_prev, W_hh, act):
+    """h_t = f(xw_t + h_{t-1} W_hh)."""
+    a_t = xw_t + h_prev @ W_hh                                # (B, H) @ (H, H) -> (B, H)
+    return activate(a_t, act)
+
 
 def tanh_forward(xw, h0, W_hh, act):
     """h_t = f(x_t W_xh + b_h + h_{t-1} W_hh) for t = 1..T; returns h (T+1, B, H)."""
@@ -73,15 +89,14 @@ def tanh_forward(xw, h0, W_hh, act):
     h = np.empty((T + 1, B, H), dtype=xw.dtype)
     h[0] = h0
     for t in range(1, T + 1):
-        a_t = xw[t - 1] + h[t - 1] @ W_hh                     # (B, H)
-        h[t] = activate(a_t, act)
+        h[t] = _tanh_step(xw[t - 1], h[t - 1], W_hh, act)
     return h
 
 
-def tanh_step_back(g_h, h_t, W_hh, act):
-    """One step back through h_t = f(a_t): returns (da_t, dh_{t-1})."""
+def _tanh_step_back(g_h, h_t, W_hh_T, act):
+    """One step back through h_t = f(a_t), g_h = dE/dh_t: returns (da_t, dh_{t-1})."""
     da_t = g_h * activate_grad(h_t, act)                      # through f
-    dh_prev = da_t @ W_hh.T                                   # through a_t = ... + h_{t-1} W_hh
+    dh_prev = da_t @ W_hh_T                                   # through a_t = ... + h_{t-1} W_hh: (B, H) @ (H, H)
     return da_t, dh_prev
 
 
@@ -89,32 +104,39 @@ def tanh_backward(dh, dh_T, h, W_hh, act, truncate):
     """Truncated BPTT through the tanh (or sigmoid/relu) recurrence.
 
     Returns da (T, B, H), dh0 (B, H), norms (T+1,)."""
-    T = dh.shape[0]
+    T, B, H = dh.shape
     da = np.zeros_like(dh)
     g_h = np.zeros_like(h)                   # total gradient reaching each h_t (for the norms)
-    loss_grad = _losses_by_step(dh, dh_T)
-    first, k = _horizons(T, truncate)
-    if k == T:
-        # No truncation: one backward sweep, dh_next carries every later loss at once.
-        dh_next = np.zeros_like(dh_T)
-        for t in range(T, 0, -1):
-            g_h[t] = loss_grad[t - 1] + dh_next              # backprop into h_t: local + from h_{t+1}
-            da[t - 1], dh_next = tanh_step_back(g_h[t], h[t], W_hh, act)
-        g_h[0] = dh_next
-    else:
-        # Each loss s walks back k steps on its own: t = s, s-1, ..., s-k+1.
-        for s in range(T, 0, -1):
-            g = loss_grad[s - 1]
-            for t in range(s, first[s] - 1, -1):
-                g_h[t] += g
-                da_t, g = tanh_step_back(g, h[t], W_hh, act)
-                da[t - 1] += da_t                            # a shared weight's gradient accumulates
-            g_h[first[s] - 1] += g                           # reaches h_{s-k}; stops there (or is dh0)
-    norms = np.sqrt((g_h * g_h).sum(axis=(1, 2)))
-    return da, g_h[0].copy(), norms
+    W_hh_T = W_hh.T
+    k, last = _walks(T, truncate)
+    for s in range(T, last, -1):
+        # The walk of loss s: t = s, s-1, ..., s-k+1.
+        first = max(s - k + 1, 1)
+        g = np.zeros((B, H), dtype=dh.dtype)
+        for t in range(s, first - 1, -1):
+            if t == s or k == T:
+                g = _add_loss_grad(dh, dh_T, t, g)            # backprop into h_t: local + from h_{t+1}
+            g_h[t] += g
+            da_t, g = _tanh_step_back(g, h[t], W_hh_T, act)
+            da[t - 1] += da_t                                 # a shared weight's gradient accumulates
+        g_h[first - 1] += g                                   # reaches h_{s-k}; stops there (or is dh0)
+    return da, g_h[0].copy(), _step_norms(g_h)
 
 
 # --------------------------------------------------------------------------- LSTM
+
+def _lstm_step(xw_t, h_prev, c_prev, W_hh):
+    """One LSTM step: returns h_t, c_t (B, H) and gates_t (B, 4H) = i, f, g, o after their nonlinearity."""
+    H = h_prev.shape[1]
+    a_t = xw_t + h_prev @ W_hh                                # (B, H) @ (H, 4H) -> (B, 4H)
+    i = sigmoid(a_t[:, :H])
+    f = sigmoid(a_t[:, H:2 * H])
+    g = np.tanh(a_t[:, 2 * H:3 * H])
+    o = sigmoid(a_t[:, 3 * H:])
+    c_t = f * c_prev + i * g
+    h_t = o * np.tanh(c_t)
+    return h_t, c_t, np.concatenate([i, f, g, o], axis=1)
+
 
 def lstm_forward(xw, h0, c0, W_hh):
     """LSTM recurrence, gate order i, f, g, o (PyTorch's).
@@ -129,65 +151,87 @@ def lstm_forward(xw, h0, c0, W_hh):
     h = np.empty((T + 1, B, H), dtype=xw.dtype)
     c = np.empty((T + 1, B, H), dtype=xw.dtype)
     gates = np.empty((T, B, G4), dtype=xw.dtype)
-    h[0], c[0] = h0, c0
+    h[0] = h0
+    c[0] = c0
     for t in range(1, T + 1):
-        a_t = xw[t - 1] + h[t - 1] @ W_hh                     # (B, 4H)
-        i, f, g, o = sigmoid(a_t[:, :H]), sigmoid(a_t[:, H:2 * H]), np.tanh(a_t[:, 2 * H:3 * H]), sigmoid(a_t[:, 3 * H:])
-        c[t] = f * c[t - 1] + i * g
-        h[t] = o * np.tanh(c[t])
-        gates[t - 1] = np.concatenate([i, f, g, o], axis=1)
+        h[t], c[t], gates[t - 1] = _lstm_step(xw[t - 1], h[t - 1], c[t - 1], W_hh)
     return h, c, gates
 
 
-def lstm_step_back(g_h, g_c, c_prev, c_t, gates_t, W_hh):
-    """One step back through the LSTM cell: returns (da_t, dh_{t-1}, dc_{t-1}, total dE/dc_t)."""
+def _lstm_step_back(g_h, g_c, c_prev, c_t, gates_t, W_hh_T):
+    """One step back through the LSTM cell, g_h = dE/dh_t and g_c = dE/dc_t from c_{t+1}:
+    returns (da_t, dh_{t-1}, dc_{t-1}, the total dE/dc_t)."""
     H = c_t.shape[1]
     i, f, g, o = gates_t[:, :H], gates_t[:, H:2 * H], gates_t[:, 2 * H:3 * H], gates_t[:, 3 * H:]
     tanh_c = np.tanh(c_t)
     do = g_h * tanh_c                                         # h_t = o * tanh(c_t)
-    g_c = g_c + g_h * o * (1.0 - tanh_c * tanh_c)            # backprop into c_t through tanh
-    di, dg, df = g_c * g, g_c * i, g_c * c_prev              # c_t = f c_{t-1} + i g
-    dc_prev = g_c * f
+    gc = g_c + g_h * o * (1.0 - tanh_c * tanh_c)              # backprop into c_t through tanh
+    di, dg, df = gc * g, gc * i, gc * c_prev                  # c_t = f c_{t-1} + i g
+    dc_prev = gc * f
     da_t = np.concatenate([di * i * (1.0 - i),                # through the sigmoids and tanh
                            df * f * (1.0 - f),
                            dg * (1.0 - g * g),
                            do * o * (1.0 - o)], axis=1)
-    dh_prev = da_t @ W_hh.T                                   # (B, H)
-    return da_t, dh_prev, dc_prev, g_c
+    dh_prev = da_t @ W_hh_T                                   # dh_{t-1} = da_t W_hh^T: (B, 4H) @ (4H, H)
+    return da_t, dh_prev, dc_prev, gc
 
 
 def lstm_backward(dh, dh_T, dc_T, h, c, gates, W_hh, truncate):
     """Truncated BPTT through the LSTM; the chain runs through both h and c.
 
     Returns da (T, B, 4H), dh0 (B, H), dc0 (B, H), norms_h (T+1,), norms_c (T+1,)."""
-    T = dh.shape[0]
+    T, B, H = dh.shape
     da = np.zeros_like(gates)
     g_h = np.zeros_like(h)
     g_c = np.zeros_like(c)
-    loss_grad = _losses_by_step(dh, dh_T)
-    first, k = _horizons(T, truncate)
-    if k == T:
-        dh_next, dc_next = np.zeros_like(dh_T), dc_T.copy()
-        for t in range(T, 0, -1):
-            g_h[t] = loss_grad[t - 1] + dh_next
-            da[t - 1], dh_next, dc_next, g_c[t] = lstm_step_back(g_h[t], dc_next, c[t - 1], c[t], gates[t - 1], W_hh)
-        g_h[0], g_c[0] = dh_next, dc_next
-    else:
-        for s in range(T, 0, -1):
-            gh, gc = loss_grad[s - 1], (dc_T if s == T else np.zeros_like(dc_T))
-            for t in range(s, first[s] - 1, -1):
-                g_h[t] += gh
-                da_t, gh, gc, gc_total = lstm_step_back(gh, gc, c[t - 1], c[t], gates[t - 1], W_hh)
-                g_c[t] += gc_total
-                da[t - 1] += da_t
-            g_h[first[s] - 1] += gh
-            g_c[first[s] - 1] += gc
-    norms_h = np.sqrt((g_h * g_h).sum(axis=(1, 2)))
-    norms_c = np.sqrt((g_c * g_c).sum(axis=(1, 2)))
-    return da, g_h[0].copy(), g_c[0].copy(), norms_h, norms_c
+    W_hh_T = W_hh.T
+    k, last = _walks(T, truncate)
+    for s in range(T, last, -1):
+        first = max(s - k + 1, 1)
+        gh = np.zeros((B, H), dtype=dh.dtype)
+        gc = np.zeros((B, H), dtype=dh.dtype)
+        if s == T:
+            gc = gc + dc_T                                    # the final cell state's gradient
+        for t in range(s, first - 1, -1):
+            if t == s or k == T:
+                gh = _add_loss_grad(dh, dh_T, t, gh)
+            g_h[t] += gh
+            da_t, gh, gc, gc_total = _lstm_step_back(gh, gc, c[t - 1], c[t], gates[t - 1], W_hh_T)
+            g_c[t] += gc_total
+            da[t - 1] += da_t
+        g_h[first - 1] += gh
+        g_c[first - 1] += gc
+    return da, g_h[0].copy(), g_c[0].copy(), _step_norms(g_h), _step_norms(g_c)
 
 
 # --------------------------------------------------------------------------- GRU
+# The reset-before form multiplies r into h_{t-1} before the n block's product, so it
+# needs W_hh's r, z columns and its n columns apart.
+
+def _gru_split(W_hh, reset_after):
+    """W_hh's r, z columns (H, 2H) and n columns (H, H)."""
+    H = W_hh.shape[0]
+    return W_hh[:, :2 * H], W_hh[:, 2 * H:]
+
+
+def _gru_step(xw_t, h_prev, W_hh, W_rz, W_hn, b_hh, reset_after):
+    """One GRU step: returns h_t (B, H), gates_t (B, 3H) = r, z, n, and hn_t (B, H)."""
+    H = h_prev.shape[1]
+    if reset_after:
+        ah = h_prev @ W_hh                                    # h_{t-1} W_hh: (B, H) @ (H, 3H)
+    else:
+        ah = h_prev @ W_rz                                    # h_{t-1} W_hr, h_{t-1} W_hz: (B, H) @ (H, 2H)
+    r = sigmoid(xw_t[:, :H] + (ah[:, :H] + b_hh[:H]))
+    z = sigmoid(xw_t[:, H:2 * H] + (ah[:, H:2 * H] + b_hh[H:2 * H]))
+    if reset_after:
+        hn_t = ah[:, 2 * H:] + b_hh[2 * H:]                   # h_{t-1} W_hn + b_hn
+        n = np.tanh(xw_t[:, 2 * H:] + r * hn_t)
+    else:
+        hn_t = (r * h_prev) @ W_hn + b_hh[2 * H:]             # (r * h_{t-1}) W_hn + b_hn: (B, H) @ (H, H)
+        n = np.tanh(xw_t[:, 2 * H:] + hn_t)
+    h_t = (1.0 - z) * n + z * h_prev
+    return h_t, np.concatenate([r, z, n], axis=1), hn_t
+
 
 def gru_forward(xw, h0, W_hh, b_hh, reset_after):
     """GRU recurrence, gate order r, z, n (PyTorch's).
@@ -205,49 +249,39 @@ def gru_forward(xw, h0, W_hh, b_hh, reset_after):
     gates = np.empty((T, B, G3), dtype=xw.dtype)
     hn = np.empty((T, B, H), dtype=xw.dtype)
     h[0] = h0
+    W_rz, W_hn = _gru_split(W_hh, reset_after)
     for t in range(1, T + 1):
-        h_prev = h[t - 1]
-        ah_rz = h_prev @ W_hh[:, :2 * H] + b_hh[:2 * H]      # (B, 2H)
-        r = sigmoid(xw[t - 1, :, :H] + ah_rz[:, :H])
-        z = sigmoid(xw[t - 1, :, H:2 * H] + ah_rz[:, H:])
-        if reset_after:
-            hn[t - 1] = h_prev @ W_hh[:, 2 * H:] + b_hh[2 * H:]
-            n = np.tanh(xw[t - 1, :, 2 * H:] + r * hn[t - 1])
-        else:
-            hn[t - 1] = (r * h_prev) @ W_hh[:, 2 * H:] + b_hh[2 * H:]
-            n = np.tanh(xw[t - 1, :, 2 * H:] + hn[t - 1])
-        h[t] = (1.0 - z) * n + z * h_prev
-        gates[t - 1] = np.concatenate([r, z, n], axis=1)
+        h[t], gates[t - 1], hn[t - 1] = _gru_step(xw[t - 1], h[t - 1], W_hh, W_rz, W_hn, b_hh, reset_after)
     return h, gates, hn
 
 
-def gru_step_back(g_h, h_prev, gates_t, hn_t, W_hh, reset_after):
-    """One step back through the GRU: returns (dax_t, dah_t, dh_{t-1}).
+def _gru_step_back(g_h, h_prev, gates_t, hn_t, W_hh_T, W_rz_T, W_hn_T, reset_after):
+    """One step back through the GRU, g_h = dE/dh_t: returns (dax_t, dah_t, dh_{t-1}).
 
     dax_t is the gradient on the input-side pre-activations (xw), dah_t on the recurrent-side
     ones (h W_hh + b_hh, for the n block the term the reset gate multiplies or follows)."""
-    H = h_prev.shape[1]
+    H = g_h.shape[1]
     r, z, n = gates_t[:, :H], gates_t[:, H:2 * H], gates_t[:, 2 * H:]
     dn = g_h * (1.0 - z)                                      # h_t = (1 - z) n + z h_{t-1}
     dz = g_h * (h_prev - n)
     dh_prev = g_h * z
     dan = dn * (1.0 - n * n)                                  # through tanh
+    daz = dz * z * (1.0 - z)                                  # through the sigmoid
     if reset_after:
         dr = dan * hn_t                                       # n = tanh(xw_n + r * hn)
         dah_n = dan * r
     else:
         dah_n = dan                                           # n = tanh(xw_n + hn), hn = (r h) W_hn + b_hn
-        d_rh = dan @ W_hh[:, 2 * H:].T                        # (B, H)
+        d_rh = dan @ W_hn_T                                   # dE/d(r * h_{t-1}): (B, H) @ (H, H)
         dr = d_rh * h_prev
         dh_prev = dh_prev + d_rh * r
-    dar = dr * r * (1.0 - r)                                  # through the sigmoids
-    daz = dz * z * (1.0 - z)
+    dar = dr * r * (1.0 - r)                                  # through the sigmoid
     dax_t = np.concatenate([dar, daz, dan], axis=1)
     dah_t = np.concatenate([dar, daz, dah_n], axis=1)
     if reset_after:
-        dh_prev = dh_prev + dah_t @ W_hh.T                    # (B, H)
+        dh_prev = dh_prev + dah_t @ W_hh_T                    # dah_t W_hh^T: (B, 3H) @ (3H, H)
     else:
-        dh_prev = dh_prev + dah_t[:, :2 * H] @ W_hh[:, :2 * H].T
+        dh_prev = dh_prev + dah_t[:, :2 * H] @ W_rz_T         # [dar, daz] W_hr,z^T: (B, 2H) @ (2H, H)
     return dax_t, dah_t, dh_prev
 
 
@@ -255,50 +289,93 @@ def gru_backward(dh, dh_T, h, gates, hn, W_hh, reset_after, truncate):
     """Truncated BPTT through the GRU.
 
     Returns dax (T, B, 3H), dah (T, B, 3H), dh0 (B, H), norms (T+1,)."""
-    T = dh.shape[0]
+    T, B, H = dh.shape
     dax = np.zeros_like(gates)
     dah = np.zeros_like(gates)
     g_h = np.zeros_like(h)
-    loss_grad = _losses_by_step(dh, dh_T)
-    first, k = _horizons(T, truncate)
-    if k == T:
-        dh_next = np.zeros_like(dh_T)
-        for t in range(T, 0, -1):
-            g_h[t] = loss_grad[t - 1] + dh_next
-            dax[t - 1], dah[t - 1], dh_next = gru_step_back(g_h[t], h[t - 1], gates[t - 1], hn[t - 1], W_hh, reset_after)
-        g_h[0] = dh_next
-    else:
-        for s in range(T, 0, -1):
-            g = loss_grad[s - 1]
-            for t in range(s, first[s] - 1, -1):
-                g_h[t] += g
-                dax_t, dah_t, g = gru_step_back(g, h[t - 1], gates[t - 1], hn[t - 1], W_hh, reset_after)
-                dax[t - 1] += dax_t
-                dah[t - 1] += dah_t
-            g_h[first[s] - 1] += g
-    norms = np.sqrt((g_h * g_h).sum(axis=(1, 2)))
-    return dax, dah, g_h[0].copy(), norms
+    W_rz, W_hn = _gru_split(W_hh, reset_after)
+    W_hh_T, W_rz_T, W_hn_T = W_hh.T, W_rz.T, W_hn.T
+    k, last = _walks(T, truncate)
+    for s in range(T, last, -1):
+        first = max(s - k + 1, 1)
+        g = np.zeros((B, H), dtype=dh.dtype)
+        for t in range(s, first - 1, -1):
+            if t == s or k == T:
+                g = _add_loss_grad(dh, dh_T, t, g)
+            g_h[t] += g
+            dax_t, dah_t, g = _gru_step_back(g, h[t - 1], gates[t - 1], hn[t - 1], W_hh_T, W_rz_T, W_hn_T,
+                                             reset_after)
+            dax[t - 1] += dax_t
+            dah[t - 1] += dah_t
+        g_h[first - 1] += g
+    return dax, dah, g_h[0].copy(), _step_norms(g_h)
 
 
-# --------------------------------------------------------------------------- language model pieces
+# --------------------------------------------------------------------------- generation
+# One token at a time with B = 1: the cell's step, the logits y = h_t W_hy + b_y, one draw.
+# The uniforms come in as an array, so the kernels' draws equal these for the same uniforms.
 
-def softmax_xent(y, targets):
-    """Mean softmax cross-entropy over all T*B positions and its gradient on the logits.
+def _draw_token(y, temperature, u):
+    """One draw from softmax(y / temperature) by inverse CDF with the uniform u; argmax at 0.
 
-    y (T, B, V) logits, targets (T, B) ints. Returns (loss in nats per token, dy (T, B, V))."""
-    T, B, V = y.shape
-    z = y - y.max(axis=2, keepdims=True)                      # shift for a stable exp
-    log_p = z - np.log(np.exp(z).sum(axis=2, keepdims=True))
-    tt, bb = np.meshgrid(np.arange(T), np.arange(B), indexing="ij")
-    loss = -log_p[tt, bb, targets].mean()
-    dy = np.exp(log_p)                                        # dE/dy = (p - onehot) / (T B)
-    dy[tt, bb, targets] -= 1.0
-    dy /= T * B
-    return loss, dy
+    z = (y - max y) / T, cdf = cumsum(exp z): the first index whose cdf exceeds u * cdf[-1]."""
+    if temperature == 0.0:
+        return int(np.argmax(y))                              # the first largest logit
+    z = (y - y.max()) / temperature
+    cdf = np.cumsum(np.exp(z))
+    return int(min(np.searchsorted(cdf, u * cdf[-1], side="right"), y.size - 1))
 
 
-def embed_backward(ids, da, V):
-    """dW_xh for token inputs: row ids[t, b] of W_xh receives da[t, b] (rows repeat: accumulate)."""
-    dW = np.zeros((V, da.shape[2]), dtype=da.dtype)
-    np.add.at(dW, ids.reshape(-1), da.reshape(-1, da.shape[2]))
-    return dW
+def _logits(h_t, W_hy, b_y):
+    """y = h_t W_hy + b_y: (1, H) @ (H, V) -> (1, V)."""
+    return h_t @ W_hy + b_y
+
+
+def _input_row(W_xh, b, token):
+    """xw_t = W_xh[token] + b as (1, GH): the input term of one token (a row of W_xh, no one-hot product)."""
+    return (W_xh[token] + b)[None, :]
+
+
+def tanh_generate(token, h0, W_xh, b_h, W_hh, W_hy, b_y, act, uniforms, temperature):
+    """Feed `token` from state h0 (1, H), draw the next token, feed it, ...: one draw per uniform.
+
+    Returns the drawn ids (N,)."""
+    out = np.empty(uniforms.shape[0], dtype=np.int64)
+    h_prev = h0
+    for n in range(uniforms.shape[0]):
+        xw_t = _input_row(W_xh, b_h, token)
+        h_t = _tanh_step(xw_t, h_prev, W_hh, act)
+        y = _logits(h_t, W_hy, b_y)
+        token = _draw_token(y[0], temperature, uniforms[n])
+        out[n] = token
+        h_prev = h_t
+    return out
+
+
+def lstm_generate(token, h0, c0, W_xh, b_h, W_hh, W_hy, b_y, uniforms, temperature):
+    """tanh_generate for the LSTM: state (h0, c0), each (1, H)."""
+    out = np.empty(uniforms.shape[0], dtype=np.int64)
+    h_prev, c_prev = h0, c0
+    for n in range(uniforms.shape[0]):
+        xw_t = _input_row(W_xh, b_h, token)
+        h_t, c_t, _ = _lstm_step(xw_t, h_prev, c_prev, W_hh)
+        y = _logits(h_t, W_hy, b_y)
+        token = _draw_token(y[0], temperature, uniforms[n])
+        out[n] = token
+        h_prev, c_prev = h_t, c_t
+    return out
+
+
+def gru_generate(token, h0, W_xh, b_xh, W_hh, b_hh, reset_after, W_hy, b_y, uniforms, temperature):
+    """tanh_generate for the GRU."""
+    W_rz, W_hn = _gru_split(W_hh, reset_after)
+    out = np.empty(uniforms.shape[0], dtype=np.int64)
+    h_prev = h0
+    for n in range(uniforms.shape[0]):
+        xw_t = _input_row(W_xh, b_xh, token)
+        h_t, _, _ = _gru_step(xw_t, h_prev, W_hh, W_rz, W_hn, b_hh, reset_after)
+        y = _logits(h_t, W_hy, b_y)
+        token = _draw_token(y[0], temperature, uniforms[n])
+        out[n] = token
+        h_prev = h_t
+    return out

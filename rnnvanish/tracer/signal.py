@@ -27,7 +27,7 @@ import warnings
 
 import numpy as np
 
-from .. import reference as ref
+from ..reference import recurrent as ref
 from ..reference import ACTIVATIONS
 
 
@@ -61,16 +61,16 @@ def backprop_signal(cell, cache, u):
             lag = T - t
             h_prev = h[t - 1]
             if cell.name == "tanh":
-                da, g_h = ref.tanh_step_back(g_h, h[t], W_hh, ACTIVATIONS[cell.activation])
+                da, g_h = ref._tanh_step_back(g_h, h[t], W_hh.T, ACTIVATIONS[cell.activation])
                 size = _norm(h_prev) * _norm(da)
             elif is_lstm:
-                da, g_h, g_c, g_c_total = ref.lstm_step_back(
-                    g_h, g_c, cache["c"][t - 1], cache["c"][t], cache["gates"][t - 1], W_hh)
+                da, g_h, g_c, g_c_total = ref._lstm_step_back(
+                    g_h, g_c, cache["c"][t - 1], cache["c"][t], cache["gates"][t - 1], W_hh.T)
                 grad_c[:, lag] = _norm(g_c_total)                     # total dE_T/dc_t
                 size = _norm(h_prev) * _norm(da)
             else:
-                _, dah, g_h = ref.gru_step_back(g_h, h_prev, cache["gates"][t - 1], cache["hn"][t - 1], W_hh,
-                                                cell.reset_after)
+                _, dah, g_h = ref._gru_step_back(g_h, h_prev, cache["gates"][t - 1], cache["hn"][t - 1], W_hh.T,
+                                                 W_hh[:, :2 * H].T, W_hh[:, 2 * H:].T, cell.reset_after)
                 if cell.reset_after:
                     size = _norm(h_prev) * _norm(dah)
                 else:
