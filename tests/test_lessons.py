@@ -198,8 +198,10 @@ def test_chart_functions_draw_on_given_axes():
 SCRIPTS = {
     "chain_product": ["--steps", "10"],
     "logistic_map": ["--steps", "10"],
-    "activations": [],
+    "activations": ["--names", "sigmoid", "selu", "gelu", "softplus"],
     "deep_mlp_variance": ["--quick"],
+    "init_activation": ["--quick"],
+    "self_normalisation": ["--quick"],
     "clip_value_vs_norm": ["--gradient", "3", "-2", "--threshold", "1.5"],
 }
 
@@ -208,6 +210,7 @@ SCRIPTS = {
 def test_script_writes_a_png(name, tmp_path):
     out = tmp_path / f"{name}.png"
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "MPLBACKEND")}
+    env["OPENBLAS_NUM_THREADS"] = "1"                          # tiny products; spare a shared machine
     result = subprocess.run(
         [sys.executable, str(REPO / "scripts" / f"{name}.py"), "--out", str(out), *SCRIPTS[name]],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,

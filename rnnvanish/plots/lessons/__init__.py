@@ -170,3 +170,6 @@ def plot_clipping(demo, ax=None):
     corner = ("lower " if upward else "upper ") + ("right" if g[0] >= 0 else "left")
     ax.legend(loc=corner, fontsize=9, framealpha=0.95)
     return fig
+
+
+from .deep import plot_init_activation, plot_self_normalisation  # noqa: E402  (they import this module's parent)
