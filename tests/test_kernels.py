@@ -124,13 +124,188 @@ def test_softmax_xent_and_embed_backward_equal_the_reference(T, B, dtype):
                  name="dW_xh")
 
 
+@pytest.mark.parametrize("module", [kernels, reference], ids=["numba", "numpy"])
 @pytest.mark.parametrize("bad", [-1, 11])
-def test_out_of_range_ids_raise(bad):
+def test_out_of_range_ids_raise(bad, module):
     y, ids = np.zeros((2, 1, 11)), np.array([[3], [bad]])
     with pytest.raises(IndexError):
-        kernels.softmax_xent(y, ids)
+        module.softmax_xent(y, ids)
     with pytest.raises(IndexError):
-        kernels.embed_backward(ids, np.zeros((2, 1, 4)), 11)
+        module.embed_backward(ids, np.zeros((2, 1, 4)), 11)
+    with pytest.raises(IndexError):
+        module.input_rows(ids, np.zeros((11, 4)), np.zeros(4))
+    with pytest.raises(IndexError):
+        module.output_layer(np.zeros((3, 1, 4)), ids, np.zeros((4, 11)), np.zeros(11))
+    with pytest.raises(IndexError):
+        module.window_grads(ids, np.zeros((3, 1, 4)), np.zeros((2, 1, 4)), np.zeros((2, 1, 4)), 11)
+
+
+# --------------------------------------------------------------------------- the twin contract
+
+def _public_functions(module):
+    """Names of the public functions a module defines itself (jitted or not)."""
+    return {name for name, obj in vars(module).items()
+            if not name.startswith("_") and callable(obj) and not isinstance(obj, type)
+            and getattr(obj, "__module__", None) == module.__name__}
+
+
+def _arguments(function):
+    import inspect
+    return list(inspect.signature(getattr(function, "py_func", function)).parameters)
+
+
+def test_the_two_backends_expose_the_same_names_with_the_same_arguments():
+    from rnnvanish.kernels import optim as k_optim, output as k_output, recurrent as k_recurrent
+    from rnnvanish.reference import optim as r_optim, output as r_output, recurrent as r_recurrent
+    assert set(kernels.__all__) == set(reference.__all__)
+    for name in reference.__all__:
+        assert hasattr(kernels, name) and hasattr(reference, name), name
+    for k_module, r_module in ((k_recurrent, r_recurrent), (k_output, r_output), (k_optim, r_optim)):
+        defined = _public_functions(k_module)
+        assert defined == _public_functions(r_module) - {"sigmoid", "activate", "activate_grad"}, k_module.__name__
+        assert defined <= set(kernels.__all__), k_module.__name__
+        for name in defined:
+            assert _arguments(getattr(k_module, name)) == _arguments(getattr(r_module, name)), name
+    assert kernels.ACTIVATIONS == reference.ACTIVATIONS
+
+
+def test_the_recurrences_share_their_step_helpers():
+    """The drivers read alike: the same private helpers, by name, in both files."""
+    from rnnvanish.kernels import recurrent as k_recurrent
+    from rnnvanish.reference import recurrent as r_recurrent
+    for name in ("_walks", "_add_loss_grad", "_step_norms", "_gru_split", "_draw_token", "_logits", "_input_row",
+                 "_tanh_step", "_tanh_step_back", "_lstm_step", "_lstm_step_back", "_gru_step", "_gru_step_back"):
+        assert callable(getattr(k_recurrent, name, None)) and callable(getattr(r_recurrent, name, None)), name
+    for T in (1, 2, 7):
+        for truncate in (0, 1, 3, 7, 9):
+            assert k_recurrent._walks(T, truncate) == r_recurrent._walks(T, truncate), (T, truncate)
+
+
+def test_kernels_take_no_objects_from_the_rest_of_the_package():
+    """No kernel module imports the cells or the model (they take arrays and sizes only)."""
+    import ast
+    import pathlib
+    for path in pathlib.Path(kernels.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            for name in names:
+                assert not any(part in ("cells", "model") for part in name.split(".")), f"{path.name} imports {name}"
+
+
+def lm_case(cell, T, B, dtype, seed, V=9):
+    """Token ids, targets and the arrays of one window: xw's weights, h from a forward pass, da."""
+    rng = np.random.default_rng(seed)
+    GH = GATES[cell] * H
+
+    def normal(*shape, scale=1.0):
+        return (scale * rng.standard_normal(shape)).astype(dtype)
+    ids = rng.integers(0, V, (T, B))
+    if B == 1:
+        ids[:] = ids[0]                                      # repeated rows must accumulate
+    return {"ids": ids, "targets": rng.integers(0, V, (T, B)), "W_xh": normal(V, GH), "b": normal(GH),
+            "h": normal(T + 1, B, H), "W_hy": normal(H, V, scale=0.8), "b_y": normal(V),
+            "da_x": normal(T, B, GH), "da_h": normal(T, B, GH), "V": V}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+@pytest.mark.parametrize("T,B", [(1, 1), (1, 3), (7, 1), (7, 3)])
+@pytest.mark.parametrize("cell", ["tanh", "lstm", "gru"])
+def test_window_pieces_equal_the_reference(cell, T, B, dtype):
+    """input_rows, output_layer and window_grads: every result, dtype included."""
+    c = lm_case(cell, T, B, dtype, seed=10 * T + B)
+    results = {}
+    for name, module in (("numba", kernels), ("numpy", reference)):
+        xw = module.input_rows(c["ids"], c["W_xh"], c["b"])
+        loss, dh, dW_hy, db_y = module.output_layer(c["h"], c["targets"], c["W_hy"], c["b_y"])
+        dW_xh, dW_hh, db_x, db_h = module.window_grads(c["ids"], c["h"], c["da_x"], c["da_h"], c["V"])
+        results[name] = {"xw": xw, "loss": np.float64(loss), "dh": dh, "dW_hy": dW_hy, "db_y": db_y,
+                         "dW_xh": dW_xh, "dW_hh": dW_hh, "db_x": db_x, "db_h": db_h}
+    assert_same(results["numba"], results["numpy"], dtype, f"{cell} T={T} B={B}")
+    r = results["numpy"]
+    assert r["xw"].shape == (T, B, GATES[cell] * H) and r["dh"].shape == (T, B, H)
+    np.testing.assert_array_equal(r["xw"][0, 0], c["W_xh"][c["ids"][0, 0]] + c["b"])
+    assert_close(r["dW_hh"], np.einsum("tbi,tbj->ij", c["h"][:T], c["da_h"]), rtol=RTOL[dtype], name="dW_hh")
+
+
+def test_output_layer_is_the_softmax_of_the_logits():
+    """output_layer's loss and dh against softmax_xent on y = h W_hy + b_y, done by hand."""
+    c = lm_case("tanh", 4, 2, np.float64, seed=3)
+    y = c["h"][1:] @ c["W_hy"] + c["b_y"]
+    loss, dy = reference.softmax_xent(y, c["targets"])
+    for module in (kernels, reference):
+        loss_m, dh, dW_hy, db_y = module.output_layer(c["h"], c["targets"], c["W_hy"], c["b_y"])
+        assert_close(loss_m, loss, name="loss")
+        assert_close(dh, dy @ c["W_hy"].T, name="dh")
+        assert_close(dW_hy, np.einsum("tbh,tbv->hv", c["h"][1:], dy), name="dW_hy")
+        assert_close(db_y, dy.sum(axis=(0, 1)), name="db_y")
+
+
+def generate(module, cell, options, p, token, state, uniforms, temperature):
+    """The cell's generation loop in `module`."""
+    if cell == "tanh":
+        return module.tanh_generate(token, state[0], p["W_xh"], p["b"], p["W_hh"], p["W_hy"], p["b_y"],
+                                    reference.ACTIVATIONS[options["activation"]], uniforms, temperature)
+    if cell == "lstm":
+        return module.lstm_generate(token, state[0], state[1], p["W_xh"], p["b"], p["W_hh"], p["W_hy"], p["b_y"],
+                                    uniforms, temperature)
+    return module.gru_generate(token, state[0], p["W_xh"], p["b"], p["W_hh"], p["b_hh"], options["reset_after"],
+                               p["W_hy"], p["b_y"], uniforms, temperature)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+@pytest.mark.parametrize("cell,options", CONFIGS, ids=IDS)
+def test_generation_kernels_draw_the_reference_tokens(cell, options, dtype):
+    """The same uniforms give the same token ids, at every temperature."""
+    rng = np.random.default_rng(21)
+    V, GH = 13, GATES[cell] * H
+    p = {"W_xh": rng.normal(0, 1.0, (V, GH)), "b": rng.normal(0, 0.3, GH), "W_hh": rng.normal(0, 0.6, (H, GH)),
+         "b_hh": rng.normal(0, 0.3, GH), "W_hy": rng.normal(0, 1.5, (H, V)), "b_y": rng.normal(0, 0.5, V)}
+    p = {k: a.astype(dtype) for k, a in p.items()}
+    state = tuple(rng.normal(0, 0.5, (1, H)).astype(dtype) for _ in range(2 if cell == "lstm" else 1))
+    uniforms = rng.random(80)
+    for temperature in (1.0, 0.6, 0.0):
+        drawn = {name: generate(module, cell, options, p, 4, state, uniforms, dtype(temperature))
+                 for name, module in (("numba", kernels), ("numpy", reference))}
+        assert drawn["numba"].dtype == drawn["numpy"].dtype == np.int64
+        np.testing.assert_array_equal(drawn["numba"], drawn["numpy"], err_msg=f"{cell} temperature {temperature}")
+        if temperature == 1.0:
+            assert len(set(drawn["numpy"].tolist())) > 3             # a real draw, not a constant
+
+
+def test_generation_is_the_forward_pass_one_token_at_a_time():
+    """The reference loop's greedy tokens are the argmax of the logits of tanh_forward's states."""
+    rng = np.random.default_rng(5)
+    V = 7
+    W_xh, b, W_hh = rng.normal(0, 1, (V, H)), rng.normal(0, 0.3, H), rng.normal(0, 0.6, (H, H))
+    W_hy, b_y = rng.normal(0, 1.5, (H, V)), rng.normal(0, 0.5, V)
+    h0 = rng.normal(0, 0.5, (1, H))
+    drawn = reference.tanh_generate(2, h0, W_xh, b, W_hh, W_hy, b_y, reference.TANH, np.zeros(6), 0.0)
+    fed = np.concatenate([[2], drawn[:-1]]).reshape(-1, 1)
+    h = reference.tanh_forward(W_xh[fed] + b, h0, W_hh, reference.TANH)
+    np.testing.assert_array_equal(drawn, np.argmax(h[1:, 0] @ W_hy + b_y, axis=1))
+
+
+@pytest.mark.parametrize("layout", ["C", "F"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+def test_adam_update_equals_the_reference_bit_for_bit(dtype, layout):
+    rng = np.random.default_rng(12)
+    start = rng.standard_normal((6, 5)).astype(dtype)
+    runs = {}
+    for name, module in (("numba", kernels), ("numpy", reference)):
+        p, m, v = (np.array(a, dtype=dtype, order=layout) for a in (start, np.zeros_like(start), np.zeros_like(start)))
+        grad_rng = np.random.default_rng(13)
+        for t in range(1, 6):
+            module.adam_update(p, grad_rng.standard_normal(p.shape).astype(dtype), m, v, 0.01, 0.8, 0.99, 1e-6, t)
+        runs[name] = p, m, v
+    assert not np.array_equal(runs["numpy"][0], start)
+    for name, a, b in zip(("p", "m", "v"), runs["numba"], runs["numpy"]):
+        assert a.dtype == b.dtype == dtype, name
+        np.testing.assert_array_equal(a, b, err_msg=name)
 
 
 # --------------------------------------------------------------------------- through the cells and the model
@@ -169,11 +344,12 @@ LM_IDS = ["tanh", "lstm", "gru-after", "gru-before"]
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+@pytest.mark.parametrize("T,B", [(1, 1), (1, 3), (7, 1), (7, 3)])
 @pytest.mark.parametrize("truncate", [None, 3])
 @pytest.mark.parametrize("cell,options", LM_CONFIGS, ids=LM_IDS)
-def test_fast_language_model_step_equals_the_reference_step(cell, options, truncate, dtype):
-    """LanguageModel.loss_and_grads on numba (five kernel calls) against the numpy backend's."""
-    V, T, B = 9, 7, 3
+def test_language_model_step_on_numba_equals_the_step_on_numpy(cell, options, truncate, T, B, dtype):
+    """LanguageModel.loss_and_grads: the same five kernel calls on numba and on the NumPy reference."""
+    V = 9
     fast, slow = (LanguageModel(cell, V, H, seed=5, dtype=dtype, backend=b, **options) for b in ("numba", "numpy"))
     _perturbed(fast, 6)
     _perturbed(slow, 6)
