@@ -20,7 +20,7 @@ import numpy as np
 
 from rnnvanish.errors import NonFiniteError, RnnvanishError
 
-NONFINITE_POLICIES = ("raise", "skip")
+from .choices import NONFINITE_POLICIES
 
 
 def _threshold(value):

@@ -1,9 +1,23 @@
-"""Errors that reach the user as one clear line (exit status 2), never as a traceback."""
+"""The one error type of rnnvanish: bad input that reaches the user as one clear line.
+
+The library raises `RnnvanishError` for a bad setting, file or checkpoint; the command line
+prints its message and exits with status 2 (3 for a run stopped by `NonFiniteError` or
+`DivergenceError`), never with a traceback. It is a `ValueError`, so library code that
+catches ValueError for bad arguments catches it too.
+"""
 
 
-class RnnvanishError(Exception):
+class RnnvanishError(ValueError):
     """Bad input from the user: a flag value, a file, a checkpoint. The CLI prints it and exits 2."""
 
 
-class NonFiniteError(RnnvanishError):
-    """A loss or gradient became NaN or infinite; the message carries the diagnosis."""
+class TrainingStopped(RnnvanishError):
+    """Training cannot go on; the message carries the diagnosis. The CLI exits 3."""
+
+
+class NonFiniteError(TrainingStopped):
+    """A loss, gradient or parameter became NaN or infinite."""
+
+
+class DivergenceError(TrainingStopped):
+    """The smoothed training loss rose far above the untrained model's loss."""

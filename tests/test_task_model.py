@@ -7,7 +7,8 @@ import pytest
 from _compare import assert_close
 from rnnvanish.errors import RnnvanishError
 from rnnvanish.gradcheck import numerical_gradient, relative_error
-from rnnvanish.tasks.model import TaskModel, cell_options, softmax_cross_entropy, squared_error
+from rnnvanish.choices import cell_options
+from rnnvanish.tasks.model import TaskModel, softmax_cross_entropy, squared_error
 from rnnvanish.tasks import make_task
 
 # (task, its options, length): a regression mask at each sequence's end (ragged lengths),
@@ -89,13 +90,15 @@ def test_huge_logits_stay_finite():
 
 
 def test_cell_options_reject_options_of_another_cell():
-    assert cell_options("lstm", forget_bias=1.0, activation=None) == {"forget_bias": 1.0}
+    assert cell_options("lstm", {"forget_bias": 1.0, "activation": None}) == {"forget_bias": 1.0}
+    assert cell_options("gru", {"reset_before": True}) == {"reset_after": False}
+    assert cell_options("lstm", {}, {"forget_bias": 3.0, "activation": "tanh"}) == {"forget_bias": 3.0}
     with pytest.raises(RnnvanishError, match="activation applies to the tanh cell only"):
-        cell_options("lstm", activation="relu")
+        cell_options("lstm", {"activation": "relu"})
     with pytest.raises(RnnvanishError, match="forget-bias"):
-        cell_options("gru", forget_bias=1.0)
+        cell_options("gru", {"forget_bias": 1.0})
     with pytest.raises(RnnvanishError, match="unknown cell"):
-        cell_options("rnn")
+        cell_options("rnn", {})
 
 
 def test_readout_sizes_follow_the_task():

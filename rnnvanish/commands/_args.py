@@ -69,3 +69,128 @@ def optional_truncate(text):
     if text.lower() in ("none", "full"):
         return None
     return positive_int(text)
+
+
+def optional(kind):
+    """An argparse type that also accepts 'none' / 'off' (returned as the string 'none': the
+    setting is switched off, which differs from not giving the flag)."""
+    def parse(text):
+        return "none" if text.strip().lower() in ("none", "off") else kind(text)
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def duration(text):
+    """Seconds, or a number with a unit: 90, 90s, 10m, 1.5h."""
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0}
+    scale = units.get(text[-1:].lower())
+    return positive_float(text[:-1] if scale else text) * (scale or 1.0)
+
+
+def init_spec(text):
+    """An initialiser name with its parameter, checked now (e.g. orthogonal, normal:0.01)."""
+    from ..errors import RnnvanishError
+    from ..init import parse_init
+    try:
+        parse_init(text)
+    except RnnvanishError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
+# --------------------------------------------------------------------------- flag groups
+# The training commands share these groups, so the same thing is spelled the same way
+# everywhere. Every flag defaults to None: a given setting can be told apart from a default
+# (that matters for --resume), and the defaults live in one place, the config dataclass.
+
+def _default(config_cls, key, shown=None):
+    value = getattr(config_cls(), key) if shown is None else shown
+    return f" (default: {'none' if value is None else value})"
+
+
+def add_model_arguments(p, config_cls, forget_bias_default=1.0):
+    from ..choices import ACTIVATIONS, BACKENDS, CELLS, DTYPES
+    d = lambda key, shown=None: _default(config_cls, key, shown)       # noqa: E731
+    g = p.add_argument_group("model")
+    g.add_argument("--cell", choices=CELLS, help="recurrent cell" + d("cell"))
+    g.add_argument("--hidden", type=positive_int, metavar="H", help="hidden size H" + d("hidden"))
+    g.add_argument("--activation", choices=ACTIVATIONS, help="activation of the tanh cell (default: tanh)")
+    g.add_argument("--reset-before", action="store_true", default=None,
+                   help="GRU: reset gate before the recurrent product (Cho et al. 2014) instead of after (PyTorch)")
+    g.add_argument("--forget-bias", type=finite_float, metavar="B",
+                   help=f"LSTM forget-gate bias at the start (default: {forget_bias_default:g})")
+    g.add_argument("--init-xh", type=init_spec, metavar="SPEC",
+                   help="initialiser of W_xh, e.g. glorot_uniform, uniform:0.08 (default: the cell's)")
+    g.add_argument("--init-hh", type=init_spec, metavar="SPEC",
+                   help="initialiser of W_hh, e.g. orthogonal, identity, normal:0.01 (default: orthogonal)")
+    g.add_argument("--radius", type=positive_float, metavar="R", help="rescale each W_hh block to spectral radius R")
+    g.add_argument("--dtype", choices=DTYPES, help="floating-point type" + d("dtype"))
+    g.add_argument("--backend", choices=BACKENDS, help="kernels (default: $RNNVANISH_BACKEND or numba)")
+    g.add_argument("--threads", type=positive_int, metavar="N",
+                   help="threads of the matrix products (BLAS); more rarely pays at these sizes" + d("threads"))
+    g.add_argument("--seed", type=nonneg_int, help="random seed of the weights, the data and the samples" + d("seed"))
+    return g
+
+
+def add_optimisation_arguments(p, config_cls):
+    from ..optim import LR_SCHEDULES, OPTIMIZERS
+    from ..choices import CLIP_MODES, NONFINITE_POLICIES
+    d = lambda key: _default(config_cls, key)                           # noqa: E731
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--optimizer", choices=tuple(OPTIMIZERS), help="update rule" + d("optimizer"))
+    g.add_argument("--lr", type=positive_float, help="learning rate" + d("lr"))
+    g.add_argument("--lr-schedule", choices=tuple(LR_SCHEDULES),
+                   help="learning-rate schedule over the step budget" + d("lr_schedule"))
+    g.add_argument("--weight-decay", type=nonneg_float, metavar="WD", help="L2 weight decay" + d("weight_decay"))
+    g.add_argument("--clip-value", type=optional(positive_float), metavar="V",
+                   help="clamp every gradient entry to [-V, V] (applied before --clip-norm)" + d("clip_value"))
+    g.add_argument("--clip-norm", type=optional(positive_float), metavar="N",
+                   help="rescale gradients whose norm exceeds N; 'none' turns it off" + d("clip_norm"))
+    g.add_argument("--clip-mode", choices=CLIP_MODES,
+                   help="--clip-norm over all gradients together or each tensor alone" + d("clip_mode"))
+    g.add_argument("--nonfinite", choices=NONFINITE_POLICIES,
+                   help="on a NaN/inf loss or gradient: stop with a diagnosis, or drop that step" + d("nonfinite"))
+    g.add_argument("--divergence", type=optional(above_one), metavar="F",
+                   help="stop with a diagnosis when the smoothed training loss exceeds F times the untrained "
+                        "model's loss; 'off' turns the check off" + d("divergence"))
+    return g
+
+
+def add_budget_arguments(p, config_cls, epochs=False, title="budget"):
+    g = p.add_argument_group(title)
+    g.add_argument("--steps", type=positive_int, help="train until this many steps (updates) in total"
+                   + _default(config_cls, "steps"))
+    if epochs:
+        g.add_argument("--epochs", type=positive_int, help="train for this many passes over the training text")
+    g.add_argument("--max-time", type=duration, metavar="TIME",
+                   help="stop this session after TIME of wall clock, e.g. 90, 90s, 10m, 1.5h")
+    return g
+
+
+def add_logging_arguments(p, config_cls):
+    g = p.add_argument_group("logging")
+    g.add_argument("--log-every", type=positive_int, metavar="N", help="a metrics row every N steps"
+                   + _default(config_cls, "log_every", getattr(config_cls(), "log_every") or "each evaluation"))
+    g.add_argument("--eval-every", type=positive_int, metavar="N",
+                   help="evaluate, print a log line and save a checkpoint every N steps" + _default(config_cls, "eval_every"))
+    g.add_argument("--trace-every", type=positive_int, metavar="N",
+                   help="store a gradient lag profile in traces/ every N steps (default: never)")
+    return g
+
+
+def add_run_folder_arguments(p, default_folder):
+    g = p.add_argument_group("run folder")
+    g.add_argument("--out", metavar="RUN_FOLDER", help=f"where to write the run (default: {default_folder})")
+    g.add_argument("--resume", metavar="RUN_FOLDER", help="continue the run in RUN_FOLDER exactly where it stopped")
+    g.add_argument("--overwrite", action="store_true", help="replace the run files already in --out")
+    g.add_argument("--quiet", action="store_true", help="print only the final summary (and errors)")
+    g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="draw a progress bar (default: only when stderr is a terminal)")
+    return g
+
+
+def above_one(text):
+    value = finite_float(text)
+    if value <= 1:
+        raise argparse.ArgumentTypeError(f"must be above 1, got {text}")
+    return value

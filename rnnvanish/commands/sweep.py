@@ -1,10 +1,9 @@
 """`rnnvanish sweep TASK`: held-out success against sequence length, over cells and seeds, in parallel."""
 import argparse
 
-from ._args import nonneg_int, positive_int
-from .task import TASK_NAMES, add_training_arguments, config_from_args, duration
-
-CELLS = ("tanh", "lstm", "gru")
+from ..choices import CELLS
+from ._args import add_budget_arguments, duration, nonneg_int, positive_int
+from .task import TASK_NAMES, add_task_training_arguments
 
 
 def int_list(text):
@@ -38,10 +37,10 @@ def add_arguments(p):
     g.add_argument("--cells", type=cell_list, default=list(CELLS),
                    help="cells, comma-separated (default: tanh,lstm,gru)")
     g.add_argument("--seeds", type=positive_int, default=3, help="seeds per cell and length: 0..N-1 (default: 3)")
-    add_training_arguments(p)
+    C = add_task_training_arguments(p)
+    g = add_budget_arguments(p, C, title="budget of each run")
+    g.add_argument("--max-time-per-run", type=duration, dest="max_time", metavar="TIME", help=argparse.SUPPRESS)
     r = p.add_argument_group("running")
-    r.add_argument("--max-time-per-run", type=duration, default=None, metavar="TIME",
-                   help="wall-clock budget of each run, e.g. 120, 5m (default: none)")
     r.add_argument("--workers", type=nonneg_int, default=0,
                    help="processes running at once; 0 = one per core (default: 0)")
     o = p.add_argument_group("output")
@@ -54,28 +53,30 @@ def run(args):
     from pathlib import Path
 
     from ..errors import RnnvanishError
-    from ..tasks.sweep import RECORD, check_specs, default_workers, grid, run_sweep, write_sweep
-    from ..taskfolder import prepare_folder
     from ..tasks import make_task
-    from ..tasks.objective import format_duration
+    from ..tasks.objective import TaskConfig
+    from ..tasks.sweep import RECORD, check_specs, default_workers, grid, run_sweep, write_sweep
+    from ..training.console import format_duration
+    from ..training.runfolder import prepare_new
+    from ..training.session import given_settings, new_config
 
     task = make_task(args.name)
     short = [L for L in args.lengths if L < task.min_length]
     if short:
         raise RnnvanishError(f"the {task.name} task needs lengths of at least {task.min_length}, got {short[0]}")
-    base = config_from_args(args, task=task.name, max_time=args.max_time_per_run)
+    base = new_config(TaskConfig, {**given_settings(args, TaskConfig), "task": task.name})
     specs = grid(base, args.lengths, args.cells, args.seeds)
     check_specs(specs)
     folder = Path(args.out or f"runs/sweep-{task.name}")
     if (folder / RECORD).exists() and not args.overwrite:
         raise RnnvanishError(f"the folder {folder} already holds a sweep; pass --overwrite to replace it")
-    prepare_folder(folder, overwrite=True)
+    prepare_new(folder, overwrite=True)
     workers = min(args.workers or default_workers(), len(specs))
     settings = {**base.to_dict(), "lengths": args.lengths, "cells": args.cells, "seeds": args.seeds,
                 "workers": workers}
     settings.pop("length"), settings.pop("cell"), settings.pop("seed")
 
-    budget = f"{args.steps} steps" + ("" if args.max_time_per_run is None else f" or {args.max_time_per_run:g} s")
+    budget = f"{base.steps} steps" + ("" if base.max_time is None else f" or {format_duration(base.max_time)}")
     print(f"{task.name}: {len(specs)} runs ({', '.join(args.cells)} x T = {','.join(map(str, args.lengths))} "
           f"x {args.seeds} seeds), {budget} each, {workers} worker{'s' if workers > 1 else ''}; folder {folder}")
     results = [None] * len(specs)

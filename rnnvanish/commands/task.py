@@ -1,22 +1,24 @@
-"""`rnnvanish task NAME`: train a cell on a long-range task of the literature, judged by its criterion."""
+"""`rnnvanish task NAME`: train a cell on a long-range task of the literature, judged by its criterion.
+
+The same training engine as `rnnvanish train`: the same flags for the same things, the same run
+folder (config.json, metrics.csv, checkpoint.npz, best.npz, traces/) plus result.json and
+task.png, `--resume` to continue a run bit for bit. Exit status: 0 done, 2 bad input (nothing
+written), 3 stopped by non-finite values or divergence (the last good checkpoint is kept),
+130 interrupted by Ctrl-C (a checkpoint is saved first).
+"""
 import argparse
 
-from ._args import nonneg_int, positive_float, positive_int
+from ._args import (add_budget_arguments, add_logging_arguments, add_model_arguments, add_optimisation_arguments,
+                    add_run_folder_arguments, duration, optional, positive_float, positive_int)
 
 TASK_NAMES = ("adding", "copy", "temporal_order", "latch")
-
-
-def optional_positive_float(text):
-    """A positive number, or `none` to switch the feature off."""
-    if text.lower() in ("none", "off"):
-        return None
-    return positive_float(text)
+EXIT_STOPPED, EXIT_INTERRUPTED = 3, 130
 
 
 def stop_fraction(text):
     """A success rate in (0, 1] (or a percentage like 95%), or `none`."""
     if text.lower() in ("none", "off"):
-        return None
+        return "none"
     percent = text.endswith("%")
     value = positive_float(text[:-1] if percent else text) / (100.0 if percent else 1.0)
     if value > 1.0:
@@ -24,117 +26,103 @@ def stop_fraction(text):
     return value
 
 
-def duration(text):
-    """Seconds, or a number with a unit: 90, 90s, 10m, 1.5h."""
-    units = {"s": 1.0, "m": 60.0, "h": 3600.0}
-    scale = units.get(text[-1:].lower())
-    return positive_float(text[:-1] if scale else text) * (scale or 1.0)
+def add_task_training_arguments(p):
+    """The model, optimisation and evaluation flags shared by `task` and `sweep`."""
+    from ..tasks.objective import LSTM_FORGET_BIAS, TaskConfig as C
 
-
-def add_training_arguments(p):
-    """The model and training flags shared by `task` and `sweep`."""
-    m = p.add_argument_group("model")
-    m.add_argument("--hidden", type=positive_int, default=64, help="hidden size H (default: 64)")
-    m.add_argument("--init-hh", default=None, metavar="SPEC",
-                   help="initialiser of W_hh, e.g. orthogonal, identity, normal:0.1 (default: orthogonal)")
-    m.add_argument("--radius", type=positive_float, default=None,
-                   help="scale each recurrent block to this spectral radius at the start")
-    m.add_argument("--activation", choices=("tanh", "sigmoid", "relu"), default=None,
-                   help="activation of the tanh RNN (default: tanh)")
-    m.add_argument("--forget-bias", type=float, default=None,
-                   help="LSTM forget-gate bias at the start (default: 3, open for long lags)")
-    m.add_argument("--dtype", choices=("float64", "float32"), default="float64",
-                   help="float32 is faster (default: float64)")
-    m.add_argument("--backend", choices=("numba", "numpy"), default=None,
-                   help="kernels (default: $RNNVANISH_BACKEND or numba)")
-    t = p.add_argument_group("training")
-    t.add_argument("--batch", type=positive_int, default=32, help="sequences per update (default: 32)")
-    t.add_argument("--optimizer", default="adam",
-                   help="sgd, momentum, nesterov, adagrad, rmsprop, adam (default: adam)")
-    t.add_argument("--lr", type=positive_float, default=3e-3, help="learning rate (default: 0.003)")
-    t.add_argument("--clip-norm", type=optional_positive_float, default=1.0,
-                   help="clip the global gradient norm to this, or 'none' (default: 1)")
-    t.add_argument("--clip-value", type=optional_positive_float, default=None,
-                   help="clip every gradient entry to [-c, c] first (default: none)")
-    t.add_argument("--steps", type=positive_int, default=10000, help="most updates (default: 10000)")
-    t.add_argument("--eval-every", type=positive_int, default=200,
-                   help="updates between held-out evaluations (default: 200)")
-    t.add_argument("--eval-size", type=positive_int, default=1000, help="held-out sequences (default: 1000)")
-    t.add_argument("--stop-at", type=stop_fraction, default=0.95,
-                   help="stop once this share of held-out sequences is solved, or 'none' (default: 0.95)")
+    add_model_arguments(p, C, forget_bias_default=LSTM_FORGET_BIAS)
+    g = p.add_argument_group("batches")
+    g.add_argument("--batch", type=positive_int, metavar="B", help="fresh sequences per update (default: 32)")
+    g.add_argument("--truncate", type=optional(positive_int), metavar="K2",
+                   help="each answer's loss sends its gradient back at most K2 steps (default: none, full BPTT)")
+    add_optimisation_arguments(p, C)
+    g = p.add_argument_group("evaluation")
+    g.add_argument("--eval-size", type=positive_int, metavar="N", help="held-out sequences (default: 1000)")
+    g.add_argument("--stop-at", type=stop_fraction, metavar="F",
+                   help="stop once this share of held-out sequences is solved, e.g. 0.95 or 95%%, or 'none' "
+                        "(default: 0.95)")
+    return C
 
 
 def add_arguments(p):
-    p.add_argument("name", metavar="NAME", help=f"the task: {', '.join(TASK_NAMES)}")
+    p.add_argument("name", metavar="NAME", nargs="?", help=f"the task: {', '.join(TASK_NAMES)} (not with --resume)")
     p.add_argument("--length", "-T", type=positive_int, default=None,
                    help="sequence length T, or the copy task's delay (default: the paper's, 100)")
-    p.add_argument("--cell", choices=("tanh", "lstm", "gru"), default="lstm", help="recurrent cell (default: lstm)")
-    add_training_arguments(p)
-    p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the weights and the sequences (default: 0)")
-    p.add_argument("--max-time", type=duration, default=None, metavar="TIME",
-                   help="wall-clock budget, e.g. 600, 10m, 1h (default: none)")
-    p.add_argument("--threads", type=positive_int, default=1, metavar="N",
-                   help="threads of the matrix products (BLAS); more rarely pays at these sizes (default: 1)")
-    o = p.add_argument_group("output")
-    o.add_argument("--out", default=None, metavar="RUN",
-                   help="run folder (default: runs/task-NAME-TLENGTH-CELL-sSEED)")
-    o.add_argument("--overwrite", action="store_true", help="replace a run already in the folder")
-    o.add_argument("--no-trace", action="store_true", help="skip the gradient lag profiles at start and end")
+    C = add_task_training_arguments(p)
+    add_budget_arguments(p, C)
+    add_logging_arguments(p, C)
+    g = add_run_folder_arguments(p, "runs/task-NAME-TLENGTH-CELL-sSEED")
+    g.add_argument("--no-trace", action="store_true", help="skip the gradient lag profiles at start and end")
 
 
-def config_from_args(args, **fields):
-    """A TaskConfig from the shared flags; `fields` (task, length, cell, seed, ...) add to them."""
-    from ..tasks.objective import TaskConfig
-    return TaskConfig(hidden=args.hidden, batch=args.batch, optimizer=args.optimizer, lr=args.lr,
-                      clip_norm=args.clip_norm, clip_value=args.clip_value, init_hh=args.init_hh,
-                      radius=args.radius, activation=args.activation, forget_bias=args.forget_bias,
-                      steps=args.steps, eval_every=args.eval_every, eval_size=args.eval_size,
-                      stop_at=args.stop_at, backend=args.backend, dtype=args.dtype, **fields)
+def prepare(args):
+    """Every check, no writes: a Session ready to train, or RnnvanishError."""
+    from pathlib import Path
+
+    from ..errors import RnnvanishError
+    from ..tasks.objective import TaskConfig, make_trainer
+    from ..training.session import Session, check_new_folder, given_settings, make_tracer, new_config
+
+    given = given_settings(args, TaskConfig)
+    if args.resume:
+        return _prepare_resume(args, given)
+    if args.name is None:
+        raise RnnvanishError(f"name the task: {', '.join(TASK_NAMES)}")
+    config = new_config(TaskConfig, {**given, "task": args.name, "length": args.length})
+    trainer = make_trainer(config)
+    folder = Path(args.out or f"runs/task-{config.task}-T{config.length}-{config.cell}-s{config.seed}")
+    if config.trace_every:
+        trainer.tracer = make_tracer(folder)
+    check_new_folder(folder, args.overwrite)
+    return Session(trainer, folder, resumed=False, command="task", quiet=args.quiet,
+                   progress=False if args.quiet else args.progress, overwrite=args.overwrite,
+                   hooks=_hooks(args, folder))
+
+
+def _prepare_resume(args, given):
+    from pathlib import Path
+
+    from ..errors import RnnvanishError
+    from ..tasks.objective import TaskConfig, make_trainer
+    from ..training import runfolder as rf
+    from ..training.session import Session, check_rebuilt, make_tracer, open_resume, resumed_config
+
+    folder = Path(args.resume)
+    ckpt, _ = open_resume(folder, args.out)
+    if not isinstance(ckpt.config.get("task"), str):
+        raise RnnvanishError(f"checkpoint {ckpt.path} is not a task run's")
+    if args.name is not None and args.name != ckpt.config["task"]:
+        raise RnnvanishError(f"the run in {folder} trains the {ckpt.config['task']} task; leave out NAME when resuming")
+    saved = {k: v for k, v in ckpt.config.items() if k in TaskConfig.names()}
+    config, changes = resumed_config(TaskConfig, saved, {**given, **({"length": args.length} if args.length else {})})
+    trainer = make_trainer(config)
+    trainer.info["sessions"] = list(ckpt.config.get("sessions", []))
+    check_rebuilt(trainer, ckpt, folder)
+    if config.trace_every:
+        trainer.tracer = make_tracer(folder)
+    rf.check_writable(folder)
+    return Session(trainer, folder, resumed=True, command="task", quiet=args.quiet,
+                   progress=False if args.quiet else args.progress, changes=changes, hooks=_hooks(args, folder))
+
+
+def _hooks(args, folder):
+    if args.no_trace:
+        return []
+    from ..tasks.traces import LagTraces
+    return [LagTraces(folder)]
 
 
 def run(args):
-    from pathlib import Path
+    from ..errors import TrainingStopped
+    from ..training.session import train_session
 
-    from ..backend import resolve_backend
-    from ..errors import RnnvanishError
-    from ..tasks import make_task
-    from ..threads import limit_threads
-    from ..taskfolder import prepare_folder
-    from ..tasks.objective import build, summary_line, train_task
-
-    task = make_task(args.name)
-    length = task.default_length if args.length is None else args.length
-    if length < task.min_length:
-        raise RnnvanishError(f"the {task.name} task needs --length of at least {task.min_length}, got {length}")
-    config = config_from_args(args, task=task.name, length=length, cell=args.cell, seed=args.seed,
-                              max_time=args.max_time)
-    folder = Path(args.out or f"runs/task-{task.name}-T{length}-{args.cell}-s{args.seed}")
-    build(config)                                  # every setting checked before anything is printed
-    prepare_folder(folder, args.overwrite)
-    baseline = task.baseline(length)
-    print(f"{task.name} (T = {length}): {task.reference}")
-    print(f"criterion: {task.criterion}")
-    print(f"baseline (trivial strategy): loss {baseline['loss']:.4g}, solved {100 * baseline['solved']:.1f}%")
-    budget = f"{args.steps} steps" + ("" if args.max_time is None else f" or {args.max_time:g} s")
-    cell = args.cell + (f" (forget bias {config.forget_bias:g})" if config.forget_bias is not None else "")
-    print(f"{cell} H={args.hidden}, {args.optimizer} lr {args.lr:g}, batch {args.batch}, "
-          f"clip-norm {args.clip_norm}, budget {budget}; run folder {folder}")
-
-    tracer = None if args.no_trace else _lag_tracer(folder)
-    with limit_threads(args.threads, resolve_backend(args.backend)):
-        result = train_task(config, folder, overwrite=args.overwrite, progress=True, log=print,
-                            on_model=tracer)
-    print(summary_line(result))
-    if tracer is not None:
-        print(tracer.finish(config))
-    print(f"wrote {folder}")
-    return 130 if result["stopped"] == "interrupted" else 0
+    session = prepare(args)                 # all checks; raises before writing
+    try:
+        reason = train_session(session)
+    except TrainingStopped as err:
+        session.report_stopped(err)
+        return EXIT_STOPPED
+    return EXIT_INTERRUPTED if reason == "interrupted" else 0
 
 
-def _lag_tracer(folder):
-    """The start/end gradient traces (None when rnnvanish.tracer is not installed)."""
-    import importlib.util
-    if importlib.util.find_spec("rnnvanish.tracer") is None:
-        return None
-    from ..tasks.traces import LagTraces
-    return LagTraces(folder)
+__all__ = ["TASK_NAMES", "add_arguments", "run", "duration", "stop_fraction"]

@@ -16,7 +16,8 @@ nothing to E, and the outputs at the mask depend only on the rows before them.
 import numpy as np
 
 from .. import init as initializers
-from ..cells import CELLS, make_cell
+from ..cells import make_cell
+from ..choices import check_cell
 from ..errors import RnnvanishError
 from ..model import copy_params
 
@@ -45,29 +46,6 @@ def softmax_cross_entropy(y, target):
 
 LOSSES = {"regression": squared_error, "classification": softmax_cross_entropy}
 
-# Options that only one kind of cell takes: option -> cell.
-CELL_SPECIFIC = {"activation": "tanh", "forget_bias": "lstm", "reset_after": "gru"}
-
-
-def cell_options(cell, **options):
-    """The options `cell` takes, with None values dropped.
-
-    An option meant for another cell (e.g. `activation` for an LSTM) is a user error: it
-    would otherwise be ignored silently.
-    """
-    if cell not in CELLS:
-        raise RnnvanishError(f"unknown cell {cell!r}; choose one of {', '.join(CELLS)}")
-    kept = {}
-    for name, value in options.items():
-        if value is None:
-            continue
-        owner = CELL_SPECIFIC.get(name)
-        if owner is not None and owner != cell:
-            raise RnnvanishError(f"{name.replace('_', '-')} applies to the {owner} cell only, not {cell}")
-        kept[name] = value
-    return kept
-
-
 class TaskModel:
     """A cell ('tanh', 'lstm', 'gru') and a readout W_hy (H, O), b_y (O,) for one task.
 
@@ -82,8 +60,9 @@ class TaskModel:
             raise RnnvanishError(f"task {task.name!r} has kind {task.kind!r}; "
                                  f"a task model needs one of {', '.join(LOSSES)}")
         self.task = task
+        check_cell(cell)
         self.cell_name, self.hidden_size, self.seed = cell, int(hidden_size), seed
-        self.options = cell_options(cell, **options)
+        self.options = {k: v for k, v in options.items() if v is not None}
         try:
             self.cell = make_cell(cell, task.input_size, hidden_size, seed=seed, dtype=dtype, backend=backend,
                                   **self.options)
@@ -135,8 +114,8 @@ class TaskModel:
         y = h[1:][batch.mask] @ self.params["W_hy"] + self.params["b_y"]   # (N, O)
         return self.loss_fn(y, self._masked_targets(batch))[0]
 
-    def loss_and_grads(self, batch):
-        """E and dE/dparams over a TaskBatch, full BPTT from the zero state.
+    def loss_and_grads(self, batch, truncate=None):
+        """E and dE/dparams over a TaskBatch, BPTT from the zero state (full, or `truncate` steps).
 
         Returns (loss, grads, info): grads with the keys of `params`; info["norms"] the cell's
         per-step ||dE/dh_t|| (t = 0..T) and info["h"] the hidden states (T+1, B, H).
@@ -151,7 +130,7 @@ class TaskModel:
                    "b_y": dy.sum(axis=0)}                         # (O,)
         dh = np.zeros(h[1:].shape, dtype=self.dtype)              # (T, B, H); zero off the mask
         dh[mask] = dy @ self.params["W_hy"].T                     # backprop into h_t from y_t
-        grads, _, norms = self.cell.backward(dh, cache, None, truncate=None)
+        grads, _, norms = self.cell.backward(dh, cache, None, truncate=truncate)
         grads.update(grads_y)
         return loss, grads, {"norms": norms, "h": h}
 

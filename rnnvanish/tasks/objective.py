@@ -1,18 +1,16 @@
-"""Training a task model on fresh sequences, judged on a fixed held-out set.
+"""The task objective: a cell trained on fresh sequences of a long-range task, judged on a
+fixed held-out set by the task's published criterion.
 
-Every update draws a new batch from the task's generator (the published experiments never
-reuse a sequence), takes full-BPTT gradients, clips them and steps the optimiser:
+    batches      every update draws a new batch from the task's generator (the published
+                 experiments never reuse a sequence), from the stream seeded (seed, 2)
+    loss         the task's loss over the answer steps, full BPTT from the zero state
+    evaluation   every `eval_every` updates (and once before training) the model is scored on
+                 `eval_size` held-out sequences, drawn once from a stream of their own
+                 (seed, 3), with `task.evaluate`: eval_loss, eval_solved and the task's other scores
+    untrained    the larger of the trivial strategy's loss and the untrained model's held-out loss
+    done         held-out success of at least `stop_at`
 
-    batch_s  ~ task.generate(B, T)                      fresh sequences
-    E, g     = model.loss_and_grads(batch_s)
-    g        <- clip_by_value(g, c_v); clip_by_global_norm(g, c_n)     (each when set)
-    params   <- optimizer.step(g)
-
-Every `eval_every` updates the model is scored on `eval_size` held-out sequences, drawn once
-at the start from a stream of their own, with the task's published criterion
-(`task.evaluate`: "loss" and "solved"). Training stops at the first of: `steps` updates,
-`max_time` seconds of wall clock (evaluations included), or, with `stop_at`, a held-out
-success rate of at least `stop_at`.
+The generator's state is the objective's whole state, so a task run resumes exactly.
 
 The LSTM's forget gate starts at bias `LSTM_FORGET_BIAS` = 3 unless set: the memory kept
 over l steps is about sigmoid(b_f)^l, 0.73^100 ~ 1e-14 at the library's b_f = 1 but
@@ -20,104 +18,67 @@ over l steps is about sigmoid(b_f)^l, 0.73^100 ~ 1e-14 at the library's b_f = 1 
 & Cummins (2000) start the forget gate open for long lags; Hochreiter & Schmidhuber's 1997
 LSTM had no forget gate at all (f = 1).
 
-`train_task(config)` is a pure function of its config when no folder is given (the sweep
-runs it in worker processes); with a folder it also writes the run folder of
-`rnnvanish.taskfolder`.
+`train_task(config)` is a pure function of its config when no folder is given (the sweep runs
+it in worker processes); with a folder it writes the run folder as `rnnvanish task` does.
 """
-import dataclasses
-import sys
-import time
-from pathlib import Path
+from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import taskfolder
-from ..clip import check_finite, clip_by_global_norm, clip_by_value, global_norm
+from ..choices import cell_options
 from ..errors import RnnvanishError
-from ..optim import make_optimizer
-from .model import TaskModel
+from ..training.console import format_duration  # noqa: F401  (one duration format for every command)
+from ..training.engine import Trainer
+from ..training.runfolder import RESULT, atomic_write_json, columns_around
+from ..training.settings import TrainConfig
 from . import make_task
+from .model import TaskModel
 
 EVAL_CHUNK = 250          # held-out sequences per forward pass: bounds the cache's memory
 LSTM_FORGET_BIAS = 3.0    # see the module docstring
+CELL_DEFAULTS = {"forget_bias": LSTM_FORGET_BIAS}
 
 
-@dataclasses.dataclass
-class TaskConfig:
-    """Every setting of a task run. `length=None` takes the task's published length."""
-
-    task: str = "adding"
-    length: int = None
-    cell: str = "lstm"
+@dataclass
+class TaskConfig(TrainConfig):
+    """A task run. `length=None` takes the task's published length."""
+    task: str = "adding"                # adding, copy, temporal_order, latch
+    length: int | None = None           # sequence length T (the copy task's delay)
+    task_options: dict = field(default_factory=dict)
+    eval_size: int = 1000               # held-out sequences
+    stop_at: float | None = 0.95        # stop once this share of held-out sequences is solved
+    # the task defaults of the shared settings
     hidden: int = 64
-    batch: int = 32
-    optimizer: str = "adam"
     lr: float = 3e-3
-    clip_norm: float = 1.0            # None: no clipping by global norm
-    clip_value: float = None          # None: no clipping by value
-    init_hh: str = None               # None: the cell's default (orthogonal)
-    radius: float = None              # spectral radius of each recurrent block at the start
-    activation: str = None            # tanh cell only (default tanh)
-    forget_bias: float = None         # LSTM only (default LSTM_FORGET_BIAS)
-    seed: int = 0
-    steps: int = 10000
-    max_time: float = None            # seconds
-    eval_every: int = 200
-    eval_size: int = 1000
-    stop_at: float = 0.95             # None: never stop early
-    backend: str = None
-    dtype: str = "float64"
-    task_options: dict = dataclasses.field(default_factory=dict)
+    clip_norm: float | None = 1.0
+    steps: int | None = 10000
+    log_every: int | None = None        # one metrics row per evaluation
 
-    def to_dict(self):
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d):
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise RnnvanishError(f"unknown task setting {unknown[0]!r}")
-        return cls(**d)
-
-
-def format_duration(seconds):
-    """45s, 2m10s, 1h02m."""
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-
-
-def _check(config):
-    if config.stop_at is not None and not 0.0 < config.stop_at <= 1.0:
-        raise RnnvanishError(f"stop-at must be a fraction in (0, 1], got {config.stop_at:g}")
-    if config.max_time is not None and not config.max_time > 0:
-        raise RnnvanishError(f"max-time must be a positive number of seconds, got {config.max_time:g}")
-    for name in ("hidden", "batch", "steps", "eval_every", "eval_size"):
-        value = getattr(config, name)
-        if isinstance(value, bool) or int(value) != value or value < 1:
-            raise RnnvanishError(f"{name.replace('_', '-')} must be a positive whole number, got {value!r}")
+    def check(self):
+        super().check()
+        if self.stop_at is not None and not 0.0 < self.stop_at <= 1.0:
+            raise RnnvanishError(f"--stop-at must be a fraction in (0, 1], got {self.stop_at:g}")
+        if isinstance(self.eval_size, bool) or int(self.eval_size) != self.eval_size or self.eval_size < 1:
+            raise RnnvanishError(f"--eval-size must be a positive whole number, got {self.eval_size!r}")
+        return self
 
 
 def build(config):
-    """(task, model, optimizer, held-out batch) for a config; `config.length` and an LSTM's
-    `config.forget_bias` are filled in when unset."""
-    _check(config)
+    """(task, model, optimizer-free trainer pieces): (task, model, None, held-out batch) for a
+    config; `config.length` is filled in when unset."""
+    config.check()
     task = make_task(config.task, **config.task_options)
     if config.length is None:
         config.length = task.default_length
-    if config.cell == "lstm" and config.forget_bias is None:
-        config.forget_bias = LSTM_FORGET_BIAS
-    model = TaskModel(task, config.cell, config.hidden, seed=config.seed, dtype=config.dtype,
-                      backend=config.backend, init_hh=config.init_hh, radius=config.radius,
-                      activation=config.activation, forget_bias=config.forget_bias)
-    optimizer = make_optimizer(config.optimizer, model.params, config.lr, backend=model.backend)
+    if config.length < task.min_length:
+        raise RnnvanishError(f"the {task.name} task needs --length of at least {task.min_length}, got {config.length}")
+    model = TaskModel(task, config.cell, config.hidden, seed=config.seed, dtype=config.dtype, backend=config.backend,
+                      **cell_options(config.cell, config, CELL_DEFAULTS))
     # The held-out set has its own stream: the same sequences whatever the batch size or steps.
     heldout = task.generate(config.eval_size, config.length, rng=np.random.default_rng([config.seed, 3]))
-    return task, model, optimizer, heldout
+    return task, model, None, heldout
 
 
 def evaluate(model, batch):
@@ -126,179 +87,130 @@ def evaluate(model, batch):
     return model.task.evaluate(np.concatenate(parts, axis=1), batch)
 
 
-def clip(grads, config):
-    """Clip in place (by value, then by global norm); returns (norm before, norm after, clipped?)."""
-    before = global_norm(grads)
-    changed = False
-    if config.clip_value is not None:
-        changed = clip_by_value(grads, config.clip_value) > 0
-    if config.clip_norm is not None:
-        norm = clip_by_global_norm(grads, config.clip_norm)
-        changed = changed or norm > config.clip_norm
-    after = global_norm(grads) if changed else before
-    return before, after, changed
+class TaskObjective:
+    """A task's training stream, held-out set and criterion (see the module docstring)."""
 
+    evaluate_at_start = True
+    best_column = "eval_loss"
+    rng_note = {"training": "numpy default_rng([seed, 2]), state in 'data'", "held-out": "default_rng([seed, 3])"}
+    chart = "task.png"
+    described = "the task, its criterion and baseline"
+    evaluated = "held-out loss and success by the task's criterion"
+    reference_loss = None                 # known after the first evaluation (untrained_loss)
 
-class _Interval:
-    """Sums over the updates between two evaluations."""
+    def __init__(self, config, task, heldout):
+        self.config, self.task, self.heldout = config, task, heldout
+        self.baseline = task.baseline(config.length)
+        self.rng = np.random.default_rng([config.seed, 2])
+        self.tokens_per_step = config.batch * config.length
+        probe = task.generate(2, config.length, rng=np.random.default_rng([config.seed, 9]))
+        names = list(task.evaluate(np.zeros((probe.T, 2, task.output_size)), probe))
+        scores = ["loss", "solved"] + [n for n in names if n not in ("loss", "solved")]
+        self.columns = columns_around("sequences", [f"eval_{n}" for n in scores])
+        self.result = None
 
-    def __init__(self):
-        self.n = 0
-        self.loss = self.norm = self.norm_clipped = 0.0
-        self.clipped = 0
+    # -- what the loop asks -----------------------------------------------------------------------
+    def total_steps(self, config):
+        return config.steps
 
-    def add(self, loss, before, after, changed):
-        self.n += 1
-        self.loss += loss
-        self.norm += before
-        self.norm_clipped += after
-        self.clipped += changed
+    def initial_state(self, model):
+        return None                                   # every sequence starts from the zero state
 
-    def means(self):
-        sums = {"train_loss": self.loss, "grad_norm": self.norm, "grad_norm_clipped": self.norm_clipped,
-                "clipped_frac": self.clipped}
-        return {key: (total / self.n if self.n else None) for key, total in sums.items()}
+    def next_batch(self):
+        return self.task.generate(self.config.batch, self.config.length, self.rng), False
 
+    def loss_and_grads(self, model, batch, state, truncate):
+        loss, grads, _ = model.loss_and_grads(batch, truncate=truncate)
+        return loss, grads, None
 
-def log_line(row, baseline):
-    """`step 800 | loss 0.0121 | held-out 0.0118 | solved 97.3% (baseline 15.4%) | 2m10s`."""
-    train = "" if row["train_loss"] is None else f" | loss {row['train_loss']:.4g}"
-    return (f"step {row['step']}{train} | held-out {row['eval_loss']:.4g} | solved {100 * row['eval_solved']:.1f}% "
-            f"(baseline {100 * baseline['solved']:.1f}%) | {format_duration(row['elapsed'])}")
+    @staticmethod
+    def trace_inputs(batch):
+        return batch.inputs
 
+    def progress(self, step):
+        return {"sequences": step * self.config.batch}
 
-def train_task(config, folder=None, *, overwrite=False, progress=False, log=None, on_model=None):
-    """Train one task model; returns the result dict (see `result_dict`).
-
-    folder: write the run folder there (None: nothing is written). progress: show a tqdm bar.
-    log: a function taking one line per evaluation (None: silent). on_model(model, config, when)
-    is called with when = "start" (before the clock starts) and "end" (after the last
-    evaluation); the command uses it to take gradient traces.
-    """
-    config = dataclasses.replace(config)
-    task, model, optimizer, heldout = build(config)
-    baseline = task.baseline(config.length)
-    say = log or (lambda line: None)
-    if folder is not None:
-        folder = taskfolder.prepare_folder(folder, overwrite)
-        taskfolder.write_json(folder / taskfolder.CONFIG, describe(config, task, model, baseline))
-        metrics = taskfolder.MetricsFile(folder / taskfolder.METRICS)
-    if on_model is not None:
-        on_model(model, config, "start")
-
-    rng = np.random.default_rng([config.seed, 2])                   # the training stream
-    start = time.perf_counter()
-    rows, interval, step, stopped = [], _Interval(), 0, "steps"
-    bar = _progress_bar(config, progress)
-
-    def evaluate_now():
-        nonlocal interval
-        scores = evaluate(model, heldout)
-        row = {"step": step, "sequences": step * config.batch, "elapsed": time.perf_counter() - start,
-               **interval.means(), **{f"eval_{name}": value for name, value in scores.items()}, "scores": scores}
-        interval = _Interval()
-        rows.append(row)
-        if folder is not None:
-            metrics.append(row)
-        _write_line(bar, say, log_line(row, baseline))
-        return row
-
-    row = evaluate_now()                                             # the untrained model
-    try:
-        # Overflow is not warned about: check_finite stops the run with a diagnosis instead.
+    def evaluate(self, model) -> dict:
         with np.errstate(over="ignore", invalid="ignore"):
-            while step < config.steps:
-                if config.stop_at is not None and row["eval_solved"] >= config.stop_at:
-                    stopped = "solved"
-                    break
-                if config.max_time is not None and time.perf_counter() - start >= config.max_time:
-                    stopped = "time"
-                    break
-                batch = task.generate(config.batch, config.length, rng)
-                loss, grads, _ = model.loss_and_grads(batch)
-                check_finite(grads, loss, step=step + 1, policy="raise")
-                interval.add(loss, *clip(grads, config))
-                optimizer.step(grads)
-                step += 1
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix_str(f"loss {loss:.4g}", refresh=False)
-                if step % config.eval_every == 0:
-                    row = evaluate_now()
-    except KeyboardInterrupt:              # Ctrl-C: stop here, but score and save what was learnt
-        stopped = "interrupted"
-    finally:
-        if bar is not None:
-            bar.close()
-    if rows[-1]["step"] != step:
-        row = evaluate_now()
-    if stopped == "steps" and config.stop_at is not None and row["eval_solved"] >= config.stop_at:
-        stopped = "solved"
+            return {f"eval_{name}": value for name, value in evaluate(model, self.heldout).items()}
 
-    result = result_dict(config, rows, baseline, stopped)
-    if on_model is not None:
-        on_model(model, config, "end")
-    if folder is not None:
-        taskfolder.save_checkpoint(folder / taskfolder.CHECKPOINT, model, optimizer, step, config.to_dict())
-        taskfolder.write_json(folder / taskfolder.RESULT, result)
-        draw_chart(folder, rows, baseline, config, task)
-    return result
+    def done(self, row) -> bool:
+        return self.config.stop_at is not None and row["eval_solved"] >= self.config.stop_at
 
+    def untrained_loss(self, row):
+        return max(self.baseline["loss"], row["eval_loss"])
 
-def _progress_bar(config, progress):
-    if not progress:
-        return None
-    from tqdm import tqdm
-    # disable=None: no bar when stderr is not a terminal (a log file gets the log lines only).
-    # Under a time budget the step count is only a ceiling: the bar then counts without a total.
-    total = config.steps if config.max_time is None else None
-    return tqdm(total=total, unit="step", dynamic_ncols=True, leave=False, file=sys.stderr, disable=None)
+    def warm_up(self, model, truncate):
+        model.loss_and_grads(self.task.generate(1, self.config.length, np.random.default_rng(0)), truncate=truncate)
 
+    # -- what a checkpoint keeps --------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"rng": self.rng.bit_generator.state}
 
-def _write_line(bar, say, line):
-    if bar is not None:
-        bar.clear()
-        say(line)
-        bar.refresh()
-    else:
-        say(line)
+    def load_state_dict(self, d) -> None:
+        try:
+            self.rng.bit_generator.state = d["rng"]
+        except (KeyError, TypeError, ValueError):
+            raise RnnvanishError("the checkpoint holds no usable state of the task's sequence generator") from None
 
+    def checkpoint_meta(self, step) -> dict:
+        return {"sequences": step * self.config.batch}
 
-def describe(config, task, model, baseline):
-    """config.json: the resolved settings, the task and its baseline, the model."""
-    return {"config": config.to_dict(),
-            "task": {"name": task.name, "kind": task.kind, "reference": task.reference,
-                     "criterion": task.criterion, "settings": task.settings, "baseline": baseline},
-            "model": {**model.config(), "n_params": model.n_params(), "backend": model.backend}}
+    # -- what the run folder and the console show ------------------------------------------------
+    def config_extra(self) -> dict:
+        t = self.task
+        return {"task": {"name": t.name, "kind": t.kind, "reference": t.reference, "criterion": t.criterion,
+                         "settings": t.settings, "baseline": self.baseline}}
+
+    def header_lines(self):
+        c, t = self.config, self.task
+        yield "task", f"{t.name} (T = {c.length}): {t.reference}"
+        yield "judged", f"{t.criterion}; held-out set of {c.eval_size} sequences"
+        yield "baseline", f"loss {self.baseline['loss']:.4g}, solved {100 * self.baseline['solved']:.1f}% (trivial strategy)"
+        yield "batches", (f"{c.batch} fresh sequences per step, truncate {'none' if c.truncate is None else c.truncate}"
+                          + ("" if c.stop_at is None else f"; stops at {100 * c.stop_at:g}% solved"))
+
+    def log_text(self, row) -> str:
+        return (f"held-out {row['eval_loss']:.4g} | solved {100 * row['eval_solved']:.1f}% "
+                f"(baseline {100 * self.baseline['solved']:.1f}%)")
+
+    def figure(self, metrics, name):
+        from ..plots.tasks import plot_task_run
+        c = self.config
+        title = f"{self.task.name}, T = {c.length}, {c.cell} (H = {c.hidden}, seed {c.seed})"
+        evaluated = np.isfinite(metrics["eval_loss"])
+        return plot_task_run({k: v[evaluated] for k, v in metrics.items()}, self.baseline, title=title,
+                             stop_at=c.stop_at)
+
+    def finish(self, trainer, folder, reason) -> list:
+        self.result = result_dict(self.config, trainer.rows, self.baseline, reason)
+        if folder is not None:
+            atomic_write_json(folder / RESULT, self.result)
+        return [summary_line(self.result)]
+
+    def next_hint(self, folder) -> str:
+        return f"next: rnnvanish plot {folder}    (more training: rnnvanish task --resume {folder} --steps N)"
 
 
 def result_dict(config, rows, baseline, stopped):
     """The outcome of one run: the final held-out scores, the baseline, when the bar was first met.
 
-    Keys: task, length, cell, seed, steps, elapsed, stopped ("solved", "time", "steps",
-    "interrupted", "diverged"), solved, loss, accuracy, baseline_solved, baseline_loss, best_solved,
-    reached_step, reached_time (first evaluation with solved >= stop_at; None if never), scores
-    (every held-out score of the last evaluation, e.g. the copy task's recall_accuracy).
+    Keys: task, length, cell, seed, hidden, steps, elapsed, stopped ("solved", "time", "steps",
+    "interrupted", "diverged"), solved, loss, accuracy, baseline_solved, baseline_loss,
+    best_solved, stop_at, reached_step, reached_time (first evaluation with solved >= stop_at;
+    None if never), scores (every held-out score of the last evaluation).
     """
-    last = rows[-1]
-    reached = next((r for r in rows if config.stop_at is not None and r["eval_solved"] >= config.stop_at), None)
+    evaluated = [r for r in rows if r.get("eval_loss") == r.get("eval_loss")]
+    last = evaluated[-1]
+    scores = {k[len("eval_"):]: v for k, v in last.items() if k.startswith("eval_")}
+    reached = next((r for r in evaluated if config.stop_at is not None and r["eval_solved"] >= config.stop_at), None)
     return {"task": config.task, "length": config.length, "cell": config.cell, "seed": config.seed,
-            "hidden": config.hidden, "steps": last["step"], "elapsed": last["elapsed"], "stopped": stopped,
-            "solved": last["eval_solved"], "loss": last["eval_loss"], "accuracy": last["scores"].get("accuracy"),
+            "hidden": config.hidden, "steps": rows[-1]["step"], "elapsed": rows[-1]["elapsed"], "stopped": stopped,
+            "solved": last["eval_solved"], "loss": last["eval_loss"], "accuracy": scores.get("accuracy"),
             "baseline_solved": baseline["solved"], "baseline_loss": baseline["loss"],
-            "best_solved": max(r["eval_solved"] for r in rows), "stop_at": config.stop_at,
+            "best_solved": max(r["eval_solved"] for r in evaluated), "stop_at": config.stop_at,
             "reached_step": None if reached is None else reached["step"],
-            "reached_time": None if reached is None else reached["elapsed"], "scores": last["scores"]}
-
-
-def draw_chart(folder, rows, baseline, config, task):
-    from ..plots.tasks import plot_task_run
-    columns = {key: np.array([np.nan if r.get(key) is None else r[key] for r in rows], dtype=float)
-               for key in rows[0] if key != "scores"}
-    title = f"{task.name}, T = {config.length}, {config.cell} (H = {config.hidden}, seed {config.seed})"
-    fig = plot_task_run(columns, baseline, title=title, stop_at=config.stop_at)
-    from ..plots import save_figure
-    save_figure(fig, Path(folder) / taskfolder.CHART)
+            "reached_time": None if reached is None else reached["elapsed"], "scores": scores}
 
 
 def summary_line(result):
@@ -312,3 +224,29 @@ def summary_line(result):
             f"(baseline {result['baseline_loss']:.4g})" + "".join(f", {o}" for o in others)
             + f" after {result['steps']} steps in {format_duration(result['elapsed'])} ({why})")
 
+
+def make_trainer(config):
+    """A Trainer of a fresh model on the task `config` names (the config is checked and completed)."""
+    task, model, _, heldout = build(config)
+    return Trainer(config, model, TaskObjective(config, task, heldout))
+
+
+def train_task(config, folder=None, *, overwrite=False, quiet=True, progress=False, hooks=()):
+    """Train one task model; returns the result dict (see `result_dict`).
+
+    folder: write the run folder there, as `rnnvanish task` does (None: nothing is written).
+    hooks: more session hooks (e.g. the start and end traces), with a folder only.
+    """
+    config = config.replace()
+    trainer = make_trainer(config)
+    if folder is None:
+        reason = trainer.run(max_time=config.max_time)
+        trainer.objective.finish(trainer, None, reason)
+        return trainer.objective.result
+    from pathlib import Path
+
+    from ..training.session import Session, train_session
+    session = Session(trainer, Path(folder), resumed=False, command="task", quiet=quiet, progress=progress,
+                      overwrite=overwrite, hooks=list(hooks), summary=False)
+    train_session(session)
+    return trainer.objective.result

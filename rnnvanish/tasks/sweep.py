@@ -25,9 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import NonFiniteError, RnnvanishError
-from ..taskfolder import atomic_write_text, write_json
-from .model import CELL_SPECIFIC
+from ..choices import CELL_SPECIFIC
+from ..errors import RnnvanishError, TrainingStopped
+from ..io import atomic_write_json, atomic_write_text
+from ..training.console import format_duration
 from . import make_task
 from .objective import TaskConfig, build, train_task
 
@@ -49,13 +50,13 @@ def grid(base, lengths, cells, seeds):
     """
     seeds = range(seeds) if isinstance(seeds, int) else seeds
     base = base.to_dict()
-    for name, owner in CELL_SPECIFIC.items():
-        if base.get(name) is not None and owner not in cells:
-            raise RnnvanishError(f"{name.replace('_', '-')} applies to the {owner} cell only, "
-                                 f"and the sweep has no {owner} runs")
+    for name, (owners, _) in CELL_SPECIFIC.items():
+        if base.get(name) is not None and not set(owners) & set(cells):
+            raise RnnvanishError(f"{name.replace('_', '-')} applies to the {' and '.join(owners)} cell only, "
+                                 f"and the sweep has no {' or '.join(owners)} runs")
 
     def for_cell(cell):
-        return {**base, **{name: None for name, owner in CELL_SPECIFIC.items() if owner != cell and name in base}}
+        return {**base, **{name: None for name, (owners, _) in CELL_SPECIFIC.items() if cell not in owners and name in base}}
 
     return [{**for_cell(cell), "cell": cell, "length": int(length), "seed": int(seed)}
             for cell in cells for length in lengths for seed in seeds]
@@ -78,12 +79,12 @@ def run_one(spec):
 
     A run whose loss or gradient stops being finite is a result too (stopped = "diverged",
     solved = 0), not an error: in a sweep over lengths some settings are expected to blow up.
-    Ctrl-C, which `train_task` turns into an early stop, is raised again here.
+    Ctrl-C ends the sweep, not only this run.
     """
     config = TaskConfig.from_dict(spec)
     try:
         result = train_task(config)
-    except NonFiniteError as err:
+    except TrainingStopped as err:
         task = make_task(config.task, **config.task_options)
         baseline = task.baseline(config.length)
         return {"task": config.task, "length": config.length, "cell": config.cell, "seed": config.seed,
@@ -92,8 +93,6 @@ def run_one(spec):
                 "baseline_solved": baseline["solved"], "baseline_loss": baseline["loss"],
                 "stop_at": config.stop_at, "reached_step": None, "reached_time": None, "scores": {},
                 "error": str(err)}
-    if result["stopped"] == "interrupted":      # Ctrl-C ends the sweep, not only this run
-        raise KeyboardInterrupt
     return result
 
 
@@ -235,7 +234,7 @@ def write_sweep(folder, settings, results, chart=True):
     summary = summarize(done)
     atomic_write_text(folder / RUNS, table_csv(done, RUN_COLUMNS))
     atomic_write_text(folder / SUMMARY, table_csv(summary, SUMMARY_COLUMNS))
-    write_json(folder / RECORD, {"settings": settings, "runs": done, "summary": summary})
+    atomic_write_json(folder / RECORD, {"settings": settings, "runs": done, "summary": summary})
     if chart and done:
         from ..plots import save_figure
         from ..plots.tasks import plot_sweep
@@ -245,7 +244,6 @@ def write_sweep(folder, settings, results, chart=True):
 
 
 def chart_title(settings):
-    from .objective import format_duration
     budget = [f"{settings['steps']:,} steps"]
     if settings.get("max_time") is not None:
         budget.insert(0, format_duration(settings["max_time"]))

@@ -4,18 +4,20 @@ Arrays in the file (all plain NumPy arrays, loaded with `allow_pickle=False`):
 
     param/<name>     every model parameter (W_xh, W_hh, b_h or b_xh/b_hh, W_hy, b_y)
     optim/<key>      the optimiser's state_dict (its name, step count t, moment buffers)
-    state/<i>        the hidden state carried into the next window: (B, H) each; h (and c for LSTM)
+    state/<i>        the state carried into the next window: (B, H) each; h (and c for LSTM); none for tasks
     metrics          every metrics row so far, (rows, columns) float64 with NaN for empty fields
     meta             a JSON document (0-d string array):
         format, version   "rnnvanish-checkpoint", 1
         step, tokens      updates (windows) done, training tokens seen
         config            the run's resolved settings (as in config.json), incl. the model config
-        vocab             the vocabulary (Vocab.to_dict)
-        data              the training stream's position (TokenStream.state_dict)
-        rng               how random draws are made (see rnnvanish.train: samples use a generator
-                          seeded by (seed, step), so no generator state has to be carried)
+        data              the objective's position: a language model's stream position
+                          (TokenStream.state_dict), a task's training-sequence generator state
+        rng               how random draws are made (samples use a generator seeded by (seed, step))
+        columns           the metrics table's column names
         interval          the partly filled metrics interval (sums of the steps since the last row)
+        health            the smoothed training loss and the untrained loss it is compared with
         best_val, best_step, elapsed, reason (why the session stopped), saved_at
+        vocab             a language model's vocabulary (Vocab.to_dict)
 
 The file is written to a temporary name and renamed over the target, so a run killed at any
 moment leaves either the previous checkpoint or the new one, never half of one.
@@ -32,7 +34,8 @@ import numpy as np
 
 from rnnvanish.data import Vocab
 from rnnvanish.errors import RnnvanishError
-from rnnvanish.training.runfolder import BEST, CHECKPOINT, atomic_write
+from rnnvanish.io import atomic_write
+from rnnvanish.training.runfolder import BEST, CHECKPOINT
 
 FORMAT, VERSION = "rnnvanish-checkpoint", 1
 
@@ -57,6 +60,8 @@ class Checkpoint:
 
     @property
     def vocab(self) -> Vocab:
+        if "vocab" not in self.meta:
+            raise RnnvanishError(f"checkpoint {self.path} is not a language model's (it holds no vocabulary)")
         return Vocab.from_dict(self.meta["vocab"])
 
 
@@ -94,7 +99,7 @@ def load_checkpoint(path) -> Checkpoint:
     if meta.get("version") != VERSION:
         raise RnnvanishError(f"checkpoint {path} has format version {meta.get('version')}; "
                              f"this rnnvanish reads version {VERSION}")
-    missing = [k for k in ("step", "config", "vocab") if k not in meta]
+    missing = [k for k in ("step", "config") if k not in meta]
     if missing:
         raise RnnvanishError(f"checkpoint {path} lacks {', '.join(missing)} in its metadata")
 

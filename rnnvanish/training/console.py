@@ -1,11 +1,16 @@
-"""What `rnnvanish train` prints: a header, a progress bar, a log line per evaluation, samples, a summary.
+"""What a training command prints: a header, a progress bar, a log line per evaluation, samples, a summary.
 
-The log line at every evaluation (means over the steps since the previous one):
+The log line at every evaluation (means over the steps since the previous one; the middle
+part is the objective's evaluation):
 
     step 500 | loss 1.84 | val 1.91 (2.76 bits/char) | |g| 3.2 -> 1.0 | 41k tok/s | 38s
+    step 800 | loss 0.0121 | held-out 0.0118 | solved 97.3% (baseline 15.4%) | |g| 0.4 -> 0.4 | 90k tok/s | 2m10s
 
-loss and val in nats per token; |g| is the global gradient norm before -> after clipping.
-The progress bar (stderr) counts steps when there is a step budget and seconds otherwise.
+loss in the objective's unit (nats per token; a task's own loss); |g| is the global gradient
+norm before -> after clipping. The progress bar (stderr) counts steps when there is a step
+budget and seconds otherwise. It is drawn only when stderr is a terminal (or with --progress),
+so a run whose output goes to a file writes the header, one line per evaluation, the samples
+and the summary, and nothing else.
 """
 from __future__ import annotations
 
@@ -14,9 +19,8 @@ import sys
 import time
 from collections import deque
 
-from rnnvanish.training import runfolder as rf
-from rnnvanish.model import bits_per_token, perplexity
-from rnnvanish.training.engine import TrainHooks
+from . import runfolder as rf
+from .engine import TrainHooks
 
 
 def _si(x: float) -> str:
@@ -29,7 +33,8 @@ def _si(x: float) -> str:
     return f"{x:.3g}"
 
 
-def _duration(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
+    """45s, 2m10s, 1h02m."""
     seconds = int(round(seconds))
     if seconds < 60:
         return f"{seconds}s"
@@ -49,7 +54,7 @@ class Console(TrainHooks):
 
     def __init__(self, trainer, folder, session):
         self.t, self.folder, self.session = trainer, folder, session
-        self.quiet, self.unit = session.quiet, trainer.vocab.level
+        self.quiet = session.quiet
         self.bar = None
         self.recent = deque(maxlen=20)      # (loss, norm, seconds) of the last steps, for the bar
         self._reset_eval_sums()
@@ -69,40 +74,42 @@ class Console(TrainHooks):
 
     # -- start ----------------------------------------------------------------------------------
     def start(self, compile_seconds=0.0):
-        t, s = self.t, self.t.settings
-        c = t.info.get("corpus", {})
-        m = t.model
-        cell = s["cell"].upper() if s["cell"] != "tanh" else f"tanh RNN ({s['activation']})"
-        if s["cell"] == "gru":
-            cell += " (reset before)" if s["reset_before"] else " (reset after)"
+        t, s, m = self.t, self.t.settings, self.t.model
+        cell = s.cell.upper() if s.cell != "tanh" else f"tanh RNN ({m.cell.activation})"
+        if s.cell == "gru":
+            cell += " (reset before)" if s.reset_before else " (reset after)"
+        if s.cell == "lstm":
+            cell += f" (forget bias {m.cell.forget_bias:g})"
         clip = []
-        if s["clip_value"]:
-            clip.append(f"clip-value {_g(s['clip_value'])}")
-        if s["clip_norm"]:
-            clip.append(f"clip-norm {_g(s['clip_norm'])}{' per tensor' if s['clip_mode'] != 'global' else ''}")
+        if s.clip_value:
+            clip.append(f"clip-value {_g(s.clip_value)}")
+        if s.clip_norm:
+            clip.append(f"clip-norm {_g(s.clip_norm)}{' per tensor' if s.clip_mode != 'global' else ''}")
         budget = []
         if t.total_steps is not None:
             budget.append(f"{t.total_steps} steps")
         if self.session.max_time is not None:
-            budget.append(f"{_duration(self.session.max_time)}")
+            budget.append(f"{format_duration(self.session.max_time)}")
         self._print(("resuming" if self.session.resumed else "training") + f" in {self.folder}"
                     + (f" from step {t.step}" if self.session.resumed else ""))
         if self.session.changes:
             self._print("  changed: " + ", ".join(f"{k}={v}" for k, v in self.session.changes.items()))
-        self._print(f"  corpus  {c.get('name')}: {c.get('chars', 0):,} chars, {c.get('train_tokens', 0):,} train / "
-                    f"{c.get('val_tokens', 0):,} validation {self.unit}s, vocabulary {len(t.vocab)}")
+        for label, text in t.objective.header_lines():
+            self._print(f"  {label:<7} {text}")
         self._print(f"  model   {cell}, H={m.hidden_size}, {m.n_params():,} parameters, {m.dtype.name}, {m.backend}, "
-                    f"{s['threads']} thread{'s' if s['threads'] > 1 else ''}")
-        self._print(f"  BPTT    window {s['window']}, truncate {_g(s['truncate'])}, batch {s['batch']} "
-                    f"({t.tokens_per_step} tokens/step, {t.stream.windows_per_epoch} steps/epoch)")
-        self._print(f"  update  {s['optimizer']} lr {_g(s['lr'])} ({s['lr_schedule']})"
-                    + (f", weight decay {_g(s['weight_decay'])}" if s["weight_decay"] else "")
-                    + f", {', '.join(clip) or 'no clipping'}, non-finite: {s['nonfinite']}")
-        self._print(f"  budget  {' or '.join(budget) or 'none'}; eval every {s['eval_every']} steps")
+                    f"{s.threads} thread{'s' if s.threads > 1 else ''}")
+        self._print(f"  update  {s.optimizer} lr {_g(s.lr)} ({s.lr_schedule})"
+                    + (f", weight decay {_g(s.weight_decay)}" if s.weight_decay else "")
+                    + f", {', '.join(clip) or 'no clipping'}, non-finite: {s.nonfinite}, "
+                    + ("divergence check off" if s.divergence is None else f"divergence at {_g(s.divergence)}x the untrained loss"))
+        self._print(f"  budget  {' or '.join(budget) or 'none'}; eval every {s.eval_every} steps")
         if compile_seconds > 1.0:
             self._print(f"  (the kernels took {compile_seconds:.0f}s to compile or load before training; not counted)")
         self.t0 = time.monotonic()
-        if self.session.progress:
+        show = self.session.progress
+        if show is None:
+            show = sys.stderr.isatty() and not self.quiet
+        if show:
             from tqdm import tqdm
             if t.total_steps is not None:
                 self.bar = tqdm(total=t.total_steps, initial=t.step, unit="step", dynamic_ncols=True,
@@ -142,19 +149,19 @@ class Console(TrainHooks):
         if not evaluated:
             return                                       # a plain metrics row: no log line
         mean = (lambda x: x / self.n) if self.n else (lambda x: math.nan)
-        line = f"step {row['step']} | loss {mean(self.loss):.3f}"
-        if row["val_loss"] == row["val_loss"]:
-            line += f" | val {row['val_loss']:.3f} ({row['val_bits']:.3f} bits/{self.unit})"
-        line += f" | |g| {mean(self.norm):.3g} -> {mean(self.norm_clipped):.3g}"
-        line += f" | {_si(trainer.tokens_per_step * (self.n + self.skipped) / max(self.seconds, 1e-9))} tok/s"
-        line += f" | {_duration(row['elapsed'])}"
+        line = f"step {row['step']}" + (f" | loss {mean(self.loss):.4g}" if self.n else "")
+        line += f" | {trainer.objective.log_text(row)}"
+        if self.n:
+            line += f" | |g| {mean(self.norm):.3g} -> {mean(self.norm_clipped):.3g}"
+            line += f" | {_si(trainer.tokens_per_step * (self.n + self.skipped) / max(self.seconds, 1e-9))} tok/s"
+        line += f" | {format_duration(row['elapsed'])}"
         if self.skipped:
             line += f" | skipped {self.skipped}"
         self._print(line)
         self._reset_eval_sums()
 
     def on_sample(self, trainer, step, text):
-        self._print(f"--- sample at step {step} (temperature {trainer.settings['sample_temperature']:g}) ---")
+        self._print(f"--- sample at step {step} (temperature {trainer.settings.sample_temperature:g}) ---")
         self._print(text.rstrip("\n"))
         self._print("---")
 
@@ -164,36 +171,34 @@ class Console(TrainHooks):
             self.bar.close()
             self.bar = None
 
-    def summary(self, reason, chart):
+    def summary(self, reason, chart, lines=()):
         t, folder = self.t, self.folder
-        why = {"steps": f"reached {t.step} steps", "time": f"time budget of {_duration(self.session.max_time or 0)} used",
-               "interrupted": "interrupted"}[reason]
+        why = {"steps": f"reached {t.step} steps", "time": f"time budget of {format_duration(self.session.max_time or 0)} used",
+               "solved": "criterion met", "interrupted": "interrupted"}[reason]
         done = t.step - self.start_step
         print(f"{why}: {done} steps this session ({_si(done * t.tokens_per_step)} tokens in "
-              f"{_duration(time.monotonic() - self.t0)}), {t.step} in all", flush=True)
-        if t.best_step is not None:
-            b = t.best_val
-            print(f"best validation loss {b:.4g} nats/{self.unit} = {bits_per_token(b):.4g} bits/{self.unit} "
-                  f"(perplexity {perplexity(b):.4g}) at step {t.best_step}")
+              f"{format_duration(time.monotonic() - self.t0)}), {t.step} in all", flush=True)
+        for line in lines:
+            print(line)
         print(f"run folder {folder}/")
-        rows = len(t.rows)
         n_samples = 0
         if (folder / rf.SAMPLES).exists():
             n_samples = (folder / rf.SAMPLES).read_text(encoding="utf-8", errors="replace").count("=== step ")
         entries = [
-            (rf.CONFIG, "every setting, the vocabulary and the corpus description"),
-            (rf.METRICS, f"{rows} rows: loss, validation bits/{self.unit}, gradient norms, clipping, tokens/s"),
-            (rf.CHECKPOINT, f"step {t.step}: weights, optimiser, data position, hidden state"),
-            (rf.BEST, f"weights at the best validation loss (step {t.best_step})"),
+            (rf.CONFIG, "every setting, the model and " + t.objective.described),
+            (rf.METRICS, f"{len(t.rows)} rows: loss, {t.objective.evaluated}, gradient norms, clipping, tokens/s"),
+            (rf.CHECKPOINT, f"step {t.step}: weights, optimiser, data position, carried state"),
+            (rf.BEST, f"weights at the best evaluation (step {t.best_step})"),
             (rf.SAMPLES, f"{n_samples} samples"),
+            (rf.RESULT, "the final held-out scores against the baseline"),
             (rf.TRACES + "/", "gradient lag profiles"),
-            (rf.CHART, "loss, bits/symbol, gradient norms before/after clipping"),
+            (t.objective.chart, "loss, evaluation, gradient norms before/after clipping"),
         ]
         for name, what in entries:
-            if (folder / name.rstrip("/")).exists() and (name != rf.CHART or chart):
+            if (folder / name.rstrip("/")).exists() and (name != t.objective.chart or chart):
                 print(f"  {name:<15} {what}")
+        command = self.session.command
         if reason == "interrupted":
-            print(f"continue with: rnnvanish train --resume {folder}")
+            print(f"continue with: rnnvanish {command} --resume {folder}")
         else:
-            print(f"next: rnnvanish sample {folder} --length 300    "
-                  f"(more training: rnnvanish train --resume {folder} --max-time 120)")
+            print(t.objective.next_hint(folder))

@@ -1,23 +1,26 @@
-"""The run folder of `rnnvanish train`: what is in it, and writing it safely.
+"""The run folder every training command writes: what is in it, and writing it safely.
 
-    config.json      every resolved setting, the vocabulary and a description of the corpus
+    config.json      every resolved setting, the model, and the objective's description
+                     (the corpus and vocabulary of a language model; the task, its criterion
+                     and baseline)
     metrics.csv      one row per log interval (columns below)
-    checkpoint.npz   the latest state of training (see rnnvanish.checkpoint); `--resume` reads it
-    best.npz         the same, at the lowest validation loss so far
-    samples.txt      text sampled during training, one block per sample
-    traces/          gradient lag profiles taken during training (`--trace-every`)
-    training.png     loss, bits/char, gradient norms and clipping against step
+    checkpoint.npz   the latest state of training (see rnnvanish.training.checkpoint); `--resume` reads it
+    best.npz         the same, at the best evaluation so far
+    samples.txt      text sampled during training (language models), one block per sample
+    result.json      the final held-out scores against the baseline (tasks)
+    traces/          gradient lag profiles taken during training (`--trace-every`; tasks also
+                     trace before and after training)
+    training.png     loss, evaluation and gradient norms against step (task.png for a task)
 
-Every whole-file write goes to a temporary file in the same folder and is renamed over the
-target (`os.replace`), so a reader, or a run killed mid-write, never sees half a file.
-metrics.csv and samples.txt also grow line by line between checkpoints; on `--resume` both are
-rewritten to agree with the checkpoint (rows and samples past its step are dropped).
+Whole files are written atomically (`rnnvanish.io`), so a reader, or a run killed mid-write,
+never sees half a file. metrics.csv and samples.txt also grow line by line between
+checkpoints; on `--resume` both are rewritten to agree with the checkpoint (rows and samples
+past its step are dropped).
 """
 from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import os
 import re
@@ -25,75 +28,35 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnvanish.errors import RnnvanishError
+from ..errors import RnnvanishError
+from ..io import atomic_write, atomic_write_json, atomic_write_text, read_json  # noqa: F401  (the run folder's writers)
 
-CONFIG, METRICS, CHECKPOINT, BEST, SAMPLES, TRACES, CHART = (
-    "config.json", "metrics.csv", "checkpoint.npz", "best.npz", "samples.txt", "traces", "training.png")
-RUN_FILES = (CONFIG, METRICS, CHECKPOINT, BEST, SAMPLES, CHART)
+CONFIG, METRICS, CHECKPOINT, BEST, SAMPLES, RESULT, TRACES = (
+    "config.json", "metrics.csv", "checkpoint.npz", "best.npz", "samples.txt", "result.json", "traces")
+CHARTS = ("training.png", "task.png")
+RUN_FILES = (CONFIG, METRICS, CHECKPOINT, BEST, SAMPLES, RESULT, *CHARTS)
 
-# One row per log interval. "interval" means the training steps since the previous row.
-METRIC_COLUMNS = {
-    "step": "windows processed so far (skipped ones included); one window = one update",
-    "tokens": "training tokens processed so far (step * batch * window)",
-    "train_loss": "mean training loss over the interval, nats per token (skipped steps left out)",
-    "val_loss": "validation loss, nats per token (empty when there was no evaluation at this row)",
-    "val_bits": "validation loss in bits per token: val_loss / ln 2",
-    "val_ppl": "validation perplexity: exp(val_loss)",
+# Every run's columns, in this order around the objective's own (see each objective's COLUMNS).
+# "interval" means the training steps since the previous row.
+COMMON_COLUMNS = {
+    "step": "updates so far (skipped ones included); one batch = one update",
+    "train_loss": "mean training loss over the interval (skipped steps left out)",
     "grad_norm": "mean global gradient norm over the interval, before clipping",
     "grad_norm_clipped": "mean global gradient norm over the interval, after clipping (what the optimiser saw)",
     "clipped_frac": "share of the interval's steps in which clipping changed the gradient",
     "lr": "learning rate of the last step of the interval",
-    "tokens_per_s": "training throughput over the interval (wall clock, evaluation excluded)",
-    "elapsed": "seconds of training so far, summed over every session of the run",
+    "tokens_per_s": "training throughput over the interval (time steps x sequences per second, evaluation excluded)",
+    "elapsed": "seconds of training so far, summed over every session of the run, evaluations included",
     "skipped": "steps of the interval dropped because the loss or a gradient was not finite",
 }
-COLUMNS = tuple(METRIC_COLUMNS)
 TIME_COLUMNS = ("tokens_per_s", "elapsed")
+INT_COLUMNS = ("step", "tokens", "sequences", "skipped")
 
 
-# ----------------------------------------------------------------------------------------------
-# Atomic writes
-# ----------------------------------------------------------------------------------------------
-
-def _temp_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
-
-
-def atomic_write(path, write) -> None:
-    """Call `write(file)` on a temporary binary file beside `path`, flush it to disk, rename it over `path`."""
-    path = Path(path)
-    tmp = _temp_path(path)
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def atomic_write_text(path, text: str) -> None:
-    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
-
-
-def atomic_write_json(path, obj) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
-
-
-def read_json(path) -> dict:
-    path = Path(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            obj = json.load(f)
-    except FileNotFoundError:
-        raise RnnvanishError(f"{path} does not exist") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise RnnvanishError(f"cannot read {path}: {err}") from None
-    if not isinstance(obj, dict):
-        raise RnnvanishError(f"{path} does not hold a JSON object")
-    return obj
+def columns_around(progress: str, evaluation) -> tuple:
+    """step, the progress count, train_loss, the evaluation's columns, then the rest."""
+    rest = [c for c in COMMON_COLUMNS if c not in ("step", "train_loss")]
+    return ("step", progress, "train_loss", *evaluation, *rest)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -110,41 +73,47 @@ def _cell(value) -> str:
     return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
 
 
-def metrics_header() -> str:
-    return ",".join(COLUMNS) + "\n"
+def metrics_header(columns) -> str:
+    return ",".join(columns) + "\n"
 
 
-def metrics_line(row) -> str:
-    """One CSV line for a row (a dict by column name, or a sequence in COLUMNS order)."""
-    values = [row.get(c) for c in COLUMNS] if isinstance(row, dict) else list(row)
+def metrics_line(row, columns) -> str:
+    """One CSV line for a row (a dict by column name, or a sequence in `columns` order)."""
+    values = [row.get(c) for c in columns] if isinstance(row, dict) else list(row)
     return ",".join(_cell(v) for v in values) + "\n"
 
 
-def metrics_table(rows) -> np.ndarray:
-    """Rows as a float64 array (n_rows, len(COLUMNS)), NaN where a value is missing."""
-    table = np.full((len(rows), len(COLUMNS)), np.nan)
+def metrics_table(rows, columns) -> np.ndarray:
+    """Rows as a float64 array (n_rows, len(columns)), NaN where a value is missing."""
+    table = np.full((len(rows), len(columns)), np.nan)
     for i, row in enumerate(rows):
-        for j, c in enumerate(COLUMNS):
+        for j, c in enumerate(columns):
             v = row.get(c) if isinstance(row, dict) else row[j]
             if v is not None:
                 table[i, j] = float(v)
     return table
 
 
-def write_metrics(path, table) -> None:
+def rows_from_table(table, columns) -> list[dict]:
+    """metrics_table's inverse: counts back as ints, missing values as NaN."""
+    table = np.asarray(table, dtype=np.float64).reshape(-1, len(columns))
+    return [{c: (int(v) if c in INT_COLUMNS and v == v else float(v)) for c, v in zip(columns, r)} for r in table]
+
+
+def write_metrics(path, table, columns) -> None:
     """Write a whole metrics table atomically."""
-    lines = [metrics_header()] + [metrics_line(r) for r in np.asarray(table, dtype=np.float64)]
+    lines = [metrics_header(columns)] + [metrics_line(r, columns) for r in np.asarray(table, dtype=np.float64)]
     atomic_write_text(path, "".join(lines))
 
 
-def append_metrics(path, row) -> None:
+def append_metrics(path, row, columns) -> None:
     """Append one row (writing the header first if the file is new). Not atomic: see the module docstring."""
     path = Path(path)
     new = not path.exists() or path.stat().st_size == 0
     with open(path, "a", encoding="utf-8") as f:
         if new:
-            f.write(metrics_header())
-        f.write(metrics_line(row))
+            f.write(metrics_header(columns))
+        f.write(metrics_line(row, columns))
 
 
 def read_metrics(path) -> dict[str, np.ndarray]:

@@ -1,0 +1,60 @@
+"""The names a user chooses from, named once, and which cell each cell option belongs to.
+
+The command line offers these names (without importing any numerical code, so `--help` stays
+quick); the library checks against them. `cell_options` is the one place that routes the
+cell-specific settings (activation, GRU form, forget bias) and the initialisers to a cell.
+"""
+from .errors import RnnvanishError
+
+CELLS = ("tanh", "lstm", "gru")
+ACTIVATIONS = ("tanh", "sigmoid", "relu")        # of the tanh-family cell
+DTYPES = ("float64", "float32")
+BACKENDS = ("numba", "numpy")
+CLIP_MODES = ("global", "per-tensor")
+NONFINITE_POLICIES = ("raise", "skip")
+
+# setting -> (the cells that take it, the constructor argument it becomes)
+CELL_SPECIFIC = {
+    "activation": (("tanh",), "activation"),
+    "forget_bias": (("lstm",), "forget_bias"),
+    "reset_before": (("gru",), "reset_after"),
+}
+# settings every cell takes: initialisers of the two weight matrices and the spectral radius
+CELL_GENERAL = ("init_xh", "init_hh", "radius")
+
+
+def check_cell(cell: str) -> str:
+    if cell not in CELLS:
+        raise RnnvanishError(f"unknown cell {cell!r}; choose one of {', '.join(CELLS)}")
+    return cell
+
+
+def cell_options(cell: str, settings, defaults=None) -> dict:
+    """The constructor options of `cell` from `settings` (an object or a dict).
+
+    A setting left at None takes `defaults[name]` when given there, else the cell's own
+    default. A cell-specific setting given a value for a cell that has no such option is a
+    user error: it would otherwise be ignored without a word.
+    """
+    check_cell(cell)
+    get = settings.get if isinstance(settings, dict) else (lambda name: getattr(settings, name, None))
+    defaults = defaults or {}
+    options = {}
+    for name, (owners, argument) in CELL_SPECIFIC.items():
+        value = get(name)
+        if value is not None and cell not in owners:
+            raise RnnvanishError(f"--{name.replace('_', '-')} applies to the {' and '.join(owners)} cell only, "
+                                 f"not {cell}")
+        if value is None and cell in owners:
+            value = defaults.get(name)
+        if value is not None:
+            options[argument] = (not value) if name == "reset_before" else value
+    for name in CELL_GENERAL:
+        if get(name) is not None:
+            options[name] = get(name)
+    return options
+
+
+def cells_taking(name: str) -> tuple:
+    """The cells that take the cell-specific setting `name` (every cell for the others)."""
+    return CELL_SPECIFIC[name][0] if name in CELL_SPECIFIC else CELLS
