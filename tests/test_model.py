@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from _compare import assert_close
+from conftest import assert_close
 from rnnvanish.model import LanguageModel, bits_per_token, perplexity, sample_from_logits
 
 
@@ -74,3 +74,26 @@ def test_sample_from_logits_follows_the_distribution():
     assert (cold == 2).mean() > 0.95        # low temperature sharpens towards the argmax
     with pytest.raises(ValueError):
         LanguageModel("tanh", 3, 2, backend="numpy").sample([0], 3, temperature=-1)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("cell,options", [("tanh", {}), ("lstm", {}), ("gru", {"reset_after": False})])
+def test_a_window_and_a_sample_are_the_backends_kernel_calls(cell, options, backend, monkeypatch):
+    """One code path on both backends: a window is five kernel calls, generation one."""
+    from rnnvanish.backend import get_kernels
+    kernels = get_kernels(backend)
+    calls = []
+    for name in ("input_rows", f"{cell}_forward", "output_layer", f"{cell}_backward", "window_grads",
+                 f"{cell}_generate", "softmax_xent"):
+        def recorded(*args, _name=name, _kernel=getattr(kernels, name)):
+            calls.append(_name)
+            return _kernel(*args)
+        monkeypatch.setattr(kernels, name, recorded)
+    model = LanguageModel(cell, 6, 4, seed=0, backend=backend, **options)
+    rng = np.random.default_rng(0)
+    loss, grads, _, _ = model.loss_and_grads(rng.integers(0, 6, (5, 2)), rng.integers(0, 6, (5, 2)), truncate=2)
+    assert calls == ["input_rows", f"{cell}_forward", "output_layer", f"{cell}_backward", "window_grads"]
+    assert math.isfinite(loss) and set(grads) == set(model.params)
+    calls.clear()
+    assert model.sample([3], 4, rng=1).shape == (4,)
+    assert calls == [f"{cell}_generate"]
