@@ -202,6 +202,8 @@ SCRIPTS = {
     "deep_mlp_variance": ["--quick"],
     "init_activation": ["--quick"],
     "self_normalisation": ["--quick"],
+    "norm_init": ["--quick"],
+    "norm_training": ["--quick"],
     "clip_value_vs_norm": ["--gradient", "3", "-2", "--threshold", "1.5"],
 }
 

@@ -18,9 +18,13 @@ from .activations import ACTIVATIONS, activation, activation_curves, sigmoid
 from .first import angle_between, chain_product, clip_demo, logistic_orbit
 from .mlp import (INIT_PAIRS, MLP_SETUPS, dead_fraction, deep_mlp_variances, init_weight, mlp_backward,
                   mlp_forward)
+from .norm import NORM_SETUPS, norm_backward, norm_forward, norm_mlp_backward, norm_mlp_forward, norm_variances
+from .selu import SELU_VARIANTS, alpha_dropout, selu_layer_stats
 
 __all__ = [
-    "ACTIVATIONS", "INIT_PAIRS", "MLP_SETUPS", "activation", "activation_curves", "angle_between",
+    "ACTIVATIONS", "INIT_PAIRS", "MLP_SETUPS", "NORM_SETUPS", "SELU_VARIANTS", "alpha_dropout",
+    "norm_backward", "norm_forward", "norm_mlp_backward", "norm_mlp_forward", "norm_variances",
+    "selu_layer_stats", "activation", "activation_curves", "angle_between",
     "chain_product", "clip_demo", "dead_fraction", "deep_mlp_variances", "init_weight",
     "logistic_orbit", "mlp_backward", "mlp_forward", "sigmoid",
 ]

@@ -172,4 +172,5 @@ def plot_clipping(demo, ax=None):
     return fig
 
 
-from .deep import plot_init_activation, plot_self_normalisation  # noqa: E402  (they import this module's parent)
+from .deep import plot_init_activation, plot_self_normalisation  # noqa: E402,F401  (below: they import the parent)
+from .norm import plot_norm_training, plot_norm_variances  # noqa: E402,F401
