@@ -561,9 +561,9 @@ def _draw_token(y, temperature, u, cdf):
     """One draw from softmax(y / temperature) by inverse CDF with the uniform u; argmax at 0.
 
     The reference's steps: z = (y - max y) / T, cdf = cumsum(exp z), the first index whose
-    cdf exceeds u * cdf[-1]. cdf (V,) is scratch. The exponentials are
-    taken in one vectorised loop (`_exp`, float64) before the running sum: a libm exp per
-    entry inside the sum was a quarter of the time of a token at H = 128."""
+    cdf exceeds u * cdf[-1]. cdf (V,) is scratch. The exponentials are taken in one vectorised
+    loop (`_exp`, float64) before the running sum: a libm exp per entry inside the sum was a
+    quarter of the time of a token at H = 128."""
     V = y.shape[0]
     best = 0                                                  # the first largest logit
     for v in range(1, V):
