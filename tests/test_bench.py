@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from _compare import assert_close
+from conftest import assert_close
 from rnnvanish import bench
 from rnnvanish.cli import main
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from _compare import assert_close
+from conftest import assert_close
 from rnnvanish.cells import GRU, LSTM, TanhRNN, make_cell
 from rnnvanish.gradcheck import numerical_gradient, relative_error, states_in_cache, truncated_objective
 

@@ -15,34 +15,24 @@ import pytest
 from rnnvanish.training import runfolder as rf
 from rnnvanish.training.checkpoint import (find_checkpoint, load_checkpoint, model_from_checkpoint,
                                   save_checkpoint)
-from _cli import cli
+from conftest import TEXT, cli, make_lm_trainer
 from rnnvanish.data import Vocab, split_train_val
 from rnnvanish.errors import RnnvanishError
 from rnnvanish.model import LanguageModel
-from rnnvanish.training.engine import DEFAULTS, Trainer, TrainHooks
+from rnnvanish.training.engine import TrainHooks
+from rnnvanish.training.language import EVAL_COLUMNS
+from rnnvanish.training.runfolder import columns_around
 
 REPO = Path(__file__).resolve().parent.parent
-TEXT = "a stitch in time saves nine; many hands make light work. " * 30
-TIMELESS = [c for c in rf.COLUMNS if c not in rf.TIME_COLUMNS]
+COLUMNS = columns_around("tokens", EVAL_COLUMNS)
+TIMELESS = [c for c in COLUMNS if c not in rf.TIME_COLUMNS]
 SMALL = ["--hidden", "8", "--window", "5", "--batch", "3", "--log-every", "4", "--eval-every", "8",
          "--sample-every", "16", "--sample-length", "12"]
 
 
-def settings(**changes):
-    return {**DEFAULTS, "hidden": 8, "window": 5, "batch": 3, "log_every": 4, "eval_every": 8,
-            "sample_every": 16, "sample_length": 12, **changes}
-
-
 def make_trainer(**changes):
-    s = settings(**changes)
-    vocab = Vocab.build(TEXT)
-    train_ids, val_ids = split_train_val(vocab.encode(TEXT), s["val_frac"])
-    model = LanguageModel(s["cell"], len(vocab), s["hidden"], seed=s["seed"], **_cell_options(s))
-    return Trainer(s, model, vocab, train_ids, val_ids)
-
-
-def _cell_options(s):
-    return {"tanh": {"activation": s["activation"]}, "lstm": {}, "gru": {}}[s["cell"]]
+    return make_lm_trainer(TEXT, **{"window": 5, "log_every": 4, "eval_every": 8, "sample_every": 16,
+                                    "sample_length": 12, **changes})
 
 
 class Keep(TrainHooks):
@@ -85,7 +75,7 @@ def test_round_trip_is_exact(tmp_path):
     path = save_checkpoint(tmp_path / "c.npz", ckpt)
     back = load_checkpoint(path)
     assert back.step == 10 and back.meta["reason"] == "test"
-    assert back.meta["data"] == t.stream.state_dict() and back.vocab == t.vocab
+    assert back.meta["data"] == t.objective.stream.state_dict() and back.vocab == t.objective.vocab
     assert set(back.params) == set(t.model.params)
     for k, p in t.model.params.items():
         assert_same_bits(back.params[k], p, k)
@@ -93,7 +83,7 @@ def test_round_trip_is_exact(tmp_path):
         assert np.array_equal(back.optimizer_state[k], v), k
     for got, want in zip(back.state, t.state):
         assert_same_bits(got, want, "carried state")
-    assert_same_bits(back.metrics, rf.metrics_table(t.rows), "metrics")
+    assert_same_bits(back.metrics, rf.metrics_table(t.rows, COLUMNS), "metrics")
     assert [p.name for p in tmp_path.iterdir()] == ["c.npz"], "temporary file left behind"
 
 
@@ -101,7 +91,7 @@ def test_model_from_checkpoint_rebuilds_the_same_function(tmp_path):
     t = make_trainer(cell="tanh", activation="sigmoid")
     t.run(Keep(), should_stop=lambda: t.step >= 3)
     ckpt = t.checkpoint()
-    ckpt.meta["config"] = t.config()
+    ckpt.meta["config"] = t.config_dict()
     save_checkpoint(tmp_path / "c.npz", ckpt)
     model, vocab = model_from_checkpoint(load_checkpoint(tmp_path / "c.npz"), backend=t.model.backend)
     ids = vocab.encode("a stitch in time")[:, None]
@@ -138,7 +128,7 @@ def test_bad_files_raise_one_clear_error(tmp_path):
 def test_mismatched_parameters_are_refused(tmp_path):
     t = make_trainer()
     ckpt = t.checkpoint()
-    ckpt.meta["config"] = t.config()
+    ckpt.meta["config"] = t.config_dict()
     ckpt.params["W_hh"] = np.zeros((3, 3))
     save_checkpoint(tmp_path / "c.npz", ckpt)
     with pytest.raises(RnnvanishError, match="W_hh"):
@@ -178,8 +168,8 @@ def test_restore_continues_bit_for_bit(stop_at):
     keep_second = Keep()
     assert second.run(keep_second) == "steps"
 
-    assert_same_bits(rf.metrics_table(second.rows)[:, [rf.COLUMNS.index(c) for c in TIMELESS]],
-                     rf.metrics_table(whole.rows)[:, [rf.COLUMNS.index(c) for c in TIMELESS]], "metrics")
+    assert_same_bits(rf.metrics_table(second.rows, COLUMNS)[:, [COLUMNS.index(c) for c in TIMELESS]],
+                     rf.metrics_table(whole.rows, COLUMNS)[:, [COLUMNS.index(c) for c in TIMELESS]], "metrics")
     for k in whole.model.params:
         assert_same_bits(second.model.params[k], whole.model.params[k], k)
     assert keep.samples + keep_second.samples == keep_whole.samples
@@ -191,13 +181,6 @@ def test_restore_continues_bit_for_bit(stop_at):
 
 def snapshot(folder):
     return {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(Path(folder).rglob("*")) if p.is_file()}
-
-
-@pytest.fixture
-def corpus(tmp_path):
-    path = tmp_path / "corpus.txt"
-    path.write_text(TEXT)
-    return path
 
 
 def test_resume_after_a_finished_budget_matches_one_long_run(capsys, corpus, tmp_path):

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from _compare import assert_close
+from conftest import assert_close
 from rnnvanish.cells import GRU, LSTM, TanhRNN
 from rnnvanish.interop import from_torch_state_dict, to_torch_state_dict
 from rnnvanish.model import LanguageModel

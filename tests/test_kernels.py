@@ -6,7 +6,7 @@ Every kernel is compiled once per dtype and reused by all the cases below.
 import numpy as np
 import pytest
 
-from _compare import assert_close
+from conftest import assert_close
 from rnnvanish import kernels, reference
 from rnnvanish.cells import make_cell
 from rnnvanish.model import LanguageModel

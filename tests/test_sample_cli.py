@@ -6,7 +6,7 @@ import pytest
 
 from rnnvanish.training import runfolder as rf
 from rnnvanish.training.checkpoint import load_checkpoint, model_from_checkpoint
-from _cli import cli
+from conftest import cli
 from rnnvanish.cli import main
 
 TEXT = "one fish two fish red fish blue fish. " * 40

@@ -95,13 +95,16 @@ def test_inline_runs_report_one_by_one():
 def test_a_diverging_run_is_a_result():
     spec = {**grid(BASE, [8], ["tanh"], 1)[0], "optimizer": "sgd", "lr": 1e30, "clip_norm": None, "steps": 40}
     result = run_one(spec)
-    assert result["stopped"] == "diverged" and result["solved"] == 0.0 and "non-finite" in result["error"]
+    assert result["stopped"] == "diverged" and result["solved"] == 0.0
+    assert "non-finite" in result["error"] or "diverged at step" in result["error"]
     assert summarize([result])[0]["runs"] == 1
 
 
 def test_ctrl_c_in_a_run_stops_the_sweep(monkeypatch):
     import rnnvanish.tasks.sweep as sweep
-    monkeypatch.setattr(sweep, "train_task", lambda config: {"stopped": "interrupted"})
+    def interrupted(config):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(sweep, "train_task", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(grid(BASE, [8], ["tanh"], 2), executor=InlineExecutor())
 

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from _compare import assert_close
+from conftest import assert_close
 from rnnvanish.errors import RnnvanishError
 from rnnvanish.gradcheck import numerical_gradient, relative_error
 from rnnvanish.choices import cell_options

@@ -3,7 +3,7 @@ print, and one-line errors with exit status 2 for bad input."""
 import numpy as np
 import pytest
 
-from _cli import cli
+from conftest import cli
 from rnnvanish.cli import main
 from rnnvanish.tracer import Trace, load_training_traces
 

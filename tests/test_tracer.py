@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from _compare import assert_close
+from conftest import assert_close
 from rnnvanish.cells import make_cell
 from rnnvanish.errors import RnnvanishError
 from rnnvanish.model import LanguageModel
@@ -373,7 +373,6 @@ def test_training_traces_are_recorded_and_gathered_by_step(tmp_path):
 
 
 def test_numba_backend_traces_the_same(monkeypatch):
-    pytest.importorskip("rnnvanish.kernels")
     x = tiny_inputs(9, 2)
     for name in ("tanh", "lstm", "gru"):
         a = trace(make_cell(name, 3, 5, seed=0, backend="numpy"), x)

@@ -13,16 +13,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _compare import assert_close
+from conftest import assert_close, make_lm_trainer
 from rnnvanish.training import runfolder as rf
 from rnnvanish.cli import main
 from rnnvanish.data import TokenStream, Vocab, split_train_val
 from rnnvanish.errors import NonFiniteError
 from rnnvanish.model import LanguageModel
-from rnnvanish.training.engine import DEFAULTS, Trainer
+from rnnvanish.training.language import EVAL_COLUMNS
+from rnnvanish.training.runfolder import columns_around
+from rnnvanish.training.settings import LanguageConfig
 
 TEXT = "the cat sat on the mat. a dog ran to the cat. " * 40
 SMALL = ["--hidden", "8", "--window", "6", "--batch", "3", "--no-progress"]
+COLUMNS = columns_around("tokens", EVAL_COLUMNS)
+CHART = "training.png"
 SHAKESPEARE = Path("/work/shared/data/tinyshakespeare.txt")
 
 
@@ -48,16 +52,8 @@ def snapshot(folder):
     return {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(Path(folder).rglob("*")) if p.is_file()}
 
 
-def settings(**changes):
-    return {**DEFAULTS, "hidden": 8, "window": 6, "batch": 3, "backend": None, **changes}
-
-
 def make_trainer(text=TEXT, **changes):
-    s = settings(**changes)
-    vocab = Vocab.build(text)
-    train_ids, val_ids = split_train_val(vocab.encode(text), s["val_frac"])
-    model = LanguageModel(s["cell"], len(vocab), s["hidden"], seed=s["seed"], dtype=s["dtype"])
-    return Trainer(s, model, vocab, train_ids, val_ids)
+    return make_lm_trainer(text, **changes)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -69,19 +65,19 @@ def test_run_folder_contents_and_metrics_follow_their_definitions(capsys, corpus
     code, stdout, err = train(capsys, corpus, *SMALL, "--steps", 12, "--eval-every", 6, "--log-every", 3,
                               "--sample-every", 6, "--sample-length", 20, "--out", out)
     assert code == 0, err
-    for name in (rf.CONFIG, rf.METRICS, rf.CHECKPOINT, rf.BEST, rf.SAMPLES, rf.CHART):
+    for name in (rf.CONFIG, rf.METRICS, rf.CHECKPOINT, rf.BEST, rf.SAMPLES, CHART):
         assert (out / name).is_file(), f"{name} missing; folder has {sorted(p.name for p in out.iterdir())}"
     assert not list(out.glob(".*tmp*")), "temporary files left behind"
 
     config = json.loads((out / rf.CONFIG).read_text())
-    for key in DEFAULTS:
+    for key in LanguageConfig.names():
         assert key in config, f"config.json lacks the setting {key}"
     assert config["hidden"] == 8 and config["window"] == 6 and config["steps"] == 12
     assert Vocab.from_dict(config["vocab"]) == Vocab.build(TEXT)
     assert config["corpus"]["chars"] == len(TEXT) and config["model"]["hidden_size"] == 8
 
     header = (out / rf.METRICS).read_text().splitlines()[0].split(",")
-    assert tuple(header) == rf.COLUMNS
+    assert tuple(header) == COLUMNS
     m = rf.read_metrics(out / rf.METRICS)
     assert m["step"].tolist() == [3, 6, 9, 12]
     assert m["tokens"].tolist() == [s * 6 * 3 for s in (3, 6, 9, 12)]
@@ -89,7 +85,7 @@ def test_run_folder_contents_and_metrics_follow_their_definitions(capsys, corpus
     assert evaluated.tolist() == [False, True, False, True]
     assert_close(m["val_bits"][evaluated], m["val_loss"][evaluated] / math.log(2), name="val_bits")
     assert_close(m["val_ppl"][evaluated], np.exp(m["val_loss"][evaluated]), name="val_ppl")
-    assert (m["skipped"] == 0).all() and (m["lr"] == DEFAULTS["lr"]).all()
+    assert (m["skipped"] == 0).all() and (m["lr"] == LanguageConfig().lr).all()
     assert np.all(np.diff(m["elapsed"]) >= 0) and np.all(m["tokens_per_s"] > 0)
 
     assert "step 6 | loss " in stdout and "bits/char" in stdout and "tok/s" in stdout
@@ -107,7 +103,7 @@ def test_first_rows_equal_losses_computed_from_the_definition(tmp_path):
     L = len(train_ids) // B
     x = np.stack([train_ids[b * L:b * L + T] for b in range(B)], axis=1)          # (T, B)
     y = np.stack([train_ids[b * L + 1:b * L + T + 1] for b in range(B)], axis=1)
-    fresh = LanguageModel("lstm", len(t.vocab), 8, seed=0)
+    fresh = LanguageModel("lstm", len(t.objective.vocab), 8, seed=0)
     expected, grads, _, _ = fresh.loss_and_grads(x, y, None)
     rows = []
 
@@ -194,7 +190,7 @@ def test_absurd_learning_rate_stops_with_a_diagnosis_and_keeps_the_checkpoint(ca
     out = tmp_path / "r"
     code, _, err = train(capsys, corpus, "--hidden", 16, "--window", 8, "--batch", 4, "--cell", "tanh",
                          "--activation", "relu", "--lr", "1e6", "--clip-norm", "none", "--steps", 50,
-                         "--eval-every", 1, "--quiet", "--out", out)
+                         "--eval-every", 1, "--divergence", "off", "--quiet", "--out", out)
     assert code == 3, err
     assert "non-finite" in err and "step" in err and "learning rate" in err.lower() and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
@@ -203,6 +199,44 @@ def test_absurd_learning_rate_stops_with_a_diagnosis_and_keeps_the_checkpoint(ca
     ckpt = load_checkpoint(out / rf.CHECKPOINT)
     assert all(np.isfinite(p).all() for p in ckpt.params.values())
     assert f"(step {ckpt.step})" in err
+
+
+def test_a_diverging_run_stops_within_a_few_steps_and_is_never_best(capsys, corpus, tmp_path):
+    """A healthy run, resumed at learning rate 1e6 without clipping: the loss explodes long before it
+    turns NaN. The guard stops the run at once, names the step, the losses, the norms and the
+    learning rate; checkpoint.npz and best.npz stay those of the last healthy evaluation."""
+    out = tmp_path / "r"
+    assert train(capsys, corpus, *SMALL, "--steps", 8, "--eval-every", 4, "--quiet", "--out", out)[0] == 0
+    before = snapshot(out)
+    code, _, err = train(capsys, "--resume", out, "--lr", "1e6", "--clip-norm", "none", "--steps", 200,
+                         "--eval-every", 1, "--quiet")
+    assert code == 3, err
+    assert "diverged at step" in err and "learning rate 1e+06" in err.lower() and "--divergence off" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    step = int(err.split("diverged at step ")[1].split(":")[0])
+    assert 8 < step <= 32
+    for name in (rf.CHECKPOINT, rf.BEST):
+        assert before[out / name][0] == (out / name).read_bytes(), f"{name} was replaced by a diverged model"
+    m = rf.read_metrics(out / rf.METRICS)
+    assert np.nanmax(m["val_loss"]) < 2 * math.log(len(set(TEXT)))      # no diverged evaluation was kept
+
+    # a fresh run at that rate stops at its first evaluation, before anything is saved as best
+    code, _, err = train(capsys, corpus, *SMALL, "--optimizer", "sgd", "--lr", "1e6", "--clip-norm", "none",
+                         "--steps", 50, "--eval-every", 1, "--quiet", "--out", tmp_path / "fresh")
+    assert code == 3 and "diverged at step 1" in err and not (tmp_path / "fresh" / rf.BEST).exists()
+    # with the guard off it goes on until the numbers overflow
+    code, _, err = train(capsys, corpus, *SMALL, "--optimizer", "sgd", "--lr", "1e6", "--clip-norm", "none",
+                         "--steps", 50, "--eval-every", 1, "--divergence", "off", "--quiet", "--out", tmp_path / "o")
+    assert "diverged" not in err and (code == 0 or "non-finite" in err)
+
+
+def test_the_divergence_limit_is_a_multiple_of_the_untrained_loss():
+    t = make_trainer(divergence=2.0)
+    assert t.health.reference_loss == pytest.approx(math.log(len(t.objective.vocab)))
+    t.health.record(1, 1.9 * t.health.reference_loss, 1.0, 1.0, 0.1)      # below 2x: carries on
+    from rnnvanish.errors import DivergenceError
+    with pytest.raises(DivergenceError, match="diverged at step 2"):
+        t.health.record(2, 30 * t.health.reference_loss, 1.0, 1.0, 0.1)    # smoothed: 0.9*1.9 + 0.1*30 = 4.7x
 
 
 def _inject_nan(trainer, at_step, name="W_hh"):
@@ -338,23 +372,11 @@ def test_trace_every_calls_the_tracer_with_the_window_and_its_state(capsys, corp
 
 
 def test_trace_every_with_the_real_tracer_writes_files(capsys, corpus, tmp_path):
-    pytest.importorskip("rnnvanish.tracer")
     out = tmp_path / "r"
     code, _, err = train(capsys, corpus, *SMALL, "--steps", 4, "--trace-every", 2, "--quiet", "--out", out)
     assert code == 0, err
     assert len(list((out / "traces").iterdir())) >= 2
 
-
-def test_trace_every_without_a_tracer_is_a_clear_error(capsys, corpus, tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "rnnvanish.tracer", None)      # makes the import fail
-    code, _, err = train(capsys, corpus, *SMALL, "--steps", 2, "--trace-every", 1, "--out", tmp_path / "r")
-    assert code == 2 and "tracing is unavailable" in err
-    assert not (tmp_path / "r").exists()
-
-
-# ----------------------------------------------------------------------------------------------
-# The chart
-# ----------------------------------------------------------------------------------------------
 
 def test_training_chart_panels():
     from rnnvanish.plots.training import plot_training

@@ -171,11 +171,17 @@ def add_logging_arguments(p, config_cls):
     g = p.add_argument_group("logging")
     g.add_argument("--log-every", type=positive_int, metavar="N", help="a metrics row every N steps"
                    + _default(config_cls, "log_every", getattr(config_cls(), "log_every") or "each evaluation"))
-    g.add_argument("--eval-every", type=positive_int, metavar="N",
-                   help="evaluate, print a log line and save a checkpoint every N steps" + _default(config_cls, "eval_every"))
+    if not any("--eval-every" in a.option_strings for a in p._actions):
+        add_eval_every(g, config_cls)
     g.add_argument("--trace-every", type=positive_int, metavar="N",
                    help="store a gradient lag profile in traces/ every N steps (default: never)")
     return g
+
+
+def add_eval_every(group, config_cls):
+    group.add_argument("--eval-every", type=positive_int, metavar="N",
+                       help="evaluate, print a log line and save a checkpoint every N steps"
+                       + _default(config_cls, "eval_every"))
 
 
 def add_run_folder_arguments(p, default_folder):

@@ -8,7 +8,7 @@ written), 3 stopped by non-finite values or divergence (the last good checkpoint
 """
 import argparse
 
-from ._args import (add_budget_arguments, add_logging_arguments, add_model_arguments, add_optimisation_arguments,
+from ._args import (add_budget_arguments, add_eval_every, add_logging_arguments, add_model_arguments, add_optimisation_arguments,
                     add_run_folder_arguments, duration, optional, positive_float, positive_int)
 
 TASK_NAMES = ("adding", "copy", "temporal_order", "latch")
@@ -37,6 +37,7 @@ def add_task_training_arguments(p):
                    help="each answer's loss sends its gradient back at most K2 steps (default: none, full BPTT)")
     add_optimisation_arguments(p, C)
     g = p.add_argument_group("evaluation")
+    add_eval_every(g, C)
     g.add_argument("--eval-size", type=positive_int, metavar="N", help="held-out sequences (default: 1000)")
     g.add_argument("--stop-at", type=stop_fraction, metavar="F",
                    help="stop once this share of held-out sequences is solved, e.g. 0.95 or 95%%, or 'none' "

@@ -183,7 +183,8 @@ class TaskObjective:
                              stop_at=c.stop_at)
 
     def finish(self, trainer, folder, reason) -> list:
-        self.result = result_dict(self.config, trainer.rows, self.baseline, reason)
+        self.result = result_dict(self.config, trainer.rows, self.baseline, reason, trainer.step,
+                                  trainer.elapsed_before)
         if folder is not None:
             atomic_write_json(folder / RESULT, self.result)
         return [summary_line(self.result)]
@@ -192,7 +193,7 @@ class TaskObjective:
         return f"next: rnnvanish plot {folder}    (more training: rnnvanish task --resume {folder} --steps N)"
 
 
-def result_dict(config, rows, baseline, stopped):
+def result_dict(config, rows, baseline, stopped, steps=None, elapsed=None):
     """The outcome of one run: the final held-out scores, the baseline, when the bar was first met.
 
     Keys: task, length, cell, seed, hidden, steps, elapsed, stopped ("solved", "time", "steps",
@@ -205,7 +206,8 @@ def result_dict(config, rows, baseline, stopped):
     scores = {k[len("eval_"):]: v for k, v in last.items() if k.startswith("eval_")}
     reached = next((r for r in evaluated if config.stop_at is not None and r["eval_solved"] >= config.stop_at), None)
     return {"task": config.task, "length": config.length, "cell": config.cell, "seed": config.seed,
-            "hidden": config.hidden, "steps": rows[-1]["step"], "elapsed": rows[-1]["elapsed"], "stopped": stopped,
+            "hidden": config.hidden, "steps": rows[-1]["step"] if steps is None else steps,
+            "elapsed": rows[-1]["elapsed"] if elapsed is None else elapsed, "stopped": stopped,
             "solved": last["eval_solved"], "loss": last["eval_loss"], "accuracy": scores.get("accuracy"),
             "baseline_solved": baseline["solved"], "baseline_loss": baseline["loss"],
             "best_solved": max(r["eval_solved"] for r in evaluated), "stop_at": config.stop_at,

@@ -285,11 +285,13 @@ class Trainer:
                     "tokens_per_s": iv.mean(iv.steps * self.tokens_per_step, iv.seconds),
                     "elapsed": self.elapsed_before + time.monotonic() - session_start, "skipped": iv.skipped,
                     **scores})
-        self.rows.append(row)
-        self.interval = Interval()
+        value = row.get(self.objective.best_column, math.nan)
         if evaluate and self.health.reference_loss is None:
             self.health.reference_loss = self.objective.untrained_loss(row)
-        value = row.get(self.objective.best_column, math.nan)
+        elif evaluate:
+            self.health.check_evaluation(self.step, value, iv.lr)      # before the row is kept or saved
+        self.rows.append(row)
+        self.interval = Interval()
         if value < self.best_val:
             self.best_val, self.best_step = value, self.step
             self._new_best = True

@@ -1,7 +1,7 @@
 """Is training still healthy? Non-finite values and divergence, each stopped with a diagnosis.
 
     non-finite   a NaN or inf in the loss, a gradient or (after an update) a parameter
-    divergence   the smoothed training loss, L_s <- (1 - a) L_s + a E_step with a = 0.1 (so a
+    divergence   an evaluation loss, or the smoothed training loss, L_s <- (1 - a) L_s + a E_step with a = 0.1 (so a
                  single step must be about ten times too large to trip it alone), exceeds
                  `factor` times the loss of the untrained model: ln V for a language model
                  (uniform guessing over V symbols), for a task the larger of its trivial
@@ -50,6 +50,19 @@ class Health:
         limit = self.limit()
         if limit is not None and self.smoothed > limit:
             raise DivergenceError(self.divergence_report(step, lr))
+
+    def check_evaluation(self, step, loss, lr):
+        """An evaluation far above the untrained loss (the last update broke the model): stop before
+        it is saved. NaN passes here; the non-finite checks name it."""
+        limit = self.limit()
+        if limit is not None and loss > limit:
+            raise DivergenceError(
+                f"training diverged at step {step}: the evaluation loss is {loss:.4g}, above "
+                f"{self.config.divergence:g} times the untrained model's loss ({self.reference_loss:.4g}); "
+                f"the update of that step broke the model. Learning rate {lr:g}, {self.clipping_text()}."
+                + self.history_text() + f" Try a smaller learning rate (e.g. --lr {lr / 10:g})"
+                + ("" if self.config.clip_norm else ", clipping by global norm (--clip-norm 5)")
+                + "; --divergence off turns this check off.")
 
     def limit(self):
         factor = self.config.divergence
