@@ -1,6 +1,7 @@
 """The lesson numbers against closed forms and finite differences; every script writes its PNG."""
 import math
 import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -208,16 +209,32 @@ SCRIPTS = {
 }
 
 
+def _check_png(out, folder):
+    assert out.stat().st_size > 1000
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in folder.iterdir()) == [out.name], "stray files left behind"
+
+
 @pytest.mark.parametrize("name", sorted(SCRIPTS))
-def test_script_writes_a_png(name, tmp_path):
+def test_script_writes_a_png(name, tmp_path, monkeypatch, capsys):
+    """Each script's main() in this process (one interpreter start for all of them)."""
+    from rnnvanish.plots import plt
+
+    monkeypatch.chdir(tmp_path)
     out = tmp_path / f"{name}.png"
+    main = runpy.run_path(str(REPO / "scripts" / f"{name}.py"))["main"]
+    main(["--out", str(out), *SCRIPTS[name]])
+    assert str(out) in capsys.readouterr().out
+    _check_png(out, tmp_path)
+    assert not plt.get_fignums(), "the script left a figure open"
+
+
+def test_a_script_runs_on_its_own_without_a_display(tmp_path):
+    out = tmp_path / "chain_product.png"
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "MPLBACKEND")}
-    env["OPENBLAS_NUM_THREADS"] = "1"                          # tiny products; spare a shared machine
     result = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / f"{name}.py"), "--out", str(out), *SCRIPTS[name]],
+        [sys.executable, str(REPO / "scripts" / "chain_product.py"), "--out", str(out), "--steps", "10"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert out.stat().st_size > 1000
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name], "stray files left behind"
+    _check_png(out, tmp_path)
