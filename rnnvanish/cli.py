@@ -33,16 +33,6 @@ class OneLineParser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def _available_commands():
-    """Only subcommands whose module exists are offered."""
-    found = {}
-    for name, (module, help_text) in COMMANDS.items():
-        spec = importlib.util.find_spec(f"rnnvanish.commands.{module}")
-        if spec is not None:
-            found[name] = (module, help_text)
-    return found
-
-
 def build_parser(only=None):
     parser = OneLineParser(
         prog="rnnvanish",
@@ -50,7 +40,7 @@ def build_parser(only=None):
     )
     parser.add_argument("--version", action="version", version=f"rnnvanish {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
-    for name, (module, help_text) in _available_commands().items():
+    for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text[0].upper() + help_text[1:] + ".")
         if only is None or only == name:
             mod = importlib.import_module(f"rnnvanish.commands.{module}")

@@ -196,9 +196,9 @@ def test_resume_after_a_finished_budget_matches_one_long_run(capsys, corpus, tmp
     assert [s["at_step"] for s in config["sessions"]] == [0, 16] and config["sessions"][1]["changed"] == {"steps": 32}
 
 
-def _spawn(args, cwd):
+def _spawn(args, cwd, command="train"):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.Popen([sys.executable, "-m", "rnnvanish", "train", *map(str, args)], cwd=cwd, env=env,
+    return subprocess.Popen([sys.executable, "-m", "rnnvanish", command, *map(str, args)], cwd=cwd, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -280,3 +280,39 @@ def test_bad_resumes_are_refused_and_touch_nothing(capsys, corpus, tmp_path):
         assert code == 2, f"{case}: {err}"
         assert words in err and len(err.strip().splitlines()) == 1, f"{case}: {err}"
         assert snapshot(tmp_path) == before, case
+
+
+TASK_SMALL = ["--length", 12, "--hidden", 6, "--batch", 4, "--eval-every", 8, "--eval-size", 30, "--stop-at", "none",
+              "--no-trace", "--quiet"]
+TRAINING_COLUMNS = ["step", "sequences", "train_loss", "eval_loss", "eval_solved", "eval_mean_abs_error", "grad_norm",
+                    "grad_norm_clipped", "clipped_frac", "lr", "skipped"]
+
+
+def test_a_killed_task_run_resumes_to_the_same_metrics(tmp_path):
+    """kill -9 in the middle of a task run, then --resume: the metrics' training columns and the
+    weights equal those of a run that was never stopped, bit for bit (the sequence generator's
+    state travels in the checkpoint)."""
+    run = tmp_path / "run"
+    warm = _spawn(["adding", *TASK_SMALL, "--steps", 1, "--out", tmp_path / "warm"], cwd=tmp_path, command="task")
+    assert warm.wait(timeout=300) == 0, warm.stderr.read().decode()
+    proc = _spawn(["adding", *TASK_SMALL, "--steps", 100000, "--out", run], cwd=tmp_path, command="task")
+    _wait_for_checkpoint(proc, run / rf.CHECKPOINT)
+    time.sleep(0.2)                               # let it write rows past the checkpoint
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+    stopped_at = load_checkpoint(run / rf.CHECKPOINT).step
+    assert stopped_at < 2000, "the run went too far to compare cheaply"
+    steps = (stopped_at // 8 + 2) * 8 + 4         # past the stop, not on an evaluation
+    for args in (["--resume", run, "--steps", steps, "--quiet"],
+                 ["adding", *TASK_SMALL, "--steps", steps, "--out", tmp_path / "whole"]):
+        done = _spawn(args, cwd=tmp_path, command="task")
+        assert done.wait(timeout=300) == 0, done.stderr.read().decode()
+    resumed, whole = rf.read_metrics(run / rf.METRICS), rf.read_metrics(tmp_path / "whole" / rf.METRICS)
+    assert resumed["step"][-1] == steps and resumed["step"].size == whole["step"].size
+    for column in TRAINING_COLUMNS:
+        assert_same_bits(resumed[column], whole[column], column)
+    a, b = load_checkpoint(run / rf.CHECKPOINT), load_checkpoint(tmp_path / "whole" / rf.CHECKPOINT)
+    for k in a.params:
+        assert_same_bits(a.params[k], b.params[k], k)
+    result = json.loads((run / rf.RESULT).read_text())
+    assert result["steps"] == steps and result["loss"] == whole["eval_loss"][-1]

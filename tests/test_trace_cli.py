@@ -16,7 +16,7 @@ def written(path):
 
 def test_compare_cells_writes_charts_data_and_a_table(tmp_path, capsys):
     code, out, err = cli(capsys, "trace", "--compare", "cell=tanh,lstm,gru", *TINY,
-                         "--out", tmp_path / "lag.png", "--heatmap", tmp_path / "jac.svg",
+                         "--chart", tmp_path / "lag.png", "--heatmap", tmp_path / "jac.svg",
                          "--contributions", tmp_path / "terms.png", "--data-out", tmp_path / "trace.npz")
     assert code == 0, err
     for name in ("lag.png", "jac.svg", "terms.png"):
@@ -33,6 +33,14 @@ def test_compare_cells_writes_charts_data_and_a_table(tmp_path, capsys):
     assert set(rows) == {"tanh", "LSTM", "GRU"}
     # the printed median at lag 10 is the one in the saved trace
     assert float(rows["LSTM"].split()[1]) == pytest.approx(lstm.signal_at(10), rel=1e-2)
+
+
+def test_out_is_a_folder_of_every_output(tmp_path, capsys):
+    code, out, err = cli(capsys, "trace", "--cell", "lstm", *TINY, "--out", tmp_path / "t")
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "t").iterdir()) == [
+        "contributions.png", "jacobians.png", "lag.png", "trace.csv", "trace.npz"]
+    assert Trace.load(tmp_path / "t" / "trace.npz").meta["cell"] == "lstm"
 
 
 @pytest.mark.parametrize("compare", ["radius=0.9,1.1", "init=normal:1.0,glorot_uniform,orthogonal",
@@ -92,7 +100,7 @@ def test_training_traces_and_plot_of_a_run(run_folder, tmp_path, capsys, monkeyp
     monkeypatch.setenv("RNNVANISH_BACKEND", "numpy")
     history = load_training_traces(run_folder)
     assert list(history.steps) == [0, 5, 10, 15] and history.grad_h.shape == (4, 11)
-    code, out, err = cli(capsys, "plot", run_folder, "--out-dir", tmp_path, "--format", "svg")
+    code, out, err = cli(capsys, "plot", run_folder, "--out", tmp_path, "--format", "svg")
     assert code == 0, err
     assert written(tmp_path / "lag_profiles.svg")
     assert written(tmp_path / "training.svg") or "skipped the training chart" in out
@@ -115,8 +123,9 @@ def test_trace_a_checkpoint(run_folder, tmp_path, capsys):
     (["--compare", "cell=tanh,elman"], "unknown cell"),
     (["--compare", "forget-bias=0,1"], "add --cell lstm"),
     (["--cell", "gru", "--compare", "activation=tanh,relu"], "add --cell tanh"),
-    (["--init", "bogus"], "unknown initialiser"),
-    (["--out", "chart.jpg"], ".png or .svg"),
+    (["--init-hh", "bogus"], "unknown initialiser"),
+    (["--chart", "chart.jpg"], ".png or .svg"),
+    (["--out", "lag.png"], "name a single chart with --chart"),
     (["--data-out", "trace.txt"], ".npz"),
     (["--data-out", "no/such/folder/t.npz"], "does not exist"),
     (["--heatmap", "h.png", "--no-jacobian"], "drop --no-jacobian"),

@@ -399,3 +399,33 @@ def test_trains_on_tinyshakespeare(capsys, tmp_path):
     assert code == 0, err
     m = rf.read_metrics(tmp_path / "r" / rf.METRICS)
     assert m["val_loss"][-1] < math.log(65) - 0.5     # better than uniform over the 65 symbols
+
+
+@pytest.mark.parametrize("command", ["train", "task"])
+def test_a_run_written_to_a_file_has_log_lines_and_no_bar(corpus, tmp_path, command):
+    """`rnnvanish train ... > log 2>&1`: stderr is not a terminal, so no progress bar is drawn;
+    the file holds the header, one line per evaluation, the samples and the summary."""
+    import subprocess
+    import sys
+
+    args = ([str(corpus), *SMALL[:-1], "--steps", "24", "--eval-every", "8", "--sample-every", "8"] if command == "train"
+            else ["latch", "--length", "8", "--hidden", "4", "--steps", "24", "--eval-every", "8", "--eval-size", "20",
+                  "--stop-at", "none", "--no-trace"])
+    log = tmp_path / "log.txt"
+    with open(log, "w") as f:
+        code = subprocess.call([sys.executable, "-m", "rnnvanish", command, *args, "--out", str(tmp_path / "r")],
+                               stdout=f, stderr=subprocess.STDOUT, cwd=tmp_path)
+    text = log.read_bytes().decode("utf-8")               # bytes: read_text would turn \r into \n
+    assert code == 0, text
+    assert "\r" not in text and "\x1b[" not in text and "%|" not in text and "it/s" not in text
+    lines = text.splitlines()
+    assert lines[0].startswith("training in ")
+    steps = [line.split(" | ")[0] for line in lines if line.startswith("step ")]
+    assert steps == (["step 8", "step 16", "step 24"] if command == "train" else ["step 0", "step 8", "step 16", "step 24"])
+    assert ("--- sample at step 8" in text) == (command == "train")
+    assert "run folder" in text and "reached 24 steps" in text
+    # --progress draws the bar even into a file
+    with open(log, "w") as f:
+        subprocess.call([sys.executable, "-m", "rnnvanish", command, *args, "--out", str(tmp_path / "p"), "--progress"],
+                        stdout=f, stderr=subprocess.STDOUT, cwd=tmp_path)
+    assert "\r" in log.read_bytes().decode("utf-8")

@@ -8,6 +8,7 @@ time of the kernels and the time a warm process takes to its first step.
 """
 import os
 
+from ..choices import CELLS, DTYPES
 from ._args import positive_float, positive_int
 
 FULL_GRID = {"hidden": [64, 128, 512], "batch": [1, 32], "dtype": ["float64", "float32"], "threads": [1, 2]}
@@ -18,11 +19,11 @@ def add_arguments(p):
     g = p.add_argument_group("grid (default: the full grid; --quick for a small one)")
     g.add_argument("--quick", action="store_true",
                    help="H 128, B 1 and 32, both dtypes, 1 thread, 0.3 s per measurement")
-    g.add_argument("--cells", nargs="+", choices=("tanh", "lstm", "gru"), default=["tanh", "lstm", "gru"],
+    g.add_argument("--cells", nargs="+", choices=CELLS, default=list(CELLS),
                    help="cells to measure (default: all three)")
     g.add_argument("--hidden", nargs="+", type=positive_int, help="hidden sizes H (default: 64 128 512)")
     g.add_argument("--batch", nargs="+", type=positive_int, help="batch sizes B (default: 1 32)")
-    g.add_argument("--dtype", nargs="+", choices=("float64", "float32"), help="dtypes (default: both)")
+    g.add_argument("--dtype", nargs="+", choices=DTYPES, help="dtypes (default: both)")
     g.add_argument("--threads", nargs="+", type=positive_int, help="thread counts (default: 1 2)")
     g.add_argument("--window", type=positive_int, default=25, help="window length T (default: 25)")
     g.add_argument("--vocab", type=positive_int, default=65, help="vocabulary size V (default: 65)")

@@ -1,14 +1,15 @@
 """`rnnvanish gradcheck`: BPTT gradients against central finite differences (float64)."""
+from ..choices import ACTIVATIONS, BACKENDS, CELLS
 from ._args import nonneg_int, optional_truncate, positive_float, positive_int
 
-CELL_CHOICES = ("tanh", "lstm", "gru", "all")
+CELL_CHOICES = (*CELLS, "all")
 
 
 def add_arguments(p):
     g = p.add_argument_group("model")
     g.add_argument("--cell", choices=CELL_CHOICES, default="all",
                    help="cell to check; 'all' checks every cell, activation and GRU form (default: all)")
-    g.add_argument("--activation", choices=("tanh", "sigmoid", "relu"), default=None,
+    g.add_argument("--activation", choices=ACTIVATIONS, default=None,
                    help="activation of the tanh RNN (default: all three when --cell all, else tanh)")
     g.add_argument("--reset-before", action="store_true",
                    help="GRU: the reset gate acts before the recurrent product (Cho et al. 2014)")
@@ -24,7 +25,7 @@ def add_arguments(p):
     c.add_argument("--eps", type=positive_float, default=1e-5, help="finite-difference step (default: 1e-5)")
     c.add_argument("--tolerance", type=positive_float, default=1e-7,
                    help="largest relative error accepted (default: 1e-7)")
-    c.add_argument("--backend", choices=("numba", "numpy"), default=None,
+    c.add_argument("--backend", choices=BACKENDS, default=None,
                    help="kernels to check (default: $RNNVANISH_BACKEND or numba)")
 
 

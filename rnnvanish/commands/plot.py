@@ -1,14 +1,17 @@
 """`rnnvanish plot RUN_FOLDER`: draw every chart of a training run from its files.
 
-    training.png      loss, gradient norms and clipping against step (from metrics.csv)
+    training.png      loss, gradient norms and clipping against step (from metrics.csv);
+                      task.png for a task run: loss and success against the baseline
     lag_profiles.png  the gradient lag profile over training (from traces/lag_<step>.npz)
 """
 from pathlib import Path
 
 
 def add_arguments(p):
-    p.add_argument("run", metavar="RUN_FOLDER", help="a run folder written by `rnnvanish train`")
-    p.add_argument("--out-dir", metavar="DIR", default=None, help="where to write the charts (default: the run folder)")
+    import argparse
+    p.add_argument("run", metavar="RUN_FOLDER", help="a run folder written by `rnnvanish train` or `rnnvanish task`")
+    p.add_argument("--out", metavar="FOLDER", default=None, help="where to write the charts (default: the run folder)")
+    p.add_argument("--out-dir", dest="out", help=argparse.SUPPRESS)
     p.add_argument("--format", choices=("png", "svg"), default="png", help="chart file format (default: png)")
 
 
@@ -20,14 +23,20 @@ def _training_chart(run, out_dir, fmt):
     metrics_path = run / rf.METRICS
     if not metrics_path.is_file():
         return None, f"no {rf.METRICS}: no training chart"
-    try:
-        from ..plots.training import plot_training
-    except ImportError as err:
-        return None, f"skipped the training chart: rnnvanish.plots.training is not available ({err})"
     metrics = rf.read_metrics(metrics_path)
     if metrics["step"].size == 0:
         return None, f"{rf.METRICS} has no rows yet: no training chart"
     config = rf.read_json(run / rf.CONFIG) if (run / rf.CONFIG).is_file() else {}
+    if isinstance(config.get("task"), dict) and "eval_loss" in metrics:
+        import numpy as np
+
+        from ..plots.tasks import plot_task_run
+        evaluated = np.isfinite(metrics["eval_loss"])
+        fig = plot_task_run({k: v[evaluated] for k, v in metrics.items()}, config["task"].get("baseline", {}),
+                            title=f"{run.name}: {config['task'].get('name')}, T = {config.get('length')}",
+                            stop_at=config.get("stop_at"))
+        return save_figure(fig, out_dir / f"task.{fmt}"), None
+    from ..plots.training import plot_training
     unit = "char" if config.get("level", "char") == "char" else "word"
     fig = plot_training(metrics, title=run.name, unit=unit, clip_norm=config.get("clip_norm"))
     return save_figure(fig, out_dir / f"training.{fmt}"), None
@@ -58,7 +67,7 @@ def run(args):
     if not run_dir.is_dir():
         raise RnnvanishError(f"there is no run folder {run_dir}" if not run_dir.exists()
                              else f"{run_dir} is a file, not a run folder")
-    out_dir = Path(args.out_dir) if args.out_dir else run_dir
+    out_dir = Path(args.out) if args.out else run_dir
     if not out_dir.is_dir():
         raise RnnvanishError(f"the output folder {out_dir} does not exist")
     written, notes = [], []

@@ -10,6 +10,7 @@ Prime symbols outside the model's vocabulary follow --unknown:
              its most frequent character), with a warning naming them
     error    stop with exit status 2
 """
+from ..choices import BACKENDS
 from ._args import nonneg_float, nonneg_int, positive_int
 
 UNKNOWN_POLICIES = ("skip", "replace", "error")
@@ -29,7 +30,7 @@ def add_arguments(p):
     g = p.add_argument_group("model")
     g.add_argument("--last", action="store_true",
                    help="in a run folder, use checkpoint.npz (the latest) instead of best.npz")
-    g.add_argument("--backend", choices=("numba", "numpy"), default=None,
+    g.add_argument("--backend", choices=BACKENDS, default=None,
                    help="kernels (default: $RNNVANISH_BACKEND or numba)")
 
 

@@ -12,7 +12,6 @@ from ._args import (add_budget_arguments, add_eval_every, add_logging_arguments,
                     add_run_folder_arguments, duration, optional, positive_float, positive_int)
 
 TASK_NAMES = ("adding", "copy", "temporal_order", "latch")
-EXIT_STOPPED, EXIT_INTERRUPTED = 3, 130
 
 
 def stop_fraction(text):
@@ -114,16 +113,8 @@ def _hooks(args, folder):
 
 
 def run(args):
-    from ..errors import TrainingStopped
-    from ..training.session import train_session
-
-    session = prepare(args)                 # all checks; raises before writing
-    try:
-        reason = train_session(session)
-    except TrainingStopped as err:
-        session.report_stopped(err)
-        return EXIT_STOPPED
-    return EXIT_INTERRUPTED if reason == "interrupted" else 0
+    from ..training.session import run_session
+    return run_session(prepare(args))        # prepare: every check, before anything is written
 
 
 __all__ = ["TASK_NAMES", "add_arguments", "run", "duration", "stop_fraction"]

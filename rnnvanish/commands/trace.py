@@ -1,25 +1,32 @@
 """`rnnvanish trace`: measure how the error signal fades (or grows) with distance, and chart it.
 
-    rnnvanish trace --compare cell=tanh,lstm,gru --out lag.png --heatmap jacobians.png
-    rnnvanish trace --compare radius=0.9,1.0,1.1 --input-scale 0.1
+    rnnvanish trace --compare cell=tanh,lstm,gru --chart lag.png --heatmap jacobians.png
+    rnnvanish trace --compare radius=0.9,1.0,1.1 --input-scale 0.1 --out traces/radius
     rnnvanish trace --checkpoint runs/my-run --corpus tinyshakespeare.txt --data-out trace.npz
+
+`--out FOLDER` writes every output into one folder (lag.png, jacobians.png, contributions.png,
+trace.npz and trace.csv); `--chart`, `--heatmap`, `--contributions` and `--data-out` name single
+files instead (and take precedence over the folder's names).
 """
+import argparse
 import re
 from pathlib import Path
 
-from ._args import finite_float, nonneg_int, positive_float, positive_int
+from ..choices import ACTIVATIONS, BACKENDS, CELLS
+from ._args import finite_float, init_spec, nonneg_int, positive_float, positive_int
 
 CHART_SUFFIXES = (".png", ".svg")
 
 
 def add_arguments(p):
     m = p.add_argument_group("model (fresh, unless --checkpoint)")
-    m.add_argument("--cell", choices=("tanh", "lstm", "gru"), default="tanh", help="recurrent cell (default: tanh)")
-    m.add_argument("--activation", choices=("tanh", "sigmoid", "relu"), default="tanh",
+    m.add_argument("--cell", choices=CELLS, default="tanh", help="recurrent cell (default: tanh)")
+    m.add_argument("--activation", choices=ACTIVATIONS, default="tanh",
                    help="activation of the tanh-family RNN (default: tanh)")
-    m.add_argument("--init", metavar="SPEC", default=None,
+    m.add_argument("--init-hh", dest="init", type=init_spec, metavar="SPEC", default=None,
                    help="W_hh initialiser per gate block, e.g. orthogonal, glorot_uniform, normal:1.0 "
                         "(default: orthogonal)")
+    m.add_argument("--init", dest="init", type=init_spec, help=argparse.SUPPRESS)
     m.add_argument("--radius", type=positive_float, metavar="R", default=None,
                    help="rescale each W_hh gate block to this spectral radius (default: leave it)")
     m.add_argument("--forget-bias", type=finite_float, metavar="B", default=1.0, help="LSTM forget-gate bias (default: 1.0)")
@@ -52,13 +59,15 @@ def add_arguments(p):
     j.add_argument("--rank", type=positive_int, metavar="R", default=8, help="sketch block size r (default: 8)")
     j.add_argument("--sweeps", type=positive_int, metavar="N", default=2, help="sketch sweeps, more is closer (default: 2)")
     j.add_argument("--no-jacobian", action="store_true", help="skip the Jacobian products (lag profile only)")
-    j.add_argument("--backend", choices=("numba", "numpy"), default=None,
+    j.add_argument("--backend", choices=BACKENDS, default=None,
                    help="kernels for the forward pass (default: $RNNVANISH_BACKEND or numba)")
     j.add_argument("--threads", type=positive_int, metavar="N", default=None,
                    help="threads of NumPy's matrix products, where a trace spends most of its time "
                         "(default: one per CPU)")
     o = p.add_argument_group("output")
-    o.add_argument("--out", metavar="CHART", default=None, help="lag-profile chart, .png or .svg")
+    o.add_argument("--out", metavar="FOLDER", default=None,
+                   help="write every output into FOLDER: lag.png, jacobians.png, contributions.png, trace.npz/.csv")
+    o.add_argument("--chart", metavar="CHART", default=None, help="lag-profile chart, .png or .svg")
     o.add_argument("--heatmap", metavar="CHART", default=None, help="Jacobian-norm heatmap(s), .png or .svg")
     o.add_argument("--contributions", metavar="CHART", default=None,
                    help="chart of each step's term of dE_T/dW_hh by lag, .png or .svg")
@@ -71,7 +80,19 @@ def add_arguments(p):
 def _check_outputs(args):
     from ..errors import RnnvanishError
 
-    for flag in ("out", "heatmap", "contributions"):
+    if args.out is not None:
+        out = Path(args.out)
+        if out.suffix.lower() in CHART_SUFFIXES + (".npz",):
+            raise RnnvanishError(f"--out names a folder for every output; name a single chart with --chart "
+                                 f"(got {args.out!r})")
+        if out.exists() and not out.is_dir():
+            raise RnnvanishError(f"--out must be a folder; {args.out} is a file")
+        args.chart = args.chart or str(out / "lag.png")
+        args.contributions = args.contributions or str(out / "contributions.png")
+        args.data_out = args.data_out or str(out / "trace.npz")
+        if not args.no_jacobian:
+            args.heatmap = args.heatmap or str(out / "jacobians.png")
+    for flag in ("chart", "heatmap", "contributions"):
         path = getattr(args, flag)
         if path is not None and Path(path).suffix.lower() not in CHART_SUFFIXES:
             raise RnnvanishError(f"--{flag} must end in .png or .svg, got {path!r}")
@@ -79,8 +100,10 @@ def _check_outputs(args):
         raise RnnvanishError(f"--data-out must be a .npz file, got {args.data_out!r}")
     if args.heatmap and args.no_jacobian:
         raise RnnvanishError("--heatmap needs the Jacobian products; drop --no-jacobian")
-    for path in filter(None, (args.out, args.heatmap, args.contributions, args.data_out)):
+    for path in filter(None, (args.chart, args.heatmap, args.contributions, args.data_out)):
         parent = Path(path).resolve().parent
+        if args.out is not None and parent == Path(args.out).resolve():
+            continue                                   # the --out folder is made when writing
         if not parent.is_dir():
             raise RnnvanishError(f"cannot write {path}: the folder {parent} does not exist")
 
@@ -239,21 +262,23 @@ def run(args):
 
 
 def _write_outputs(args, traces, about, hidden):
-    if not (args.out or args.heatmap or args.contributions or args.data_out):
+    if not (args.chart or args.heatmap or args.contributions or args.data_out):
         return
+    if args.out is not None:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
     written = []
     if args.data_out:
         for tr, path in zip(traces, _data_paths(args.data_out, traces)):
             written += [str(p) for p in tr.save(path)]
-    if args.out or args.heatmap or args.contributions:
+    if args.chart or args.heatmap or args.contributions:
         from ..plots import save_figure
         from ..plots.trace import plot_jacobian_heatmaps, plot_lag_profiles
 
         T = traces[0].T
         subtitle = f"H = {hidden}, T = {T}, {traces[0].B} sequences of {about}"
-        if args.out:
+        if args.chart:
             fig = plot_lag_profiles(traces, title=f"How much of the error signal at step T reaches step k\n{subtitle}")
-            written.append(save_figure(fig, args.out))
+            written.append(save_figure(fig, args.chart))
         if args.contributions:
             fig = plot_lag_profiles(traces, quantity="contribution",
                                     title=f"Each step's term in ∂E$_T$/∂W$_{{hh}}$, by lag\n{subtitle}")

@@ -11,8 +11,6 @@ from ._args import (_default, add_budget_arguments, add_logging_arguments, add_m
                     optional, positive_int)
 
 DEFAULT_MAX_TIME = 120.0      # seconds: the budget when no --steps, --epochs or --max-time is given
-EXIT_STOPPED = 3           # non-finite values or divergence; the last good checkpoint is kept
-EXIT_INTERRUPTED = 130
 
 EPILOG = ("The run folder holds config.json, metrics.csv (step, tokens, train_loss, val_loss, val_bits, val_ppl, "
           "grad_norm, grad_norm_clipped, clipped_frac, lr, tokens_per_s, elapsed, skipped: losses in nats per "
@@ -135,13 +133,5 @@ def _applicable(saved: dict) -> dict:
 
 
 def run(args):
-    from ..errors import TrainingStopped
-    from ..training.session import train_session
-
-    session = prepare(args)                 # all checks; raises before writing
-    try:
-        reason = train_session(session)
-    except TrainingStopped as err:
-        session.report_stopped(err)
-        return EXIT_STOPPED
-    return EXIT_INTERRUPTED if reason == "interrupted" else 0
+    from ..training.session import run_session
+    return run_session(prepare(args))        # prepare: every check, before anything is written

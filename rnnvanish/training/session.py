@@ -30,6 +30,8 @@ from . import runfolder as rf
 from .checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 from .engine import Hooks, TrainHooks
 
+EXIT_STOPPED = 3           # non-finite values or divergence; the last good checkpoint is kept
+EXIT_INTERRUPTED = 130     # Ctrl-C; a checkpoint is saved first
 BUDGET_KEYS = ("steps", "epochs", "max_time")
 # What --resume may change: how long, how it is logged, and the step rule. Not the model or the data.
 RESUME_MAY_CHANGE = BUDGET_KEYS + (
@@ -244,6 +246,17 @@ class StopOnInterrupt:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
         return False
+
+
+def run_session(session: Session) -> int:
+    """Train a prepared session as a command does; returns the exit status."""
+    from ..errors import TrainingStopped
+    try:
+        reason = train_session(session)
+    except TrainingStopped as err:
+        session.report_stopped(err)
+        return EXIT_STOPPED
+    return EXIT_INTERRUPTED if reason == "interrupted" else 0
 
 
 def train_session(session: Session) -> str:
