@@ -205,6 +205,7 @@ SCRIPTS = {
     "self_normalisation": ["--quick"],
     "norm_init": ["--quick"],
     "norm_training": ["--quick"],
+    "weight_decay": ["--quick"],
     "clip_value_vs_norm": ["--gradient", "3", "-2", "--threshold", "1.5"],
 }
 

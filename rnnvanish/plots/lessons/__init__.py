@@ -173,4 +173,4 @@ def plot_clipping(demo, ax=None):
 
 
 from .deep import plot_init_activation, plot_self_normalisation  # noqa: E402,F401  (below: they import the parent)
-from .norm import plot_norm_training, plot_norm_variances  # noqa: E402,F401
+from .norm import plot_norm_training, plot_norm_variances, plot_weight_decay  # noqa: E402,F401

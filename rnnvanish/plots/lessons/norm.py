@@ -99,3 +99,46 @@ def plot_norm_training(runs, sweep, title=None, smooth=10, axes=None):
     else:
         ax_l.legend(fontsize=7)
     return fig
+
+
+def plot_weight_decay(study, settings="", axes=None):
+    """One row per starting spectral radius rho: the data gradient's norm (log), W_hh's spectral
+    radius, and the training loss (log), one line per run (weight decay alone solid, with clipping
+    dashed). `study` is `lessons.weight_decay.weight_decay_study`'s {rho: {label: run}}."""
+    rhos = list(study)
+    if axes is None:
+        fig, axes = plt.subplots(len(rhos), 3, figsize=(15.0, 3.0 * len(rhos) + 1.2), layout="constrained",
+                                 squeeze=False, sharex=True)
+    fig = axes[0][0].figure
+    labels = list(study[rhos[0]])
+    decays = [lab for lab in labels if not lab.startswith("clip")]
+    shades = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, len(decays)))
+    colours = dict(zip(decays, shades))
+    clip_colours = dict(zip([lab for lab in labels if lab.startswith("clip")], ["tab:red", "tab:orange", "tab:pink"]))
+    for row, rho in zip(axes, rhos):
+        ax_g, ax_r, ax_l = row
+        for label, r in study[rho].items():
+            style = dict(color=colours.get(label, clip_colours.get(label)), lw=1.5,
+                         ls="--" if label.startswith("clip") else "-")
+            end = f", diverged at step {r['diverged']}" if r["diverged"] else ""
+            ax_g.semilogy(r["step"], r["grad_norm"], **style, alpha=0.85)
+            ax_r.plot(r["step"], r["radius"], **style, label=label + end)
+            ax_l.semilogy(r["step"], _smooth(r["loss"], 10), **style)
+        ax_r.axhline(1.0, color="0.3", lw=0.8, ls=":")
+        ax_r.set_yscale("log")
+        ax_g.set_ylabel(f"start ρ(W$_{{hh}}$) = {rho:g}\n‖∂E/∂θ‖ (log scale)")
+        ax_r.set_ylabel("ρ(W$_{hh}$) (log scale)")
+        ax_l.set_ylabel("loss E (log scale)")
+        for ax in row:
+            ax.grid(True, which="major", alpha=0.3)
+    axes[0][0].set_title("Norm of the data gradient, before clipping")
+    axes[0][1].set_title("Spectral radius of W$_{hh}$ after each step (1 dotted)")
+    axes[0][2].set_title("Training loss (running mean over 10 steps)")
+    for ax in axes[-1]:
+        ax.set_xlabel("SGD step")
+    if fig is not None and len(fig.axes) == 3 * len(rhos):
+        fig.suptitle("Weight decay against exploding gradients: a tanh RNN started above the edge of stability"
+                     + (f"\n{settings}" if settings else ""))
+        fig.legend(*axes[0][1].get_legend_handles_labels(), loc="outside lower center", ncol=len(labels),
+                   fontsize=8.5)
+    return fig
