@@ -9,18 +9,21 @@ CELL_IDS = ["tanh", "tanh-sigmoid", "tanh-relu", "lstm", "gru", "gru-reset-befor
 TEXT = "a stitch in time saves nine; many hands make light work. " * 30
 
 
-def assert_close(actual, expected, rtol=1e-10, atol=0.0, name="array"):
-    """|actual - expected| <= atol + rtol * max|expected| everywhere, with a readable failure."""
+def assert_close(actual, expected, rtol=1e-10, atol=0.0, name="array", each=False):
+    """|actual - expected| <= atol + rtol * max|expected| everywhere (with `each`, rtol times each
+    entry's own |expected|), with a readable failure: the worst entry and the first ones."""
     actual, expected = np.asarray(actual), np.asarray(expected)
     assert actual.shape == expected.shape, f"{name}: shape {actual.shape} != {expected.shape}"
+    if not expected.size:
+        return
     diff = np.abs(actual - expected)
-    scale = np.abs(expected).max() if expected.size else 0.0
-    limit = atol + rtol * scale
-    if expected.size and not (diff.max() <= limit):
-        worst = np.unravel_index(np.argmax(diff), diff.shape)
+    scale = np.abs(expected) if each else np.abs(expected).max()
+    excess = diff - (atol + rtol * scale)
+    if not np.all(excess <= 0):
+        worst = np.unravel_index(np.nanargmax(np.where(np.isnan(excess), np.inf, excess)), diff.shape)
         raise AssertionError(
-            f"{name}: largest difference {diff.max():.3e} at {worst} exceeds {limit:.3e} "
-            f"(rtol {rtol:g} of max |expected| {scale:.3e})\n"
+            f"{name}: difference {diff[worst]:.3e} at {worst} exceeds atol {atol:g} + rtol {rtol:g} of "
+            f"{'|expected| there' if each else 'max |expected|'} (largest difference {np.nanmax(diff):.3e})\n"
             f"  actual   first entries: {actual.ravel()[:5]}\n"
             f"  expected first entries: {expected.ravel()[:5]}")
 

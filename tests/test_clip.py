@@ -4,18 +4,11 @@ import math
 import numpy as np
 import pytest
 
+from conftest import assert_close
+
 from rnnvanish.clip import (NONFINITE_POLICIES, check_finite, clip_by_global_norm, clip_by_norm,
                             clip_by_value, find_nonfinite, global_norm)
 from rnnvanish.errors import NonFiniteError, RnnvanishError
-
-
-def assert_close(actual, expected, rtol=1e-13, atol=0.0, what="values"):
-    actual, expected = np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64)
-    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
-    diff = np.abs(actual - expected)
-    ok = diff <= atol + rtol * np.abs(expected)
-    assert np.all(ok), (f"{what}: largest difference {diff.max():.3e}; "
-                        f"first entries {actual.ravel()[:4]} vs {expected.ravel()[:4]}")
 
 
 def make_grads(scale=1.0, seed=0):
@@ -53,7 +46,7 @@ def test_clip_by_value():
     assert n_changed == sum(int(np.sum(np.abs(g) > 1.5)) for g in before.values()) > 0
     for name, g in grads.items():
         expected = np.where(before[name] > 1.5, 1.5, np.where(before[name] < -1.5, -1.5, before[name]))
-        assert_close(g, expected, rtol=0, what=f"clipped {name}")
+        assert_close(g, expected, rtol=0, each=True, name=f"clipped {name}")
     assert all(a is b for a, b in zip(arrays, grads.values())), "clip_by_value must work in place"
     assert cosine(flat(grads), flat(before)) < 1 - 1e-6, "value clipping should change the direction"
     assert clip_by_value(grads, 1.5) == 0
@@ -69,7 +62,7 @@ def test_clip_by_norm_per_tensor():
         norm = math.sqrt(float(np.sum(before[name] ** 2)))
         assert norms[name] == pytest.approx(norm, rel=1e-14)
         expected = before[name] * (max_norm / (norm + eps)) if norm + eps > max_norm else before[name]
-        assert_close(g, expected, what=f"clipped {name}")
+        assert_close(g, expected, 1e-13, each=True, name=f"clipped {name}")
         assert cosine(g.ravel(), before[name].ravel()) == pytest.approx(1.0, abs=1e-12)
     assert np.array_equal(grads["b_y"], before["b_y"]), "a tensor under the threshold must be left as it is"
     assert np.linalg.norm(grads["W_hh"]) == pytest.approx(max_norm, rel=1e-5)
@@ -82,7 +75,7 @@ def test_clip_by_global_norm():
     total = math.sqrt(float(np.sum(flat(before) ** 2)))
     assert clip_by_global_norm(grads, max_norm, eps=eps) == pytest.approx(total, rel=1e-14)
     for name, g in grads.items():
-        assert_close(g, before[name] * (max_norm / (total + eps)), what=f"clipped {name}")
+        assert_close(g, before[name] * (max_norm / (total + eps)), 1e-13, each=True, name=f"clipped {name}")
     assert global_norm(grads) == pytest.approx(max_norm, rel=1e-5)
     assert cosine(flat(grads), flat(before)) == pytest.approx(1.0, abs=1e-12), "direction must be kept"
 
@@ -109,7 +102,7 @@ def test_clip_by_global_norm_matches_torch(scale):
     total = clip_by_global_norm(grads, 2.0)
     assert total == pytest.approx(torch_total, rel=1e-13)
     for (name, g), p in zip(grads.items(), params):
-        assert_close(g, p.grad.numpy(), rtol=1e-13, what=f"{name} vs torch")
+        assert_close(g, p.grad.numpy(), 1e-13, each=True, name=f"{name} vs torch")
 
 
 CLIPPERS = [clip_by_value, clip_by_norm, clip_by_global_norm]

@@ -4,18 +4,11 @@ import math
 import numpy as np
 import pytest
 
+from conftest import assert_close
+
 from rnnvanish.errors import RnnvanishError
 from rnnvanish.init import (INITIALIZERS, identity, initialize, orthogonal, parse_init, pytorch,
                             scale_to_radius, spectral_radius, uniform)
-
-
-def assert_close(actual, expected, atol=1e-12, what="values"):
-    actual, expected = np.asarray(actual), np.asarray(expected)
-    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
-    diff = np.abs(actual - expected)
-    assert np.all(diff <= atol), (
-        f"{what}: largest difference {diff.max():.3e} (atol {atol:g}); "
-        f"first entries {actual.ravel()[:4]} vs {expected.ravel()[:4]}")
 
 
 def assert_rel(measured, expected, rtol, what):
@@ -76,7 +69,7 @@ def test_zeros_and_dtype():
     W64 = initialize("glorot_uniform", (20, 30), np.random.default_rng(3))
     W32 = initialize("glorot_uniform", (20, 30), np.random.default_rng(3), dtype=np.float32)
     assert W32.dtype == np.float32 and W64.dtype == np.float64
-    assert_close(W32, W64.astype(np.float32), atol=0, what="float32 draws = float64 draws rounded")
+    assert_close(W32, W64.astype(np.float32), rtol=0, atol=0, name="float32 draws = float64 draws rounded")
 
 
 @pytest.mark.parametrize("name", sorted(INITIALIZERS))
@@ -91,11 +84,11 @@ def test_orthogonal_is_orthogonal(shape):
     Q = orthogonal(shape, np.random.default_rng(5))
     assert Q.shape == shape
     if m >= n:
-        assert_close(Q.T @ Q, np.eye(n), atol=1e-12, what="Q^T Q")
+        assert_close(Q.T @ Q, np.eye(n), rtol=0, atol=1e-12, name="Q^T Q")
     if m <= n:
-        assert_close(Q @ Q.T, np.eye(m), atol=1e-12, what="Q Q^T")
+        assert_close(Q @ Q.T, np.eye(m), rtol=0, atol=1e-12, name="Q Q^T")
     Q = orthogonal(shape, np.random.default_rng(5), gain=1.1)
-    assert_close(np.linalg.svd(Q, compute_uv=False), np.full(min(m, n), 1.1), atol=1e-12, what="singular values")
+    assert_close(np.linalg.svd(Q, compute_uv=False), np.full(min(m, n), 1.1), rtol=0, atol=1e-12, name="singular values")
 
 
 def test_orthogonal_is_haar_distributed():
@@ -108,8 +101,8 @@ def test_orthogonal_is_haar_distributed():
 
 
 def test_identity():
-    assert_close(identity((4, 4), None), np.eye(4), atol=0, what="identity")
-    assert_close(initialize("identity:0.5", (3, 3), 0), 0.5 * np.eye(3), atol=0, what="identity gain")
+    assert_close(identity((4, 4), None), np.eye(4), rtol=0, atol=0, name="identity")
+    assert_close(initialize("identity:0.5", (3, 3), 0), 0.5 * np.eye(3), rtol=0, atol=0, name="identity gain")
     with pytest.raises(RnnvanishError, match="square"):
         identity((3, 12), None)
 
@@ -128,7 +121,7 @@ def test_scale_to_radius():
     lams = np.array([2.0, -0.5, 0.3, 1.2])
     S = rng.standard_normal((4, 4))
     W = S @ np.diag(lams) @ np.linalg.inv(S)
-    assert_close(scale_to_radius(W, 1.1), W * 1.1 / 2.0, atol=1e-12, what="scaled W")
+    assert_close(scale_to_radius(W, 1.1), W * 1.1 / 2.0, rtol=0, atol=1e-12, name="scaled W")
     G = rng.standard_normal((8, 8))
     assert spectral_radius(scale_to_radius(G, 0.9)) == pytest.approx(0.9, rel=1e-10)
 
@@ -171,9 +164,9 @@ def test_parse_init_errors(spec, match):
 def test_initialize_options_and_errors():
     a = initialize("normal:1.0", (5, 5), np.random.default_rng(8))
     b = initialize("normal", (5, 5), 8, std=1.0)                 # a seed works as rng
-    assert_close(a, b, atol=0, what="spec vs keyword option")
+    assert_close(a, b, rtol=0, atol=0, name="spec vs keyword option")
     c = initialize("normal:1.0", (5, 5), 8, std=2.0)             # keyword overrides the spec
-    assert_close(c, 2 * a, atol=1e-15, what="overridden std")
+    assert_close(c, 2 * a, rtol=0, atol=1e-15, name="overridden std")
     with pytest.raises(RnnvanishError, match="2-D"):
         initialize("glorot_normal", (10,), 0)
     with pytest.raises(RnnvanishError, match="positive"):

@@ -4,16 +4,10 @@ import math
 import numpy as np
 import pytest
 
+from conftest import assert_close
+
 from rnnvanish.errors import RnnvanishError
 from rnnvanish.optim import LR_SCHEDULES, OPTIMIZERS, make_optimizer, make_schedule
-
-
-def assert_close(actual, expected, rtol=1e-12, atol=1e-14, what="values"):
-    actual, expected = np.asarray(actual), np.asarray(expected)
-    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
-    diff = np.abs(actual - expected)
-    assert np.all(diff <= atol + rtol * np.abs(expected)), (
-        f"{what}: largest difference {diff.max():.3e}; first entries {actual.ravel()[:4]} vs {expected.ravel()[:4]}")
 
 
 def make_params(seed=0):
@@ -92,7 +86,7 @@ def test_optimizer_follows_its_rule(name, weight_decay):
             g = grad_of({k: expected[k]})[k] + weight_decay * expected[k]
             expected[k], state[k] = rule(expected[k], g, state[k], t, lr, hyper)
     for k in params:
-        assert_close(params[k], expected[k], what=f"{name} {k} after {n_steps} steps")
+        assert_close(params[k], expected[k], 1e-12, 1e-14, each=True, name=f"{name} {k} after {n_steps} steps")
     assert opt.t == n_steps
 
 
@@ -122,7 +116,7 @@ def test_optimizer_matches_torch(name):
             p.grad = torch.from_numpy(torch_grads[k])
         torch_opt.step()
     for k in params:
-        assert_close(params[k], torch_params[k].detach().numpy(), rtol=1e-12, what=f"{name} {k} vs torch")
+        assert_close(params[k], torch_params[k].detach().numpy(), 1e-12, 1e-14, each=True, name=f"{name} {k} vs torch")
 
 
 def test_step_is_in_place_and_leaves_grads_alone():
@@ -141,7 +135,7 @@ def test_lr_override_applies_to_one_step():
     opt = make_optimizer("sgd", params, 0.1)
     g = grad_of(params)
     opt.step(g, lr=0.5)
-    assert_close(params["W_hh"], ref["W_hh"] - 0.5 * g["W_hh"], what="step with lr=0.5")
+    assert_close(params["W_hh"], ref["W_hh"] - 0.5 * g["W_hh"], 1e-12, 1e-14, each=True, name="step with lr=0.5")
     assert opt.lr == 0.1
 
 

@@ -4,19 +4,12 @@ import math
 import numpy as np
 import pytest
 
+from conftest import assert_close
+
 from rnnvanish.errors import RnnvanishError
 from rnnvanish.tasks import (TASKS, adding_batch, copy_memory_batch, latch_batch, make_task,
                              temporal_order_batch)
 from rnnvanish.tasks.temporal_order import TOKEN
-
-
-def assert_close(actual, expected, atol, what):
-    actual, expected = np.asarray(actual, float), np.asarray(expected, float)
-    diff = np.abs(actual - expected)
-    assert diff.max() <= atol, (
-        f"{what}: largest difference {diff.max():.3g} > {atol:.3g}\n"
-        f"  actual   {actual.ravel()[:6]}\n  expected {expected.ravel()[:6]}"
-    )
 
 
 def assert_equal(actual, expected, what):
@@ -99,10 +92,10 @@ def test_adding_target_is_computed_from_the_marked_values():
         value, marker = batch.inputs[:, b, 0], batch.inputs[:, b, 1]
         expected[b] = 0.5 + value[marker == 1.0].sum() / 4.0
     targets_at_answer = batch.targets[batch.lengths - 1, np.arange(batch.B), 0]
-    assert_close(targets_at_answer, expected, 1e-15, "adding targets")
+    assert_close(targets_at_answer, expected, rtol=0, atol=1e-15, name="adding targets")
     placed = np.zeros(batch.mask.shape)
     placed[batch.lengths - 1, np.arange(batch.B)] = expected
-    assert_close(batch.targets[batch.mask][:, 0], placed[batch.mask], 1e-15, "adding targets at the mask")
+    assert_close(batch.targets[batch.mask][:, 0], placed[batch.mask], rtol=0, atol=1e-15, name="adding targets at the mask")
 
 
 @pytest.mark.parametrize("T, n", [(12, 100_000), (100, 40_000)])
@@ -112,8 +105,8 @@ def test_adding_baseline_closed_form_matches_sampling(T, n):
     sampled = task.evaluate(np.full((batch.T, batch.B, 1), 0.5), batch)
     closed = task.baseline(T)
     # standard errors: MSE ~ 0.04 / sqrt(n) * 1.2, solved ~ 0.36 / sqrt(n); allow five of them
-    assert_close(sampled["loss"], closed["loss"], 5 * 0.05 / math.sqrt(n), f"baseline MSE at T={T}")
-    assert_close(sampled["solved"], closed["solved"], 5 * 0.36 / math.sqrt(n), f"baseline solved at T={T}")
+    assert_close(sampled["loss"], closed["loss"], rtol=0, atol=5 * 0.05 / math.sqrt(n), name=f"baseline MSE at T={T}")
+    assert_close(sampled["solved"], closed["solved"], rtol=0, atol=5 * 0.36 / math.sqrt(n), name=f"baseline solved at T={T}")
 
 
 def test_adding_criterion_on_hand_made_predictions():
@@ -124,8 +117,8 @@ def test_adding_criterion_on_hand_made_predictions():
     predictions[batch.lengths - 1, np.arange(4), 0] += errors
     scores = task.evaluate(predictions, batch)
     assert scores["solved"] == 0.5
-    assert_close(scores["loss"], np.mean(errors ** 2), 1e-12, "adding loss")
-    assert_close(task.evaluate(predictions[:, :, 0], batch)["loss"], np.mean(errors ** 2), 1e-12, "(T, B) form")
+    assert_close(scores["loss"], np.mean(errors ** 2), rtol=0, atol=1e-12, name="adding loss")
+    assert_close(task.evaluate(predictions[:, :, 0], batch)["loss"], np.mean(errors ** 2), rtol=0, atol=1e-12, name="(T, B) form")
 
 
 # ---------------------------------------------------------------- copy memory
@@ -152,8 +145,8 @@ def test_copy_memoryless_baseline_equals_closed_form():
     logits[:T + 10, :, 0] = 0.0            # blank, surely
     logits[T + 10:, :, 1:9] = 0.0          # then a uniform guess over the 8 categories
     scores = task.evaluate(logits, batch)
-    assert_close(scores["loss"], 10 * math.log(8) / (T + 20), 1e-12, "memoryless loss")
-    assert_close(task.baseline(T)["loss"], 10 * math.log(8) / (T + 20), 1e-15, "baseline formula")
+    assert_close(scores["loss"], 10 * math.log(8) / (T + 20), rtol=0, atol=1e-12, name="memoryless loss")
+    assert_close(task.baseline(T)["loss"], 10 * math.log(8) / (T + 20), rtol=0, atol=1e-15, name="baseline formula")
 
 
 def test_copy_criterion_on_hand_made_predictions():
@@ -165,7 +158,7 @@ def test_copy_criterion_on_hand_made_predictions():
     wrong[-1, 0] = wrong[-1, 0] % 8 + 1                  # another category at one step
     scores = task.evaluate(10.0 * np.eye(10)[wrong], batch)
     assert scores["solved"] == 0.5
-    assert_close(scores["recall_accuracy"], 19 / 20, 1e-15, "recall accuracy")
+    assert_close(scores["recall_accuracy"], 19 / 20, rtol=0, atol=1e-15, name="recall accuracy")
 
 
 def test_copy_vocabulary_follows_the_options():
@@ -211,7 +204,7 @@ def test_temporal_order_criterion_on_hand_made_predictions():
 
     good, near = task.evaluate(logits_with_p_true(0.75), batch), task.evaluate(logits_with_p_true(0.65), batch)
     assert good["solved"] == 1.0 and near["solved"] == 0.0 and near["accuracy"] == 1.0
-    assert_close(good["loss"], -math.log(0.75), 1e-12, "cross-entropy")
+    assert_close(good["loss"], -math.log(0.75), rtol=0, atol=1e-12, name="cross-entropy")
 
 
 def test_uniform_guess_scores_match_the_classification_baselines():
@@ -220,10 +213,10 @@ def test_uniform_guess_scores_match_the_classification_baselines():
         batch = task.generate(20_000, T, rng=11)
         scores = task.evaluate(np.zeros((batch.T, batch.B, task.output_size)), batch)
         base = task.baseline(T)
-        assert_close(scores["loss"], base["loss"], 1e-12, f"{name} uniform loss")
+        assert_close(scores["loss"], base["loss"], rtol=0, atol=1e-12, name=f"{name} uniform loss")
         assert scores["solved"] == base["solved"] == 0.0
         # argmax of equal logits is class 0, right for a fraction 1/C of balanced classes
-        assert_close(scores["accuracy"], base["accuracy"], 5 * 0.5 / math.sqrt(20_000), f"{name} accuracy")
+        assert_close(scores["accuracy"], base["accuracy"], rtol=0, atol=5 * 0.5 / math.sqrt(20_000), name=f"{name} accuracy")
 
 
 # ---------------------------------------------------------------- latch
@@ -234,11 +227,11 @@ def test_latch_signal_noise_and_targets():
     classes = batch.targets[-1]
     assert_equal(u[:3], np.broadcast_to(np.where(classes == 1, 1.0, -1.0), (3, 4000)), "latched signal")
     noise = u[3:]
-    assert_close(noise.std(), 0.5, 0.01, "noise standard deviation")
-    assert_close(noise.mean(), 0.0, 0.01, "noise mean")
-    assert_close(classes.mean(), 0.5, 0.03, "class balance")
+    assert_close(noise.std(), 0.5, rtol=0, atol=0.01, name="noise standard deviation")
+    assert_close(noise.mean(), 0.0, rtol=0, atol=0.01, name="noise mean")
+    assert_close(classes.mean(), 0.5, rtol=0, atol=0.03, name="class balance")
     default = latch_batch(4000, 12, np.random.default_rng(3))
-    assert_close(default.inputs[1:, :, 0].var(), 0.2, 0.01, "default noise variance (0.2, as published)")
+    assert_close(default.inputs[1:, :, 0].var(), 0.2, rtol=0, atol=0.01, name="default noise variance (0.2, as published)")
 
 
 def test_latch_criterion_on_hand_made_predictions():
