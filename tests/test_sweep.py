@@ -95,8 +95,9 @@ def test_inline_runs_report_one_by_one():
 def test_a_diverging_run_is_a_result():
     spec = {**grid(BASE, [8], ["tanh"], 1)[0], "optimizer": "sgd", "lr": 1e30, "clip_norm": None, "steps": 40}
     result = run_one(spec)
-    assert result["stopped"] == "diverged" and result["solved"] == 0.0
-    assert "non-finite" in result["error"] or "diverged at step" in result["error"]
+    assert result["stopped"] == "diverged" and result["solved"] == 0.0 and "diverged at step 2" in result["error"]
+    spec["divergence"] = None                                    # without the guard: the numbers overflow
+    assert "non-finite" in run_one(spec)["error"]
     assert summarize([result])[0]["runs"] == 1
 
 

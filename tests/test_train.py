@@ -162,7 +162,7 @@ def test_default_corpus_default_folder_and_epochs(capsys, tmp_path, monkeypatch)
     assert code == 0, err
     runs = list((tmp_path / "runs").iterdir())
     assert len(runs) == 1 and runs[0].name.endswith("-lstm")
-    assert json.loads((runs[0] / rf.CONFIG).read_text())["corpus"]["source"] in ("default", "pydoc")
+    assert json.loads((runs[0] / rf.CONFIG).read_text())["corpus"]["source"] == "default"   # corpora/ beside the package
 
     text = "abcdefghij" * 10                     # 100 chars, no validation: 3 streams of 33
     (tmp_path / "c.txt").write_text(text)
@@ -224,10 +224,11 @@ def test_a_diverging_run_stops_within_a_few_steps_and_is_never_best(capsys, corp
     code, _, err = train(capsys, corpus, *SMALL, "--optimizer", "sgd", "--lr", "1e6", "--clip-norm", "none",
                          "--steps", 50, "--eval-every", 1, "--quiet", "--out", tmp_path / "fresh")
     assert code == 3 and "diverged at step 1" in err and not (tmp_path / "fresh" / rf.BEST).exists()
-    # with the guard off it goes on until the numbers overflow
+    # with the guard off it runs to the end and keeps a useless model as its best: what the guard prevents
     code, _, err = train(capsys, corpus, *SMALL, "--optimizer", "sgd", "--lr", "1e6", "--clip-norm", "none",
                          "--steps", 50, "--eval-every", 1, "--divergence", "off", "--quiet", "--out", tmp_path / "o")
-    assert "diverged" not in err and (code == 0 or "non-finite" in err)
+    assert code == 0 and err == ""
+    assert rf.read_metrics(tmp_path / "o" / rf.METRICS)["val_loss"].min() > 100 * math.log(len(set(TEXT)))
 
 
 def test_the_divergence_limit_is_a_multiple_of_the_untrained_loss():
