@@ -18,6 +18,19 @@ from rnnvanish.lessons.activations import ARGSUP
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_blas_thread():
+    """Products of 256 x 256 matrices: on a busy two-core machine one BLAS thread is many times
+    faster than two fighting for the cores."""
+    try:
+        from rnnvanish.threads import limit_threads
+    except ImportError:                                          # the helper moved: run as configured
+        yield
+        return
+    with limit_threads(1, "numpy"):
+        yield
+
+
 def assert_close(actual, expected, rtol, what, atol=0.0):
     actual, expected = np.asarray(actual, float), np.asarray(expected, float)
     diff = np.abs(actual - expected)

@@ -7,6 +7,19 @@ from rnnvanish.clip import global_norm
 from rnnvanish.lessons.weight_decay import init_rnn, recall_batch, rnn_loss_and_grads, spectral_radius, train_rnn
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_blas_thread():
+    """Products of 256 x 256 matrices: on a busy two-core machine one BLAS thread is many times
+    faster than two fighting for the cores."""
+    try:
+        from rnnvanish.threads import limit_threads
+    except ImportError:                                          # the helper moved: run as configured
+        yield
+        return
+    with limit_threads(1, "numpy"):
+        yield
+
+
 @pytest.mark.parametrize("T, B, delay", [(6, 2, 2), (3, 1, 0)])
 def test_bptt_gradient_matches_central_differences(T, B, delay):
     rng = np.random.default_rng(T)
