@@ -12,8 +12,8 @@ from rnnvanish.errors import RnnvanishError
 from rnnvanish.model import LanguageModel
 from rnnvanish.tracer import (Trace, dense_inputs, load_training_traces, record_training_trace, step_jacobians,
                               trace, unit_directions)
-from rnnvanish.tracer.jacobians import (Chain, exact_log_norms, largest_eigenvalues, singular_values_to_end,
-                                        sketch_log_norms, step_chain)
+from rnnvanish.tracer.jacobians import Chain, step_chain
+from rnnvanish.tracer.products import exact_log_norms, largest_eigenvalues, singular_values_to_end, sketch_log_norms
 
 CELLS = [("tanh", {}), ("tanh", {"activation": "sigmoid"}), ("tanh", {"activation": "relu"}),
          ("lstm", {}), ("gru", {}), ("gru", {"reset_after": False})]

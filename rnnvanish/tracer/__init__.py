@@ -11,7 +11,8 @@ values), `trace` (the Trace record and its files), `experiment` (fresh model set
 input sources), `training` (profiles recorded during training).
 """
 from .experiment import Setting, corpus_inputs, dense_inputs, parse_compare, task_inputs, token_inputs, vary
-from .jacobians import exact_log_norms, jacobian_log_norms, sketch_log_norms, step_jacobians
+from .jacobians import step_jacobians
+from .products import exact_log_norms, jacobian_log_norms, sketch_log_norms
 from .signal import backprop_signal, bound_base, fit_decay, unit_directions
 from .trace import Trace, trace
 from .training import TrainingTraces, load_training_traces, record_training_trace

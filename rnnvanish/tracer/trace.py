@@ -34,6 +34,7 @@ import numpy as np
 
 from ..errors import RnnvanishError
 from . import jacobians as jac
+from . import products
 from .signal import backprop_signal, band, bound_base, fit_decay, unit_directions
 
 FORMAT, VERSION = "rnnvanish-trace", 1
@@ -262,9 +263,9 @@ def trace(model, inputs, *, state=None, label=None, seed=0, jacobians=True, meth
     arrays = {}
     if jacobians:
         J = jac.step_chain(cell, cache, sequence)
-        arrays["jacobian_log10"], used = jac.jacobian_log_norms(J, method, rank=rank, sweeps=sweeps, seed=seed)
-        arrays["sv_lags"] = jac.log_spaced_lags(T)
-        arrays["sv_log10"] = jac.singular_values_to_end(J, arrays["sv_lags"], n_singular)
+        arrays["jacobian_log10"], used = products.jacobian_log_norms(J, method, rank=rank, sweeps=sweeps, seed=seed)
+        arrays["sv_lags"] = products.log_spaced_lags(T)
+        arrays["sv_log10"] = products.singular_values_to_end(J, arrays["sv_lags"], n_singular)
         meta.update(jacobian_method=used, sequence=sequence, state_size=int(J.n),
                     jacobian_state="(h, c)" if cell.name == "lstm" else "h")
         if used == "sketch":
