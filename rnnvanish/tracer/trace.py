@@ -234,7 +234,7 @@ def trace(model, inputs, *, state=None, label=None, seed=0, jacobians=True, meth
     inputs    token ids (T, B) or dense inputs (T, B, I); state: the initial carry (default zeros)
     seed      draws the unit directions of the probe loss (and the sketch's random blocks)
     jacobians also measure ||ds_t/ds_k||_2 for every pair on sequence `sequence`, with the
-              `method` of `rnnvanish.tracer.jacobians` ("auto", "exact", "sketch"; rank, sweeps)
+              `method` of `rnnvanish.tracer.products` ("auto", "exact", "sketch"; rank, sweeps)
     fit_lags  (first, last) lags of the fitted decay per step (last None: T)
     info      extra JSON-able facts to keep in meta (e.g. the initialiser spec, the input source)
     """
