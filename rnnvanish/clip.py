@@ -18,20 +18,14 @@ import math
 
 import numpy as np
 
-from rnnvanish.errors import NonFiniteError, RnnvanishError
+from rnnvanish.errors import NonFiniteError, RnnvanishError, positive_number
 
 from .choices import NONFINITE_POLICIES
 
 
 def _threshold(value):
     """A finite, strictly positive clipping threshold."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise RnnvanishError(f"clip threshold must be positive, got {value!r}") from None
-    if not (math.isfinite(number) and number > 0):
-        raise RnnvanishError(f"clip threshold must be positive, got {number:g}")
-    return number
+    return positive_number(value, "clip threshold")
 
 
 def _eps(eps):

@@ -7,6 +7,9 @@ catches ValueError for bad arguments catches it too.
 """
 
 
+import math
+
+
 class RnnvanishError(ValueError):
     """Bad input from the user: a flag value, a file, a checkpoint. The CLI prints it and exits 2."""
 
@@ -21,3 +24,14 @@ class NonFiniteError(TrainingStopped):
 
 class DivergenceError(TrainingStopped):
     """The smoothed training loss rose far above the untrained model's loss."""
+
+
+def positive_number(value, what: str) -> float:
+    """`value` as a finite, strictly positive float, or RnnvanishError naming `what`."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise RnnvanishError(f"{what} must be a positive number, got {value!r}") from None
+    if not (math.isfinite(number) and number > 0):
+        raise RnnvanishError(f"{what} must be a positive number, got {number:g}")
+    return number

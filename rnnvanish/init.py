@@ -32,7 +32,7 @@ import math
 
 import numpy as np
 
-from rnnvanish.errors import RnnvanishError
+from rnnvanish.errors import RnnvanishError, positive_number
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -46,13 +46,7 @@ def _fans(shape, name):
 
 def _positive(value, what):
     """A finite, strictly positive number (std, scale, gain, radius)."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise RnnvanishError(f"{what} must be a number, got {value!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise RnnvanishError(f"{what} must be a positive number, got {value:g}")
-    return value
+    return positive_number(value, what)
 
 
 def _normal(shape, rng, dtype, std):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -68,3 +69,31 @@ def read_json(path) -> dict:
     if not isinstance(obj, dict):
         raise RnnvanishError(f"{path} does not hold a JSON object")
     return obj
+
+
+def load_npz_with_meta(path, kind: str, format_name: str, version: int):
+    """(meta, arrays) from an .npz file whose 'meta' entry is a JSON object naming its format.
+
+    `kind` names the file in messages ("checkpoint", "trace file"). A missing, corrupt or
+    truncated file, a foreign one and another format version each raise RnnvanishError.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise RnnvanishError(f"{kind} {path} does not exist" if not path.exists() else f"{kind} {path} is not a file")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}    # read every member now, inside the try
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as err:
+        raise RnnvanishError(f"{kind} {path} is corrupt or truncated ({type(err).__name__}: {err})") from None
+    if "meta" not in arrays:
+        raise RnnvanishError(f"{path} is not an rnnvanish {kind} (it has no 'meta' entry)")
+    try:
+        meta = json.loads(str(arrays.pop("meta")))
+    except json.JSONDecodeError as err:
+        raise RnnvanishError(f"{kind} {path} has unreadable metadata ({err})") from None
+    if not isinstance(meta, dict) or meta.get("format") != format_name:
+        raise RnnvanishError(f"{path} is not an rnnvanish {kind}")
+    if meta.get("version") != version:
+        raise RnnvanishError(f"{kind} {path} has format version {meta.get('version')}; "
+                             f"this rnnvanish reads version {version}")
+    return meta, arrays

@@ -113,13 +113,13 @@ CLIPPERS = [clip_by_value, clip_by_norm, clip_by_global_norm]
 def test_bad_thresholds_are_rejected(clip, threshold):
     grads = make_grads()
     before = copy(grads)
-    with pytest.raises(RnnvanishError, match="clip threshold must be positive"):
+    with pytest.raises(RnnvanishError, match="clip threshold must be a positive number"):
         clip(grads, threshold)
     assert all(np.array_equal(grads[k], before[k]) for k in grads)
 
 
 def test_threshold_message_quotes_the_value():
-    with pytest.raises(RnnvanishError, match=r"^clip threshold must be positive, got -1$"):
+    with pytest.raises(RnnvanishError, match=r"^clip threshold must be a positive number, got -1$"):
         clip_by_global_norm(make_grads(), -1)
 
 

@@ -26,13 +26,13 @@ from __future__ import annotations
 import io
 import json
 import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import RnnvanishError
+from ..io import atomic_write, load_npz_with_meta
 from . import jacobians as jac
 from . import products
 from .signal import backprop_signal, band, bound_base, fit_decay, unit_directions
@@ -113,7 +113,6 @@ class Trace:
     # -- files ---------------------------------------------------------------------------------
     def save(self, path, csv=True):
         """Write `<path>.npz` (and `<stem>.csv` when `csv`) atomically; returns the paths written."""
-        from ..training.runfolder import atomic_write
 
         path = Path(path)
         if path.suffix != ".npz":
@@ -135,22 +134,7 @@ class Trace:
     def load(cls, path) -> "Trace":
         """Read a trace written by `save`; a missing, corrupt or foreign file raises RnnvanishError."""
         path = Path(path)
-        if not path.is_file():
-            raise RnnvanishError(f"trace file {path} does not exist" if not path.exists() else f"{path} is not a file")
-        try:
-            with np.load(path, allow_pickle=False) as npz:
-                arrays = {name: npz[name] for name in npz.files}
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
-            raise RnnvanishError(f"trace file {path} is corrupt or not an .npz file ({type(err).__name__})") from None
-        try:
-            meta = json.loads(str(arrays.pop("meta")))
-        except (KeyError, json.JSONDecodeError):
-            raise RnnvanishError(f"{path} is not an rnnvanish trace (no readable 'meta' entry)") from None
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise RnnvanishError(f"{path} is not an rnnvanish trace")
-        if meta.get("version") != VERSION:
-            raise RnnvanishError(f"trace {path} has format version {meta.get('version')}; "
-                                 f"this rnnvanish reads version {VERSION}")
+        meta, arrays = load_npz_with_meta(path, "trace file", FORMAT, VERSION)
         if "grad_h" not in arrays or "contribution" not in arrays:
             raise RnnvanishError(f"trace {path} lacks its lag profile")
         return cls(meta=meta, path=path, **arrays)

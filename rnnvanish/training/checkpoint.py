@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +33,7 @@ import numpy as np
 
 from rnnvanish.data import Vocab
 from rnnvanish.errors import RnnvanishError
-from rnnvanish.io import atomic_write
+from rnnvanish.io import atomic_write, load_npz_with_meta
 from rnnvanish.training.runfolder import BEST, CHECKPOINT
 
 FORMAT, VERSION = "rnnvanish-checkpoint", 1
@@ -80,25 +79,7 @@ def save_checkpoint(path, checkpoint: Checkpoint) -> Path:
 def load_checkpoint(path) -> Checkpoint:
     """Read a checkpoint; a missing, corrupt, truncated or foreign file raises RnnvanishError."""
     path = Path(path)
-    if not path.is_file():
-        raise RnnvanishError(f"checkpoint {path} does not exist" if not path.exists()
-                             else f"checkpoint {path} is not a file")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}    # read every member now, inside the try
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as err:
-        raise RnnvanishError(f"checkpoint {path} is corrupt or truncated ({type(err).__name__}: {err})") from None
-    if "meta" not in arrays:
-        raise RnnvanishError(f"{path} is not an rnnvanish checkpoint (it has no 'meta' entry)")
-    try:
-        meta = json.loads(str(arrays.pop("meta")))
-    except json.JSONDecodeError as err:
-        raise RnnvanishError(f"checkpoint {path} has unreadable metadata ({err})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise RnnvanishError(f"{path} is not an rnnvanish checkpoint")
-    if meta.get("version") != VERSION:
-        raise RnnvanishError(f"checkpoint {path} has format version {meta.get('version')}; "
-                             f"this rnnvanish reads version {VERSION}")
+    meta, arrays = load_npz_with_meta(path, "checkpoint", FORMAT, VERSION)
     missing = [k for k in ("step", "config") if k not in meta]
     if missing:
         raise RnnvanishError(f"checkpoint {path} lacks {', '.join(missing)} in its metadata")
