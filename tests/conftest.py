@@ -70,3 +70,12 @@ def corpus(tmp_path):
     path = tmp_path / "corpus.txt"
     path.write_text(TEXT, encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="module")
+def one_blas_thread():
+    """One BLAS thread for a test module of large NumPy products: on a busy two-core machine one
+    thread is many times faster than two fighting for the cores."""
+    from rnnvanish.threads import limit_threads
+    with limit_threads(1, "numpy"):
+        yield

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import assert_close
+
 from rnnvanish.errors import RnnvanishError
 from rnnvanish.lessons import (ACTIVATIONS, MLP_SETUPS, activation, chain_product, clip_demo,
                                deep_mlp_variances, init_weight, logistic_orbit, mlp_backward,
@@ -18,35 +20,18 @@ from rnnvanish.lessons.activations import ARGSUP
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_blas_thread():
-    """Products of 256 x 256 matrices: on a busy two-core machine one BLAS thread is many times
-    faster than two fighting for the cores."""
-    try:
-        from rnnvanish.threads import limit_threads
-    except ImportError:                                          # the helper moved: run as configured
-        yield
-        return
-    with limit_threads(1, "numpy"):
-        yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
-def assert_close(actual, expected, rtol, what, atol=0.0):
-    actual, expected = np.asarray(actual, float), np.asarray(expected, float)
-    diff = np.abs(actual - expected)
-    limit = atol + rtol * np.abs(expected)
-    assert np.all(diff <= limit), (
-        f"{what}: largest difference {diff.max():.3g} (at {np.unravel_index(diff.argmax(), diff.shape)})\n"
-        f"  actual   {actual.ravel()[:6]}\n  expected {expected.ravel()[:6]}"
-    )
+def close(actual, expected, rtol, what, atol=0.0):
+    """Entry by entry: |actual - expected| <= atol + rtol |expected|."""
+    assert_close(np.asarray(actual, float), np.asarray(expected, float), rtol, atol, name=what, each=True)
 
-
-# ----------------------------------------------------------------------------- numbers
 
 def test_chain_product_is_the_power():
     n, products = chain_product((0.8, 1.2, 1.0), 50)
     for a, values in products.items():
-        assert_close(values, float(a) ** n, 1e-12, f"{a}^n")
+        close(values, float(a) ** n, 1e-12, f"{a}^n")
     assert products[0.8][-1] < 1e-4 and products[1.2][-1] > 1e3
 
 
@@ -60,9 +45,9 @@ def test_logistic_derivative_matches_finite_differences(r, x0):
             x_start = r * x_start * (1.0 - x_start)
         return x_start
 
-    assert_close(x, [iterate(x0, n) for n in range(n_steps + 1)], 1e-12, "orbit")
+    close(x, [iterate(x0, n) for n in range(n_steps + 1)], 1e-12, "orbit")
     fd = [(iterate(x0 + h, n) - iterate(x0 - h, n)) / (2 * h) for n in range(n_steps + 1)]
-    assert_close(dx, fd, 1e-5, f"d f^n / d x0 at r = {r}", atol=1e-7)
+    close(dx, fd, 1e-5, f"d f^n / d x0 at r = {r}", atol=1e-7)
 
 
 def test_logistic_derivative_shrinks_at_3_5_and_grows_at_3_9():
@@ -78,7 +63,7 @@ def test_activation_derivative_matches_finite_differences(name):
     a = np.linspace(-8, 8, 4001)
     a = a[np.abs(a) > 1e-3]                                    # the ReLU family has a kink at 0
     h = 1e-5
-    assert_close(df(a), (f(a + h) - f(a - h)) / (2 * h), 1e-6, f"{name}' against finite differences", atol=1e-9)
+    close(df(a), (f(a + h) - f(a - h)) / (2 * h), 1e-6, f"{name}' against finite differences", atol=1e-9)
 
 
 @pytest.mark.parametrize("name", list(ACTIVATIONS))
@@ -88,19 +73,19 @@ def test_activation_supremum_bounds_and_is_reached(name):
     d = np.abs(df(a))
     assert d.max() <= bound * (1 + 1e-12), f"|{name}'| = {d.max()} passes its bound {bound}"
     at = ARGSUP[name] if math.isfinite(ARGSUP[name]) else 40.0
-    assert_close(df(np.array([at])), bound, 1e-9, f"{name}' where its supremum is reached")
+    close(df(np.array([at])), bound, 1e-9, f"{name}' where its supremum is reached")
     # and nowhere on the grid beyond it: the bound is the supremum, not just a bound
-    assert_close(d.max(), bound, 1e-9, f"max |{name}'| on the grid")
+    close(d.max(), bound, 1e-9, f"max |{name}'| on the grid")
 
 
 def test_activation_closed_forms():
     a = np.linspace(-6, 6, 1201)
-    assert_close(ACTIVATIONS["sigmoid"][0](a), 1.0 / (1.0 + np.exp(-a)), 1e-12, "sigmoid")
-    assert_close(ACTIVATIONS["softplus"][0](a), np.log1p(np.exp(a)), 1e-12, "softplus")
-    assert_close(ACTIVATIONS["silu"][0](a), a / (1.0 + np.exp(-a)), 1e-12, "silu")
-    assert_close(activation("leaky_relu:0.2")[0](a), np.where(a > 0, a, 0.2 * a), 0.0, "leaky 0.2")
+    close(ACTIVATIONS["sigmoid"][0](a), 1.0 / (1.0 + np.exp(-a)), 1e-12, "sigmoid")
+    close(ACTIVATIONS["softplus"][0](a), np.log1p(np.exp(a)), 1e-12, "softplus")
+    close(ACTIVATIONS["silu"][0](a), a / (1.0 + np.exp(-a)), 1e-12, "silu")
+    close(activation("leaky_relu:0.2")[0](a), np.where(a > 0, a, 0.2 * a), 0.0, "leaky 0.2")
     assert activation("leaky_relu:0.2")[1](np.array([-1.0]))[0] == 0.2
-    assert_close(activation("elu:0.5")[0](np.array([-1.0])), 0.5 * (math.exp(-1) - 1), 1e-12, "elu 0.5")
+    close(activation("elu:0.5")[0](np.array([-1.0])), 0.5 * (math.exp(-1) - 1), 1e-12, "elu 0.5")
     with pytest.raises(RnnvanishError):
         activation("swish2")
     with pytest.raises(RnnvanishError):
@@ -137,7 +122,7 @@ def test_mlp_backward_matches_finite_differences(setup):
         e = np.zeros_like(x)
         e[idx] = 1e-6
         fd[idx] = (loss(x + e) - loss(x - e)) / 2e-6
-    assert_close(dx, fd, 1e-6, f"dE/dx for {setup}", atol=1e-9)
+    close(dx, fd, 1e-6, f"dE/dx for {setup}", atol=1e-9)
 
 
 def test_init_weight_variances():
@@ -145,7 +130,7 @@ def test_init_weight_variances():
     n = 400
     expected = {"normal": 1.0, "standard": 1.0 / (3 * n), "glorot": 2.0 / (2 * n), "he": 2.0 / n}
     for scheme, var in expected.items():
-        assert_close(init_weight(scheme, n, n, rng).var(), var, 0.02, f"Var(W) for {scheme}")
+        close(init_weight(scheme, n, n, rng).var(), var, 0.02, f"Var(W) for {scheme}")
     with pytest.raises(RnnvanishError):
         init_weight("orthogonal", 2, 2, rng)
 
@@ -180,19 +165,19 @@ def test_one_backward_step_scales_the_variance_by_the_mean_field_factor():
         for l in range(1, 5):
             factor = width * Ws[l - 1].var() * np.mean(df(As[l - 1]) ** 2)
             ratio = dhs[l - 1].var() / dhs[l].var()
-            assert_close(ratio, factor, 0.15, f"{activation} + {scheme}, layer {l}")
+            close(ratio, factor, 0.15, f"{activation} + {scheme}, layer {l}")
 
 
 def test_clip_demo_against_the_definitions():
     g, c = np.array([4.0, 1.0]), 1.0
     demo = clip_demo(g, c)
-    assert_close(demo["by_value"], np.clip(g, -c, c), 0.0, "clip by value")
-    assert_close(demo["by_norm"], g * c / np.linalg.norm(g), 1e-5, "clip by norm")
-    assert_close(demo["angle_by_value"], math.degrees(math.atan2(1, 1) - math.atan2(1, 4)), 1e-9, "angle")
+    close(demo["by_value"], np.clip(g, -c, c), 0.0, "clip by value")
+    close(demo["by_norm"], g * c / np.linalg.norm(g), 1e-5, "clip by norm")
+    close(demo["angle_by_value"], math.degrees(math.atan2(1, 1) - math.atan2(1, 4)), 1e-9, "angle")
     assert demo["angle_by_norm"] < 1e-4
     small = clip_demo([0.3, -0.4], 1.0)
-    assert_close(small["by_value"], [0.3, -0.4], 0.0, "inside the box")
-    assert_close(small["by_norm"], [0.3, -0.4], 0.0, "inside the ball")
+    close(small["by_value"], [0.3, -0.4], 0.0, "inside the box")
+    close(small["by_norm"], [0.3, -0.4], 0.0, "inside the ball")
 
 
 # ----------------------------------------------------------------------------- charts and scripts

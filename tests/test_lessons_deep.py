@@ -13,17 +13,7 @@ from rnnvanish.lessons.selu import SELU_VARIANTS, alpha_dropout, selu_layer_stat
 BAND = (0.8, 1.25)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_blas_thread():
-    """Products of 256 x 256 matrices: on a busy two-core machine one BLAS thread is many times
-    faster than two fighting for the cores."""
-    try:
-        from rnnvanish.threads import limit_threads
-    except ImportError:                                          # the helper moved: run as configured
-        yield
-        return
-    with limit_threads(1, "numpy"):
-        yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 @pytest.fixture(scope="module")

@@ -11,17 +11,7 @@ from rnnvanish.lessons.normtrain import make_task, softmax_cross_entropy, train_
 H = 1e-6                                                         # central-difference step (float64)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_blas_thread():
-    """Products of 256 x 256 matrices: on a busy two-core machine one BLAS thread is many times
-    faster than two fighting for the cores."""
-    try:
-        from rnnvanish.threads import limit_threads
-    except ImportError:                                          # the helper moved: run as configured
-        yield
-        return
-    with limit_threads(1, "numpy"):
-        yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 def assert_matches_fd(analytic, fd, what, tol=1e-7):

@@ -7,17 +7,7 @@ from rnnvanish.clip import global_norm
 from rnnvanish.lessons.weight_decay import init_rnn, recall_batch, rnn_loss_and_grads, spectral_radius, train_rnn
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_blas_thread():
-    """Products of 256 x 256 matrices: on a busy two-core machine one BLAS thread is many times
-    faster than two fighting for the cores."""
-    try:
-        from rnnvanish.threads import limit_threads
-    except ImportError:                                          # the helper moved: run as configured
-        yield
-        return
-    with limit_threads(1, "numpy"):
-        yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 @pytest.mark.parametrize("T, B, delay", [(6, 2, 2), (3, 1, 0)])
