@@ -24,8 +24,9 @@ pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 def close(actual, expected, rtol, what, atol=0.0):
-    """Entry by entry: |actual - expected| <= atol + rtol |expected|."""
-    assert_close(np.asarray(actual, float), np.asarray(expected, float), rtol, atol, name=what, each=True)
+    """Entry by entry: |actual - expected| <= atol + rtol |expected| (expected broadcast to actual)."""
+    actual, expected = np.broadcast_arrays(np.asarray(actual, float), np.asarray(expected, float))
+    assert_close(actual, expected, rtol, atol, name=what, each=True)
 
 
 def test_chain_product_is_the_power():
