@@ -25,6 +25,7 @@ import numpy as np
 
 from . import init as initializers
 from .cells import CELLS, make_cell, truncate_code
+from .errors import RnnvanishError
 from .reference import ACTIVATIONS
 from .reference.recurrent import _draw_token
 
@@ -37,28 +38,27 @@ def perplexity(nats):
     return math.exp(min(nats, 700.0))
 
 
-class LanguageModel:
-    """A cell ('tanh', 'lstm', 'gru') over a vocabulary of `vocab_size` tokens.
+class CellModel:
+    """A recurrent cell and a readout y_t = h_t W_hy + b_y, W_hy (H, O), b_y (O,): what the
+    language model and the task model share.
 
     `params` holds every parameter: the cell's (`W_xh`, `W_hh`, `b_h` or `b_xh`/`b_hh`) and the
-    output layer's `W_hy` (H, V), `b_y` (V,). They are the same arrays as `cell.params`: an
-    optimiser that updates `params` in place updates the cell.
+    readout's. They are the same arrays as `cell.params`: an optimiser that updates `params` in
+    place updates the cell. The readout is drawn from a stream apart from the cell's (seed, 1).
     """
 
-    def __init__(self, cell="tanh", vocab_size=65, hidden_size=128, *, seed=0, dtype=np.float64,
-                 backend=None, init_hy="glorot_uniform", **cell_options):
+    def __init__(self, cell, input_size, hidden_size, output_size, *, seed=0, dtype=np.float64, backend=None,
+                 init_hy="glorot_uniform", **cell_options):
         if cell not in CELLS:
-            raise ValueError(f"unknown cell {cell!r}; choose one of {', '.join(CELLS)}")
-        self.cell = make_cell(cell, vocab_size, hidden_size, seed=seed, dtype=dtype, backend=backend, **cell_options)
-        self.cell_name, self.vocab_size, self.hidden_size = cell, int(vocab_size), int(hidden_size)
-        self.cell_options = dict(cell_options)
-        self.seed = seed
-        rng = np.random.default_rng([seed, 1])                 # a stream apart from the cell's
+            raise RnnvanishError(f"unknown cell {cell!r}; choose one of {', '.join(CELLS)}")
+        self.cell = make_cell(cell, input_size, hidden_size, seed=seed, dtype=dtype, backend=backend, **cell_options)
+        self.cell_name, self.hidden_size, self.output_size = cell, int(hidden_size), int(output_size)
+        self.cell_options, self.seed = dict(cell_options), seed
+        rng = np.random.default_rng([seed, 1])
         self.params = self.cell.params
-        self.params["W_hy"] = initializers.initialize(init_hy, (hidden_size, vocab_size), rng, self.dtype)
-        self.params["b_y"] = np.zeros(vocab_size, dtype=self.dtype)
+        self.params["W_hy"] = initializers.initialize(init_hy, (self.hidden_size, self.output_size), rng, self.dtype)
+        self.params["b_y"] = np.zeros(self.output_size, dtype=self.dtype)
 
-    # -- conveniences ---------------------------------------------------------------------
     @property
     def dtype(self):
         return self.cell.dtype
@@ -66,11 +66,6 @@ class LanguageModel:
     @property
     def backend(self):
         return self.cell.backend
-
-    def config(self):
-        """Everything needed to rebuild this model (JSON-able)."""
-        return {"cell": self.cell_name, "vocab_size": self.vocab_size, "hidden_size": self.hidden_size,
-                "dtype": self.dtype.name, "seed": self.seed, **self.cell_options}
 
     def initial_state(self, batch):
         return self.cell.initial_state(batch)
@@ -81,6 +76,22 @@ class LanguageModel:
     def set_params(self, values):
         """Copy arrays into the model's parameters in place (same names and shapes required)."""
         copy_params(self.params, values)
+
+
+class LanguageModel(CellModel):
+    """A cell ('tanh', 'lstm', 'gru') over a vocabulary of `vocab_size` tokens: the readout
+    W_hy (H, V), b_y (V,) gives the logits of the next token."""
+
+    def __init__(self, cell="tanh", vocab_size=65, hidden_size=128, *, seed=0, dtype=np.float64,
+                 backend=None, init_hy="glorot_uniform", **cell_options):
+        super().__init__(cell, vocab_size, hidden_size, vocab_size, seed=seed, dtype=dtype, backend=backend,
+                         init_hy=init_hy, **cell_options)
+        self.vocab_size = int(vocab_size)
+
+    def config(self):
+        """Everything needed to rebuild this model (JSON-able)."""
+        return {"cell": self.cell_name, "vocab_size": self.vocab_size, "hidden_size": self.hidden_size,
+                "dtype": self.dtype.name, "seed": self.seed, **self.cell_options}
 
     # -- forward / backward -----------------------------------------------------------------
     def forward(self, inputs, state=None):
@@ -135,7 +146,7 @@ class LanguageModel:
                                            self.dtype.type(temperature))
 
 
-def copy_params(params, values, error=ValueError):
+def copy_params(params, values, error=RnnvanishError):
     """Copy `values` into the arrays of `params` in place; names and shapes must match."""
     differ = set(params) ^ set(values)
     if differ:

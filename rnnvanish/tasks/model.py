@@ -15,11 +15,8 @@ nothing to E, and the outputs at the mask depend only on the rows before them.
 """
 import numpy as np
 
-from .. import init as initializers
-from ..cells import make_cell
-from ..choices import check_cell
 from ..errors import RnnvanishError
-from ..model import copy_params
+from ..model import CellModel
 
 
 # ----------------------------------------------------------------------------- the two losses
@@ -46,12 +43,11 @@ def softmax_cross_entropy(y, target):
 
 LOSSES = {"regression": squared_error, "classification": softmax_cross_entropy}
 
-class TaskModel:
+class TaskModel(CellModel):
     """A cell ('tanh', 'lstm', 'gru') and a readout W_hy (H, O), b_y (O,) for one task.
 
     `task` is a `rnnvanish.tasks.Task` (it fixes the input size I, the output size O, whether
-    inputs are tokens, and the loss). `params` holds the cell's arrays and the readout's; an
-    optimiser that updates `params` in place updates the cell.
+    inputs are tokens, and the loss). `params` holds the cell's arrays and the readout's.
     """
 
     def __init__(self, task, cell="lstm", hidden_size=64, *, seed=0, dtype=np.float64, backend=None,
@@ -60,37 +56,18 @@ class TaskModel:
             raise RnnvanishError(f"task {task.name!r} has kind {task.kind!r}; "
                                  f"a task model needs one of {', '.join(LOSSES)}")
         self.task = task
-        check_cell(cell)
-        self.cell_name, self.hidden_size, self.seed = cell, int(hidden_size), seed
-        self.options = {k: v for k, v in options.items() if v is not None}
         try:
-            self.cell = make_cell(cell, task.input_size, hidden_size, seed=seed, dtype=dtype, backend=backend,
-                                  **self.options)
+            super().__init__(cell, task.input_size, hidden_size, task.output_size, seed=seed, dtype=dtype,
+                             backend=backend, init_hy=init_hy, **{k: v for k, v in options.items() if v is not None})
         except ValueError as err:                           # a bad size, dtype or initialiser
             raise RnnvanishError(str(err)) from None
-        self.output_size = task.output_size
         self.loss_fn = LOSSES[task.kind]
-        rng = np.random.default_rng([seed, 1])               # a stream apart from the cell's
-        self.params = self.cell.params
-        self.params["W_hy"] = initializers.initialize(init_hy, (self.hidden_size, self.output_size), rng, self.dtype)
-        self.params["b_y"] = np.zeros(self.output_size, dtype=self.dtype)
-
-    @property
-    def dtype(self):
-        return self.cell.dtype
-
-    @property
-    def backend(self):
-        return self.cell.backend
-
-    def n_params(self):
-        return sum(p.size for p in self.params.values())
 
     def config(self):
         """Everything needed to rebuild the model around the same task (JSON-able)."""
         return {"task": self.task.name, "cell": self.cell_name, "hidden_size": self.hidden_size,
                 "input_size": self.task.input_size, "output_size": self.output_size,
-                "dtype": self.dtype.name, "seed": self.seed, **self.options}
+                "dtype": self.dtype.name, "seed": self.seed, **self.cell_options}
 
     # -- forward / backward ---------------------------------------------------------------
     def _inputs(self, inputs):
@@ -133,8 +110,3 @@ class TaskModel:
         grads, _, norms = self.cell.backward(dh, cache, None, truncate=truncate)
         grads.update(grads_y)
         return loss, grads, {"norms": norms, "h": h}
-
-    # -- saving ----------------------------------------------------------------------------
-    def set_params(self, values):
-        """Copy arrays into the parameters in place (same names and shapes required)."""
-        copy_params(self.params, values, error=RnnvanishError)
