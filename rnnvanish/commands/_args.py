@@ -3,24 +3,24 @@ import argparse
 import math
 
 
-def positive_int(text):
+def whole_number(text, low=1):
+    """A whole number of at least `low` (1: positive, 0: zero or more)."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {value}")
+    if value < low:
+        what = "a positive whole number" if low == 1 else f"at least {low}" if low else "zero or more"
+        raise argparse.ArgumentTypeError(f"must be {what}, got {value}")
     return value
+
+
+def positive_int(text):
+    return whole_number(text, 1)
 
 
 def nonneg_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be zero or more, got {value}")
-    return value
+    return whole_number(text, 0)
 
 
 def finite_float(text):

@@ -11,11 +11,9 @@ def int_list(text):
     values = []
     for item in text.split(","):
         try:
-            value = int(item)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas, got {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"lengths must be positive, got {value}")
+            value = positive_int(item)
+        except argparse.ArgumentTypeError as err:
+            raise argparse.ArgumentTypeError(f"lengths are positive whole numbers separated by commas: {err}") from None
         if value not in values:
             values.append(value)
     return values
