@@ -26,6 +26,7 @@ import numpy as np
 from . import init as initializers
 from .cells import CELLS, make_cell, truncate_code
 from .errors import RnnvanishError
+from .stack import Stack
 from .reference import ACTIVATIONS
 from .reference.recurrent import _draw_token
 
@@ -48,14 +49,17 @@ class CellModel:
     """
 
     def __init__(self, cell, input_size, hidden_size, output_size, *, seed=0, dtype=np.float64, backend=None,
-                 init_hy="glorot_uniform", **cell_options):
+                 init_hy="glorot_uniform", layers=1, dropout=0.0, variational=False, zoneout=0.0, residual=False,
+                 **cell_options):
         if cell not in CELLS:
             raise RnnvanishError(f"unknown cell {cell!r}; choose one of {', '.join(CELLS)}")
-        self.cell = make_cell(cell, input_size, hidden_size, seed=seed, dtype=dtype, backend=backend, **cell_options)
+        self.stack = Stack(cell, input_size, hidden_size, layers, dropout=dropout, variational=variational,
+                           zoneout=zoneout, residual=residual, seed=seed, dtype=dtype, backend=backend, **cell_options)
+        self.cell = self.stack.cells[0]                        # the first layer (the only one by default)
         self.cell_name, self.hidden_size, self.output_size = cell, int(hidden_size), int(output_size)
         self.cell_options, self.seed = dict(cell_options), seed
         rng = np.random.default_rng([seed, 1])
-        self.params = self.cell.params
+        self.params = self.stack.params
         self.params["W_hy"] = initializers.initialize(init_hy, (self.hidden_size, self.output_size), rng, self.dtype)
         self.params["b_y"] = np.zeros(self.output_size, dtype=self.dtype)
 
@@ -67,8 +71,16 @@ class CellModel:
     def backend(self):
         return self.cell.backend
 
+    @property
+    def layers(self):
+        return self.stack.layers
+
     def initial_state(self, batch):
-        return self.cell.initial_state(batch)
+        return self.stack.initial_state(batch)
+
+    def draw_masks(self, T, B, rng):
+        """Training masks for a (T, B) batch (None when the model drops nothing); see rnnvanish.stack."""
+        return self.stack.draw_masks(T, B, rng)
 
     def n_params(self):
         return sum(p.size for p in self.params.values())
@@ -91,12 +103,12 @@ class LanguageModel(CellModel):
     def config(self):
         """Everything needed to rebuild this model (JSON-able)."""
         return {"cell": self.cell_name, "vocab_size": self.vocab_size, "hidden_size": self.hidden_size,
-                "dtype": self.dtype.name, "seed": self.seed, **self.cell_options}
+                "dtype": self.dtype.name, "seed": self.seed, **self.cell_options, **self.stack.config()}
 
     # -- forward / backward -----------------------------------------------------------------
-    def forward(self, inputs, state=None):
+    def forward(self, inputs, state=None, masks=None):
         """Logits for every step: returns (y (T, B, V), state_T, cache)."""
-        h, state_T, cache = self.cell.forward(np.asarray(inputs), state)
+        h, state_T, cache = self.stack.forward(np.asarray(inputs), state, masks)
         y = h[1:] @ self.params["W_hy"] + self.params["b_y"]  # (T, B, V)
         cache["y"] = y
         return y, state_T, cache
@@ -107,18 +119,30 @@ class LanguageModel(CellModel):
         loss, _ = self.cell._kernels().softmax_xent(y, np.asarray(targets))
         return float(loss), state_T
 
-    def loss_and_grads(self, inputs, targets, state=None, truncate=None):
+    def loss_and_grads(self, inputs, targets, state=None, truncate=None, masks=None):
         """One window of truncated BPTT.
 
         Returns (loss, grads, state_T, info): loss in mean nats per token; grads with the keys of
         `params`; state_T to carry into the next window; info holds `dstate0` (gradient on the
-        initial carry) and `norms` (per-step ||dE/dh_t||, t = 0..T)."""
+        initial carry) and `norms` (per-step ||dE/dh_t||, t = 0..T; "layers" per layer for a
+        stack). `masks` (from `draw_masks`) are the training masks; None is evaluation."""
         ids, targets = _token_ids(inputs, "inputs"), _token_ids(targets, "targets")
         if targets.shape != ids.shape:
             raise ValueError(f"targets shape {targets.shape} differs from inputs shape {ids.shape}")
+        if not self.stack.plain:
+            return self._stack_window(ids, targets, state, truncate, masks)
         state0 = _contiguous_state(self.cell, state, ids.shape[1])
         loss, grads, state_T, dstate0, norms = _WINDOWS[self.cell_name](
             self.cell._kernels(), self.cell, self.params, ids, targets, state0, truncate_code(truncate))
+        return float(loss), grads, state_T, {"dstate0": dstate0, "norms": norms}
+
+    def _stack_window(self, ids, targets, state, truncate, masks):
+        """The window of a stack: the layers' forward, the output layer, the layers' backward."""
+        top, state_T, cache = self.stack.forward(ids, state, masks)
+        loss, dh, dW_hy, db_y = self.cell._kernels().output_layer(np.ascontiguousarray(top), targets,
+                                                                  self.params["W_hy"], self.params["b_y"])
+        grads, dstate0, norms = self.stack.backward(dh, cache, None, truncate=truncate)
+        grads["W_hy"], grads["b_y"] = dW_hy, db_y
         return float(loss), grads, state_T, {"dstate0": dstate0, "norms": norms}
 
     # -- generation ------------------------------------------------------------------------
@@ -140,10 +164,21 @@ class LanguageModel(CellModel):
         uniforms = rng.random(length)
         # Feed the prime except its last token; generation starts from that token.
         if prime_ids.size > 1:
-            _, state, _ = self.cell.forward(prime_ids[:-1, None], state)
+            _, state, _ = self.stack.forward(prime_ids[:-1, None], state)
+        if not self.stack.plain:
+            return self._stack_generate(token, state, uniforms, temperature)
         return _GENERATORS[self.cell_name](self.cell._kernels(), self.cell, self.params, token,
                                            _contiguous_state(self.cell, state, 1), uniforms,
                                            self.dtype.type(temperature))
+
+
+    def _stack_generate(self, token, state, uniforms, temperature):
+        """One token at a time through every layer (the generation kernels step one cell)."""
+        out = np.empty(uniforms.size, dtype=np.int64)
+        for n, u in enumerate(uniforms):
+            y, state, _ = self.forward(np.array([[token]]), state)
+            token = out[n] = sample_from_logits(y[-1, 0], temperature, u)
+        return out
 
 
 def copy_params(params, values, error=RnnvanishError):

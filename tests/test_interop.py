@@ -107,3 +107,44 @@ def test_language_model_matches_torch(cell):
     assert_close(grads["b_y"], decoder.bias.grad.numpy(), rtol=1e-11, name="b_y")
     assert_close(grads["W_xh"], layer.weight_ih_l0.grad.numpy().T, rtol=1e-11, name="W_xh")
     assert_close(grads["W_hh"], layer.weight_hh_l0.grad.numpy().T, rtol=1e-11, name="W_hh")
+
+
+@pytest.mark.parametrize("cell", ["tanh", "lstm", "gru"])
+@pytest.mark.parametrize("layers", [2, 3])
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_stacked_language_model_matches_torch_num_layers(cell, layers, backend):
+    """torch.nn.RNN/LSTM/GRU(num_layers=L) with non-zero biases, weights exchanged through interop:
+    the loss and every parameter's gradient agree (float64), and the names map both ways."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(3)
+    V, H, T, B = 7, 5, 6, 2
+    layer = {"tanh": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](
+        V, H, num_layers=layers, dtype=torch.float64)
+    decoder = torch.nn.Linear(H, V, dtype=torch.float64)
+    with torch.no_grad():
+        for p in [*layer.parameters(), *decoder.parameters()]:
+            p.uniform_(-0.5, 0.5)
+    state = {**layer.state_dict(), **{f"decoder.{k}": v for k, v in decoder.state_dict().items()}}
+    ours = from_torch_state_dict(state, backend=backend)
+    assert ours.layers == layers
+    back = to_torch_state_dict(ours)
+    for key, value in layer.state_dict().items():
+        if cell != "gru" and key.startswith("bias_"):
+            continue                                           # the two biases are added into one
+        assert_close(back[key], value.numpy(), rtol=0, name=key)
+    rng = np.random.default_rng(4)
+    x, y = rng.integers(0, V, (T, B)), rng.integers(0, V, (T, B))
+    out, _ = layer(torch.nn.functional.one_hot(torch.tensor(x), V).double())
+    loss_t = torch.nn.functional.cross_entropy(decoder(out).reshape(-1, V), torch.tensor(y).reshape(-1))
+    loss_t.backward()
+    loss, grads, _, _ = ours.loss_and_grads(x, y)
+    assert loss == pytest.approx(loss_t.item(), rel=1e-12)
+    for k in range(layers):
+        s = "" if k == 0 else f"_l{k}"
+        assert_close(grads[f"W_xh{s}"], getattr(layer, f"weight_ih_l{k}").grad.numpy().T, rtol=1e-10, name=f"W_xh{s}")
+        assert_close(grads[f"W_hh{s}"], getattr(layer, f"weight_hh_l{k}").grad.numpy().T, rtol=1e-10, name=f"W_hh{s}")
+        bias = "b_xh" if cell == "gru" else "b_h"
+        assert_close(grads[bias + s], getattr(layer, f"bias_ih_l{k}").grad.numpy(), rtol=1e-10, name=bias + s)
+        if cell == "gru":
+            assert_close(grads["b_hh" + s], getattr(layer, f"bias_hh_l{k}").grad.numpy(), rtol=1e-10, name="b_hh" + s)
+    assert_close(grads["W_hy"], decoder.weight.grad.numpy().T, rtol=1e-10, name="W_hy")

@@ -126,10 +126,33 @@ def add_model_arguments(p, config_cls, forget_bias_default=1.0):
     g.add_argument("--radius", type=positive_float, metavar="R", help="rescale each W_hh block to spectral radius R")
     g.add_argument("--dtype", choices=DTYPES, help="floating-point type" + d("dtype"))
     g.add_argument("--backend", choices=BACKENDS, help="kernels (default: $RNNVANISH_BACKEND or numba)")
+    add_stack_arguments(p)
     g.add_argument("--threads", type=positive_int, metavar="N",
                    help="threads of the matrix products (BLAS); more rarely pays at these sizes" + d("threads"))
     g.add_argument("--seed", type=nonneg_int, help="random seed of the weights, the data and the samples" + d("seed"))
     return g
+
+
+def add_stack_arguments(p):
+    g = p.add_argument_group("depth and regularisation")
+    g.add_argument("--layers", type=positive_int, metavar="L", help="stacked recurrent layers (default: 1)")
+    g.add_argument("--dropout", type=probability, metavar="P",
+                   help="dropout between layers and before the readout, a fresh mask per step (default: 0)")
+    g.add_argument("--variational", action="store_true", default=None,
+                   help="--dropout draws one mask per sequence, for the recurrent state too (Gal & Ghahramani 2016)")
+    g.add_argument("--zoneout", type=probability, metavar="P",
+                   help="each unit keeps its previous value with probability P (Krueger et al. 2017) (default: 0)")
+    g.add_argument("--residual", action="store_true", default=None,
+                   help="add each layer's input to its output where the sizes match")
+    return g
+
+
+def probability(text):
+    """A probability in [0, 1)."""
+    value = finite_float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be a probability in [0, 1), got {text}")
+    return value
 
 
 def add_optimisation_arguments(p, config_cls):

@@ -67,7 +67,7 @@ class TaskModel(CellModel):
         """Everything needed to rebuild the model around the same task (JSON-able)."""
         return {"task": self.task.name, "cell": self.cell_name, "hidden_size": self.hidden_size,
                 "input_size": self.task.input_size, "output_size": self.output_size,
-                "dtype": self.dtype.name, "seed": self.seed, **self.cell_options}
+                "dtype": self.dtype.name, "seed": self.seed, **self.cell_options, **self.stack.config()}
 
     # -- forward / backward ---------------------------------------------------------------
     def _inputs(self, inputs):
@@ -76,7 +76,7 @@ class TaskModel(CellModel):
 
     def predict(self, inputs):
         """The readout at every step, y (T, B, O): regression values or logits (no gradients)."""
-        h, _, _ = self.cell.forward(self._inputs(inputs))
+        h, _, _ = self.stack.forward(self._inputs(inputs))
         return h[1:] @ self.params["W_hy"] + self.params["b_y"]   # (T, B, O)
 
     def _masked_targets(self, batch):
@@ -87,17 +87,18 @@ class TaskModel(CellModel):
 
     def loss(self, batch):
         """E over a TaskBatch (mean over the masked entries), without gradients."""
-        h, _, _ = self.cell.forward(self._inputs(batch.inputs))
+        h, _, _ = self.stack.forward(self._inputs(batch.inputs))
         y = h[1:][batch.mask] @ self.params["W_hy"] + self.params["b_y"]   # (N, O)
         return self.loss_fn(y, self._masked_targets(batch))[0]
 
-    def loss_and_grads(self, batch, truncate=None):
+    def loss_and_grads(self, batch, truncate=None, masks=None):
         """E and dE/dparams over a TaskBatch, BPTT from the zero state (full, or `truncate` steps).
 
-        Returns (loss, grads, info): grads with the keys of `params`; info["norms"] the cell's
-        per-step ||dE/dh_t|| (t = 0..T) and info["h"] the hidden states (T+1, B, H).
+        Returns (loss, grads, info): grads with the keys of `params`; info["norms"] the per-step
+        ||dE/dh_t|| (t = 0..T) of the top layer ("layers": every layer's) and info["h"] the
+        stack's output (T+1, B, H). `masks` (from `draw_masks`) are training masks; None is evaluation.
         """
-        h, _, cache = self.cell.forward(self._inputs(batch.inputs))
+        h, _, cache = self.stack.forward(self._inputs(batch.inputs), None, masks)
         mask = batch.mask
         h_m = h[1:][mask]                                         # (N, H): h_t at the answer steps
         y = h_m @ self.params["W_hy"] + self.params["b_y"]        # (N, O)
@@ -107,6 +108,6 @@ class TaskModel(CellModel):
                    "b_y": dy.sum(axis=0)}                         # (O,)
         dh = np.zeros(h[1:].shape, dtype=self.dtype)              # (T, B, H); zero off the mask
         dh[mask] = dy @ self.params["W_hy"].T                     # backprop into h_t from y_t
-        grads, _, norms = self.cell.backward(dh, cache, None, truncate=truncate)
+        grads, _, norms = self.stack.backward(dh, cache, None, truncate=truncate)
         grads.update(grads_y)
         return loss, grads, {"norms": norms, "h": h}

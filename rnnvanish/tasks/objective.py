@@ -32,7 +32,7 @@ from ..errors import RnnvanishError
 from ..training.console import format_duration  # noqa: F401  (one duration format for every command)
 from ..training.engine import Trainer
 from ..training.runfolder import RESULT, atomic_write_json, columns_around
-from ..training.settings import TrainConfig
+from ..training.settings import TrainConfig, stack_options
 from . import make_task
 from .model import TaskModel
 
@@ -75,7 +75,7 @@ def build(config):
     if config.length < task.min_length:
         raise RnnvanishError(f"the {task.name} task needs --length of at least {task.min_length}, got {config.length}")
     model = TaskModel(task, config.cell, config.hidden, seed=config.seed, dtype=config.dtype, backend=config.backend,
-                      **cell_options(config.cell, config, CELL_DEFAULTS))
+                      **stack_options(config), **cell_options(config.cell, config, CELL_DEFAULTS))
     # The held-out set has its own stream: the same sequences whatever the batch size or steps.
     heldout = task.generate(config.eval_size, config.length, rng=np.random.default_rng([config.seed, 3]))
     return task, model, None, heldout
@@ -92,7 +92,8 @@ class TaskObjective:
 
     evaluate_at_start = True
     best_column = "eval_loss"
-    rng_note = {"training": "numpy default_rng([seed, 2]), state in 'data'", "held-out": "default_rng([seed, 3])"}
+    rng_note = {"training": "numpy default_rng([seed, 2]), state in 'data'", "held-out": "default_rng([seed, 3])",
+                "masks": "numpy default_rng([seed, 4]), state in mask_rng"}
     chart = "task.png"
     described = "the task, its criterion and baseline"
     evaluated = "held-out loss and success by the task's criterion"
@@ -119,8 +120,8 @@ class TaskObjective:
     def next_batch(self):
         return self.task.generate(self.config.batch, self.config.length, self.rng), False
 
-    def loss_and_grads(self, model, batch, state, truncate):
-        loss, grads, _ = model.loss_and_grads(batch, truncate=truncate)
+    def loss_and_grads(self, model, batch, state, truncate, rng):
+        loss, grads, _ = model.loss_and_grads(batch, truncate=truncate, masks=model.draw_masks(batch.T, batch.B, rng))
         return loss, grads, None
 
     @staticmethod

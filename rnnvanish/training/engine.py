@@ -5,7 +5,7 @@ One step (Williams & Peng's TBPTT(k1, k2) for a language model; full BPTT on fre
 for a task):
 
     batch, new_epoch  = objective.next_batch()
-    loss, grads, s_T  = objective.loss_and_grads(model, batch, s_0, truncate)  # s_0 carried, not its gradient
+    loss, grads, s_T  = objective.loss_and_grads(model, batch, s_0, truncate, mask_rng)  # s_0 carried, not its gradient
     check             loss and every gradient finite (else stop, or drop the step: nonfinite)
     clip              by value (entry-wise), then by norm (global, or per tensor)
     update            optimizer.step(grads, lr(step))
@@ -19,8 +19,8 @@ and hands each to hooks (`TrainHooks`: the run folder's recorder, the console).
 
 Determinism: a run resumed from a checkpoint computes the same numbers as one that never
 stopped. The checkpoint holds the parameters, the optimiser's state, the objective's position
-(stream position or generator state), the carried state, the step, the half-filled metrics
-interval and the health monitor's smoothed loss; samples use a generator seeded by (seed, step).
+(stream position or generator state), the generator of the dropout and zoneout masks, the
+carried state, the step, the half-filled metrics interval and the health monitor's smoothed loss; samples use a generator seeded by (seed, step).
 """
 from __future__ import annotations
 
@@ -119,6 +119,7 @@ class Trainer:
         self.columns = objective.columns
         self.step = 0
         self.state = objective.initial_state(model)
+        self.mask_rng = np.random.default_rng([s.seed, 4])      # dropout and zoneout masks
         self.interval = Interval()
         self.rows: list[dict] = []
         self.best_val, self.best_step = math.inf, None
@@ -147,7 +148,7 @@ class Trainer:
             self.tracer(model, self.objective.trace_inputs(batch), self.state, self.step)   # not in the step's time
         t0 = time.perf_counter()
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # diagnosed below instead
-            loss, grads, state_T = self.objective.loss_and_grads(model, batch, self.state, s.truncate)
+            loss, grads, state_T = self.objective.loss_and_grads(model, batch, self.state, s.truncate, self.mask_rng)
             norm = global_norm(grads)
         step, lr = self.step + 1, self.lr_at(self.step)
         report = nonfinite_report(grads, loss=loss, step=step)
@@ -306,7 +307,7 @@ class Trainer:
         """Everything needed to continue exactly (see rnnvanish.training.checkpoint for the layout)."""
         meta = {"step": self.step, "config": self.config_dict(), "data": self.objective.state_dict(),
                 "rng": self.objective.rng_note, "columns": list(self.columns), "interval": asdict(self.interval),
-                "health": self.health.state_dict(),
+                "health": self.health.state_dict(), "mask_rng": self.mask_rng.bit_generator.state,
                 "best_val": None if math.isinf(self.best_val) else self.best_val, "best_step": self.best_step,
                 "elapsed": self.elapsed_before if elapsed is None else elapsed, "reason": reason,
                 **self.objective.checkpoint_meta(self.step)}
@@ -342,6 +343,8 @@ class Trainer:
         except (TypeError, ValueError, KeyError):
             raise RnnvanishError(f"checkpoint {ckpt.path} holds malformed metrics") from None
         self.health.load_state_dict(meta.get("health") or {})
+        if meta.get("mask_rng") is not None:
+            self.mask_rng.bit_generator.state = meta["mask_rng"]
         self.best_val = math.inf if meta.get("best_val") is None else float(meta["best_val"])
         self.best_step = meta.get("best_step")
         self.elapsed_before = float(meta.get("elapsed") or 0.0)

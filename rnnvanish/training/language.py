@@ -25,6 +25,7 @@ from ..data import TokenStream, Vocab, default_corpus, eval_windows, load_corpus
 from ..errors import RnnvanishError
 from ..model import LanguageModel, bits_per_token, perplexity
 from .runfolder import columns_around
+from .settings import stack_options
 
 EVAL_COLUMNS = {
     "val_loss": "validation loss, nats per token (empty when there was no evaluation at this row)",
@@ -64,7 +65,8 @@ def build_model(config, vocab_size: int) -> LanguageModel:
     """A fresh LanguageModel for these settings and vocabulary size."""
     try:
         return LanguageModel(config.cell, vocab_size, config.hidden, seed=config.seed, dtype=config.dtype,
-                             backend=config.backend, **cell_options(config.cell, config, CELL_DEFAULTS))
+                             backend=config.backend, **stack_options(config),
+                             **cell_options(config.cell, config, CELL_DEFAULTS))
     except ValueError as err:
         raise RnnvanishError(f"cannot build the model: {err}") from None
 
@@ -74,7 +76,8 @@ class LanguageObjective:
 
     evaluate_at_start = False
     best_column = "val_loss"
-    rng_note = {"training": "none: streams are read in order", "samples": "numpy default_rng([seed, 3, step])"}
+    rng_note = {"training": "streams read in order", "masks": "numpy default_rng([seed, 4]), state in mask_rng",
+                "samples": "numpy default_rng([seed, 3, step])"}
     chart = "training.png"
 
     def __init__(self, config, vocab, train_ids, val_ids, corpus=None):
@@ -103,8 +106,9 @@ class LanguageObjective:
         inputs, targets, new_epoch = self.stream.next_window()
         return (inputs, targets), new_epoch
 
-    def loss_and_grads(self, model, batch, state, truncate):
-        loss, grads, state_T, _ = model.loss_and_grads(batch[0], batch[1], state, truncate)
+    def loss_and_grads(self, model, batch, state, truncate, rng):
+        masks = model.draw_masks(*batch[0].shape, rng)
+        loss, grads, state_T, _ = model.loss_and_grads(batch[0], batch[1], state, truncate, masks=masks)
         return loss, grads, state_T
 
     @staticmethod

@@ -28,6 +28,11 @@ class TrainConfig:
     init_xh: str | None = None          # initialiser of W_xh (None: the cell's)
     init_hh: str | None = None          # initialiser of W_hh (None: orthogonal)
     radius: float | None = None         # rescale each W_hh gate block to this spectral radius
+    layers: int = 1                     # stacked recurrent layers, each with its own carry
+    dropout: float = 0.0                # between layers and before the readout (inverted; none at evaluation)
+    variational: bool = False           # dropout masks one per sequence, also on the recurrent state (Gal & Ghahramani)
+    zoneout: float = 0.0                # each unit keeps its previous value with this probability (Krueger et al.)
+    residual: bool = False              # add each layer's input to its output where the sizes match
     dtype: str = "float64"
     backend: str | None = None          # numba or numpy (None: $RNNVANISH_BACKEND, else numba)
     threads: int = 1                    # BLAS threads of the backend's matrix products
@@ -80,7 +85,7 @@ class TrainConfig:
             _choice("backend", self.backend, BACKENDS)
         _choice("clip-mode", self.clip_mode, CLIP_MODES)
         _choice("nonfinite", self.nonfinite, NONFINITE_POLICIES)
-        for name in ("hidden", "threads", "batch", "eval_every"):
+        for name in ("hidden", "threads", "batch", "eval_every", "layers"):
             _whole(name, getattr(self, name), low=1)
         _whole("seed", self.seed, low=0)
         for name in ("truncate", "steps", "log_every", "trace_every"):
@@ -90,6 +95,12 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
                 raise RnnvanishError(f"--{_flag(name)} must be a positive number, got {value!r}")
+        for name in ("dropout", "zoneout"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0.0 <= value < 1.0):
+                raise RnnvanishError(f"--{name} is a probability in [0, 1), got {value!r}")
+        if self.variational and not self.dropout:
+            raise RnnvanishError("--variational chooses how --dropout draws its masks; give --dropout P too")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise RnnvanishError(f"--weight-decay must be zero or more, got {self.weight_decay!r}")
         if self.divergence is not None and self.divergence <= 1:
@@ -139,3 +150,11 @@ def _whole(name, value, low):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value or value < low:
         what = "a positive whole number" if low == 1 else "a whole number, zero or more"
         raise RnnvanishError(f"--{_flag(name)} must be {what}, got {value!r}")
+
+
+STACK_SETTINGS = ("layers", "dropout", "variational", "zoneout", "residual")
+
+
+def stack_options(config) -> dict:
+    """The model constructor's stack options from a config."""
+    return {name: getattr(config, name) for name in STACK_SETTINGS}
