@@ -2,7 +2,7 @@
 
     x^(1) = x                                       the input (token ids or dense vectors)
     h^(l) = cell_l(x^(l), carry_l)                  layer l's states, (T+1, B, H), carry_l its own
-    o^(l) = h^(l)[1:] + x^(l)   (residual, where the sizes match)   else h^(l)[1:]
+    o^(l) = h^(l)[1:] + x^(l)   (residual, layers 2..L: x^(l) is the layer below's output)   else h^(l)[1:]
     x^(l+1) = m^(l) ⊙ o^(l)                         dropout between layers
     out = m^(L) ⊙ o^(L)                             dropout before the readout
 
@@ -60,11 +60,12 @@ class Stack:
                 raise RnnvanishError(f"--{name} is a probability in [0, 1), got {p!r}")
         self.dropout, self.variational, self.zoneout = float(dropout), bool(variational), float(zoneout)
         self.residual = bool(residual)
-        self.residual_layers = [l > 0 or (input_size == hidden_size) for l in range(layers)] if residual else [False] * layers
-        if residual and not any(self.residual_layers):
-            raise RnnvanishError(f"--residual adds a layer's input to its output, so it needs sizes that match: "
-                                 f"with one layer the input size ({input_size}) must equal the hidden size "
-                                 f"({hidden_size}); use --layers 2 or more")
+        # A residual connection adds a layer's input (the layer below's output, of the same size) to
+        # its output: every layer but the first, whose input is the data.
+        self.residual_layers = [residual and l > 0 for l in range(layers)]
+        if residual and layers == 1:
+            raise RnnvanishError("--residual adds each layer's input, the output of the layer below, to its output; "
+                                 "a single layer has none: use --layers 2 or more")
         # Layer 1 keeps the one-layer seed, so a one-layer stack is today's cell exactly.
         self.cells = [make_cell(cell, input_size if l == 0 else hidden_size, hidden_size,
                                 seed=seed if l == 0 else [seed, 10 + l], dtype=dtype, backend=backend, **cell_options)

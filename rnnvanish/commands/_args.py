@@ -143,7 +143,7 @@ def add_stack_arguments(p):
     g.add_argument("--zoneout", type=probability, metavar="P",
                    help="each unit keeps its previous value with probability P (Krueger et al. 2017) (default: 0)")
     g.add_argument("--residual", action="store_true", default=None,
-                   help="add each layer's input to its output where the sizes match")
+                   help="add each layer's input, the output of the layer below, to its output (layers 2 and up)")
     return g
 
 

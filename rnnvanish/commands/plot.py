@@ -3,6 +3,7 @@
     training.png      loss, gradient norms and clipping against step (from metrics.csv);
                       task.png for a task run: loss and success against the baseline
     lag_profiles.png  the gradient lag profile over training (from traces/lag_<step>.npz)
+    depth.png         a stack's signal by lag and layer, first and last traced step (traces/depth_<step>.npz)
 """
 from pathlib import Path
 
@@ -60,6 +61,21 @@ def _traces_chart(run, out_dir, fmt):
     return save_figure(fig, out_dir / f"lag_profiles.{fmt}"), None
 
 
+def _depth_chart(run, out_dir, fmt):
+    """(path or None, note): the signal across depth at the first and the last traced step."""
+    from ..plots import save_figure
+    from ..plots.depth import plot_depth_heatmaps
+    from ..tracer.depth import DepthTrace
+    from ..training import runfolder as rf
+
+    files = sorted((run / rf.TRACES).glob("depth_*.npz")) if (run / rf.TRACES).is_dir() else []
+    if not files:
+        return None, None
+    traces = [DepthTrace.load(p) for p in dict.fromkeys([files[0], files[-1]])]
+    fig = plot_depth_heatmaps(traces, title=f"{run.name}: the error signal across time and depth during training")
+    return save_figure(fig, out_dir / f"depth.{fmt}"), None
+
+
 def run(args):
     from ..errors import RnnvanishError
 
@@ -71,7 +87,7 @@ def run(args):
     if not out_dir.is_dir():
         raise RnnvanishError(f"the output folder {out_dir} does not exist")
     written, notes = [], []
-    for draw in (_training_chart, _traces_chart):
+    for draw in (_training_chart, _traces_chart, _depth_chart):
         path, note = draw(run_dir, out_dir, args.format)
         if path:
             written.append(path)

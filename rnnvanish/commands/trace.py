@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from ..choices import ACTIVATIONS, BACKENDS, CELLS
-from ._args import finite_float, init_spec, nonneg_int, positive_float, positive_int
+from ._args import finite_float, init_spec, nonneg_int, positive_float, positive_int, probability
 
 CHART_SUFFIXES = (".png", ".svg")
 
@@ -32,10 +32,16 @@ def add_arguments(p):
     m.add_argument("--forget-bias", type=finite_float, metavar="B", default=1.0, help="LSTM forget-gate bias (default: 1.0)")
     m.add_argument("--reset-before", action="store_true", help="GRU: reset gate before the product (Cho et al. 2014)")
     m.add_argument("--hidden", type=positive_int, metavar="H", default=128, help="hidden size H (default: 128)")
+    m.add_argument("--layers", type=positive_int, metavar="L", default=1,
+                   help="stacked layers; more than one traces the signal across time and depth (default: 1)")
+    m.add_argument("--residual", action="store_true", help="residual connections between layers")
+    m.add_argument("--zoneout", type=probability, metavar="P", default=0.0,
+                   help="zoneout probability (its expectation: the trace is in evaluation mode) (default: 0)")
     m.add_argument("--checkpoint", metavar="PATH", default=None,
                    help="trace a trained language model: a checkpoint .npz or a run folder")
     m.add_argument("--compare", metavar="KEY=V1,V2,...", default=None,
-                   help="vary one setting: cell, init, radius, activation or forget-bias "
+                   help="vary one setting: cell, init, radius, activation, forget-bias, layers, residual or "
+                        "zoneout "
                         "(e.g. cell=tanh,lstm,gru or radius=0.9,1.0,1.1)")
     i = p.add_argument_group("inputs (default: random dense vectors)")
     i.add_argument("--length", type=positive_int, metavar="T", default=100, help="sequence length T (default: 100)")
@@ -114,7 +120,8 @@ def _settings(args):
     from ..tracer.experiment import Setting, parse_compare, vary
 
     base = Setting(cell=args.cell, hidden=args.hidden, activation=args.activation, init=args.init,
-                   radius=args.radius, forget_bias=args.forget_bias, reset_after=not args.reset_before).check()
+                   radius=args.radius, forget_bias=args.forget_bias, reset_after=not args.reset_before,
+                   layers=args.layers, residual=args.residual, zoneout=args.zoneout).check()
     if args.compare is None:
         return [(base, base.label())]
     field, values = parse_compare(args.compare)
@@ -240,6 +247,8 @@ def run(args):
             cell = setting.build(input_size, seed=args.seed, backend=args.backend)
             models.append((cell, label, {"init": setting.init or "orthogonal", "inputs": about}))
     T, B = x.shape[0], x.shape[1]
+    if any(getattr(m, "layers", 1) > 1 or not getattr(getattr(m, "stack", m), "plain", True) for m, _, _ in models):
+        return _run_depth(args, models, x, about, hidden)
     if args.method == "exact" and not args.no_jacobian and T * T * (2 * hidden) ** 3 / 2 > 2e10:
         print(f"note: exact Jacobian norms at T={T}, H={hidden} form T^2/2 products of H x H matrices "
               "and take minutes; --method sketch takes seconds")
@@ -258,6 +267,40 @@ def run(args):
     print("\n".join(lines))
     print("\n".join(_legend(lags, jac_lag, traces)))
     _write_outputs(args, traces, about, hidden)
+    return 0
+
+
+def _run_depth(args, models, x, about, hidden):
+    """Stacks: the signal from the top layer's last step, by lag and layer (rnnvanish.tracer.depth)."""
+    from ..plots import save_figure
+    from ..plots.depth import plot_depth_bottom, plot_depth_heatmaps
+    from ..tracer.depth import trace_depth
+
+    T, B = x.shape[0], x.shape[1]
+    print(f"rnnvanish trace: T={T} steps, B={B} sequences, H={hidden}, across depth; probe loss on the top "
+          f"layer's output at step T, a random unit direction per sequence")
+    print(f"inputs: {about} (seed {args.seed})")
+    traces = [trace_depth(model, x, seed=args.seed, label=label, info=info) for model, label, info in models]
+    lags = [lag for lag in (0, 10, 50, 100) if lag <= T]
+    print()
+    print(f"{'configuration':<28}{'layers':>7}" + "".join(f"{f'bottom, lag {lag}':>16}" for lag in lags))
+    for tr in traces:
+        med = tr.bottom()[0]
+        print(f"{tr.label[:27]:<28}{tr.layers:>7}" + "".join(f"{med[lag]:>16.3g}" for lag in lags))
+    print("  bottom, lag l: median over sequences of ||dE_T/dh^(1)_(T-l)||, the share of the signal at the top "
+          "layer's step T that reaches the bottom layer l steps back")
+    written = []
+    if args.out is not None:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+    if args.chart:
+        written.append(save_figure(plot_depth_bottom(traces), args.chart))
+    if args.heatmap:
+        written.append(save_figure(plot_depth_heatmaps(traces), args.heatmap))
+    if args.data_out:
+        for tr, path in zip(traces, _data_paths(args.data_out, traces)):
+            written += [str(p) for p in tr.save(path)]
+    if written:
+        print("wrote " + ", ".join(str(w) for w in written))
     return 0
 
 

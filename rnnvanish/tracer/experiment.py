@@ -21,7 +21,10 @@ from ..init import parse_init
 
 # --compare KEY -> the Setting field it varies
 COMPARE_KEYS = {"cell": "cell", "init": "init", "radius": "radius", "activation": "activation",
-                "forget-bias": "forget_bias", "forget_bias": "forget_bias"}
+                "forget-bias": "forget_bias", "forget_bias": "forget_bias",
+                "layers": "layers", "residual": "residual", "zoneout": "zoneout"}
+DEPTH_FIELDS = ("layers", "residual", "zoneout")
+SWITCH = {"on": True, "off": False, "yes": True, "no": False, "true": True, "false": False, "1": True, "0": False}
 CELL_NAMES = ("tanh", "lstm", "gru")
 ACTIVATION_NAMES = ("tanh", "sigmoid", "relu")
 
@@ -41,6 +44,14 @@ class Setting:
     radius: float | None = None
     forget_bias: float = 1.0
     reset_after: bool = True
+    layers: int = 1
+    residual: bool = False
+    zoneout: float = 0.0
+
+    @property
+    def stacked(self) -> bool:
+        """More than one layer, a residual or zoneout: traced across depth (rnnvanish.tracer.depth)."""
+        return self.layers > 1 or self.residual or self.zoneout > 0
 
     def label(self, varied=None) -> str:
         """Legend text: the varied setting alone when there is one, else the cell and its extras."""
@@ -55,7 +66,14 @@ class Setting:
             return radius
         if varied == "forget_bias":
             return f"forget bias {self.forget_bias:g}"
-        return ", ".join(p for p in (cell, init if self.init else "", radius) if p)
+        depth = ", ".join(p for p in (f"{self.layers} layers" if self.layers > 1 else "",
+                                      "residual" if self.residual else "",
+                                      f"zoneout {self.zoneout:g}" if self.zoneout else "") if p)
+        if varied in DEPTH_FIELDS:
+            return {"layers": f"{self.layers} layer{'s' if self.layers > 1 else ''}",
+                    "residual": "residual" if self.residual else "no residual",
+                    "zoneout": f"zoneout {self.zoneout:g}"}[varied]
+        return ", ".join(p for p in (cell, init if self.init else "", radius, depth) if p)
 
     def build(self, input_size, seed=0, dtype="float64", backend=None):
         """The cell, freshly initialised (W_xh Glorot uniform, W_hh by `init`)."""
@@ -67,6 +85,10 @@ class Setting:
         else:
             options["reset_after"] = self.reset_after
         try:
+            if self.stacked:
+                from ..stack import Stack
+                return Stack(self.cell, input_size, self.hidden, self.layers, residual=self.residual,
+                             zoneout=self.zoneout, **options)
             return make_cell(self.cell, input_size, self.hidden, **options)
         except ValueError as err:
             raise RnnvanishError(str(err)) from None
@@ -81,6 +103,10 @@ class Setting:
             parse_init(self.init)                                      # raises on a bad spec
         if self.radius is not None and not (np.isfinite(self.radius) and self.radius > 0):
             raise RnnvanishError(f"the spectral radius must be a positive number, got {self.radius:g}")
+        if int(self.layers) != self.layers or self.layers < 1:
+            raise RnnvanishError(f"layers must be a positive whole number, got {self.layers!r}")
+        if not 0 <= self.zoneout < 1:
+            raise RnnvanishError(f"zoneout is a probability in [0, 1), got {self.zoneout:g}")
         return self
 
 
@@ -116,7 +142,7 @@ def parse_compare(text):
         raise RnnvanishError(f"--compare wants KEY=V1,V2,... (e.g. cell=tanh,lstm,gru), got {text!r}")
     if key not in COMPARE_KEYS:
         raise RnnvanishError(f"--compare cannot vary {key!r}; "
-                             "choose one of cell, init, radius, activation, forget-bias")
+                             "choose one of cell, init, radius, activation, forget-bias, layers, residual, zoneout")
     items = [v.strip() for v in values.split(",")]
     if any(not v for v in items):
         raise RnnvanishError(f"--compare {text!r} has an empty value")
@@ -139,8 +165,17 @@ def vary(base: Setting, field, values):
     """One Setting per value of `field` (values as strings, converted and checked)."""
     out = []
     for text in values:
-        if field in ("radius", "forget_bias"):
+        if field in ("radius", "forget_bias", "zoneout"):
             value = _number(field, text)
+        elif field == "layers":
+            value = _number(field, text)
+            if value != int(value):
+                raise RnnvanishError(f"layers must be whole numbers, got {text!r}")
+            value = int(value)
+        elif field == "residual":
+            if text.lower() not in SWITCH:
+                raise RnnvanishError(f"residual is on or off, got {text!r}")
+            value = SWITCH[text.lower()]
         elif field in ("cell", "activation"):
             value = text.lower()
         else:

@@ -28,11 +28,17 @@ def trace_path(folder, step) -> Path:
 
 
 def record_training_trace(model, inputs, state, step, folder, seed=0) -> Path:
-    """Trace `model` on the (T, B) window `inputs` from the carried `state`; write lag_<step>.npz.
+    """Trace `model` on the (T, B) window `inputs` from the carried `state`; write lag_<step>.npz
+    (a stack of layers, or a model with zoneout: depth_<step>.npz, the signal by lag and layer).
 
     Costs about one extra backward pass of the window (no Jacobians are measured)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    stack = getattr(model, "stack", None)
+    if stack is not None and not stack.plain:
+        from .depth import trace_depth
+        tr = trace_depth(model, inputs, state=state, seed=seed, label=f"step {int(step)}", info={"step": int(step)})
+        return tr.save(Path(folder) / f"depth_{int(step):08d}.npz")[0]
     tr = trace(model, inputs, state=state, seed=seed, jacobians=False, label=f"step {int(step)}",
                info={"step": int(step)})
     return tr.save(trace_path(folder, step), csv=False)[0]

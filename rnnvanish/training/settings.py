@@ -32,7 +32,7 @@ class TrainConfig:
     dropout: float = 0.0                # between layers and before the readout (inverted; none at evaluation)
     variational: bool = False           # dropout masks one per sequence, also on the recurrent state (Gal & Ghahramani)
     zoneout: float = 0.0                # each unit keeps its previous value with this probability (Krueger et al.)
-    residual: bool = False              # add each layer's input to its output where the sizes match
+    residual: bool = False              # add each layer's input (the output below) to its output, layers 2..L
     dtype: str = "float64"
     backend: str | None = None          # numba or numpy (None: $RNNVANISH_BACKEND, else numba)
     threads: int = 1                    # BLAS threads of the backend's matrix products
