@@ -1,21 +1,29 @@
-"""Speed of one training step and of generation, per cell, on numba, numpy and torch.
+"""Speed of one training step and of generation, per cell and number of layers, on numba, numpy and torch.
 
 One training step is what `rnnvanish train` does per window: forward and backward through a
-window of T tokens (B streams), clip by global norm (5), one Adam update. The three
-implementations run the same model from the same weights:
+window of T tokens (B streams) and L stacked layers, clip by global norm (5), one Adam update.
+The three implementations run the same model from the same weights:
 
-    numba   LanguageModel(backend="numba"): the jitted kernels
-    numpy   LanguageModel(backend="numpy"): the NumPy reference, the same optimiser and clipping
-    torch   nn.RNN / nn.LSTM / nn.GRU on one-hot tokens + nn.Linear + cross_entropy
+    numba   LanguageModel(layers=L, backend="numba"): the jitted kernels
+    numpy   LanguageModel(layers=L, backend="numpy"): the NumPy reference, the same optimiser and clipping
+    torch   nn.RNN / nn.LSTM / nn.GRU(num_layers=L) on one-hot tokens + nn.Linear + cross_entropy
             + clip_grad_norm_ + torch.optim.Adam (when torch is importable)
 
 A one-hot token times W_ih is the row of W_xh our cells look up, so the two compute the same
-function. Generation draws single tokens at temperature 1 from a one-token prime, by inverse
-CDF from pre-drawn uniforms in all three.
+function; the weights go to torch through `rnnvanish.interop.to_torch_state_dict`. Generation
+draws single tokens at temperature 1 from a one-token prime, by inverse CDF from pre-drawn
+uniforms in all three; a stack generates one token at a time through every layer (one jitted
+loop per token and layer, where a single layer runs one jitted loop for all tokens).
 
-Model FLOPs count the matrix products of a training step (elementwise work is left out):
-forward h_{t-1} W_hh, backward da W_hh^T and h^T da, and the output layer's three products,
-6 T B H (G H + V) in all. `peak_fraction` divides the model's FLOP/s by what one large matrix
+Model FLOPs count the matrix products of a training step (elementwise work is left out).
+Per layer, the recurrence: forward h_{t-1} W_hh, backward da W_hh^T and h^T da, 6 T B H G H.
+Layers 2..L also multiply their input, the layer below's output: forward x W_xh, backward
+da W_xh^T (into the layer below) and x^T da, 6 T B H G H again (layer 1 looks rows up).
+The output layer's three products add 6 T B H V. In all
+
+    6 T B H ((2 L - 1) G H + V)          (L = 1: 6 T B H (G H + V))
+
+`peak_fraction` divides the model's FLOP/s by what one large matrix
 product reaches here with the same dtype and thread count (`measure_peak`).
 
 Threads: `rnnvanish.threads.limit_threads(n, backend)` gives n threads to the BLAS the
@@ -42,7 +50,7 @@ from .threads import limit_threads
 
 GATES = {"tanh": 1, "lstm": 4, "gru": 3}
 IMPLS = ("numba", "numpy", "torch")
-RECORD_KEYS = ("cell", "hidden", "batch", "window", "dtype", "threads", "impl",
+RECORD_KEYS = ("cell", "layers", "hidden", "batch", "window", "dtype", "threads", "impl",
                "train_tok_s", "gen_tok_s", "gflops", "peak_fraction")
 CLIP_NORM = 5.0
 LEARNING_RATE = 2e-3
@@ -71,9 +79,9 @@ def median_time(fn, min_time, warmup=2, min_repeats=3):
     return statistics.median(times)
 
 
-def train_flops(cell, hidden, batch, window, vocab):
-    """Matrix-product FLOPs of one training step: 6 T B H (G H + V) (see the module docstring)."""
-    return 6 * window * batch * hidden * (GATES[cell] * hidden + vocab)
+def train_flops(cell, hidden, batch, window, vocab, layers=1):
+    """Matrix-product FLOPs of one training step: 6 T B H ((2 L - 1) G H + V) (see the module docstring)."""
+    return 6 * window * batch * hidden * ((2 * layers - 1) * GATES[cell] * hidden + vocab)
 
 
 def measure_peak(dtype, threads, size=1024, min_time=0.5):
@@ -89,9 +97,9 @@ def measure_peak(dtype, threads, size=1024, min_time=0.5):
 
 # --------------------------------------------------------------------------- the three implementations
 
-def project_model(cell, vocab, hidden, dtype, backend, seed=0):
+def project_model(cell, vocab, hidden, dtype, backend, seed=0, layers=1):
     from .model import LanguageModel
-    return LanguageModel(cell, vocab, hidden, dtype=dtype, backend=backend, seed=seed)
+    return LanguageModel(cell, vocab, hidden, dtype=dtype, backend=backend, seed=seed, layers=layers)
 
 
 def project_step(model):
@@ -112,34 +120,33 @@ def project_step(model):
 
 
 def torch_twin(model):
-    """torch modules holding `model`'s weights: (rnn, linear, params), in model's dtype."""
+    """torch modules holding `model`'s weights: (rnn, linear, params), in model's dtype.
+
+    rnn is nn.RNN / nn.LSTM / nn.GRU(V, H, num_layers=L), linear the readout; the weights come
+    from `rnnvanish.interop.to_torch_state_dict`. The tanh RNN and the LSTM have one bias b_h per
+    layer: torch's bias_hh_l{k} stays zero and frozen (left out of `params`, the ones to train)."""
     import torch
 
-    cell, p = model.cell_name, model.params
+    from .interop import to_torch_state_dict
+
+    cell, stack = model.cell_name, model.stack
     kind = {"tanh": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell]
     options = {"nonlinearity": model.cell.activation} if cell == "tanh" else {}
     if cell == "tanh" and model.cell.activation not in ("tanh", "relu"):
         raise ValueError("torch.nn.RNN has no sigmoid activation")
     if cell == "gru" and not model.cell.reset_after:
         raise ValueError("torch.nn.GRU has only the reset-after form")
+    if stack.dropout or stack.zoneout or stack.residual:
+        raise ValueError("the torch twin is a plain stack: no dropout, zoneout or residual connections")
     tdtype = torch.float64 if model.dtype == np.float64 else torch.float32
-    rnn = kind(model.vocab_size, model.hidden_size, **options).to(tdtype)
+    rnn = kind(model.vocab_size, model.hidden_size, num_layers=model.layers, **options).to(tdtype)
     linear = torch.nn.Linear(model.hidden_size, model.vocab_size).to(tdtype)
-
-    def put(param, value):
-        with torch.no_grad():
-            param.copy_(torch.from_numpy(np.ascontiguousarray(value)))
-    put(rnn.weight_ih_l0, p["W_xh"].T)                       # one-hot x_t times W_ih^T = row x_t of W_xh
-    put(rnn.weight_hh_l0, p["W_hh"].T)
-    if cell == "gru":
-        put(rnn.bias_ih_l0, p["b_xh"])
-        put(rnn.bias_hh_l0, p["b_hh"])
-    else:
-        put(rnn.bias_ih_l0, p["b_h"])
-        put(rnn.bias_hh_l0, np.zeros_like(p["b_h"]))
-        rnn.bias_hh_l0.requires_grad_(False)                 # one bias b_h, as in the project's cells
-    put(linear.weight, p["W_hy"].T)
-    put(linear.bias, p["b_y"])
+    state = {name: torch.from_numpy(value) for name, value in to_torch_state_dict(model).items()}
+    linear.load_state_dict({"weight": state.pop("decoder.weight"), "bias": state.pop("decoder.bias")})
+    rnn.load_state_dict(state)                               # strict: every layer's four names
+    if cell != "gru":
+        for k in range(model.layers):
+            getattr(rnn, f"bias_hh_l{k}").requires_grad_(False)   # zero: b_h is bias_ih_l{k} alone
     params = [q for q in list(rnn.parameters()) + list(linear.parameters()) if q.requires_grad]
     return rnn, linear, params
 
@@ -190,12 +197,13 @@ def torch_generate(model):
 
 # --------------------------------------------------------------------------- one measurement
 
-def measure(cell, hidden, batch, window, dtype, threads, impl, *, vocab=65, min_time=1.0, gen_tokens=None, seed=0):
+def measure(cell, hidden, batch, window, dtype, threads, impl, *, layers=1, vocab=65, min_time=1.0, gen_tokens=None,
+            seed=0):
     """One record (keys RECORD_KEYS): training tokens/s and, for batch 1, generation tokens/s."""
     rng = np.random.default_rng(seed)
     inputs = rng.integers(0, vocab, (window, batch))
     targets = rng.integers(0, vocab, (window, batch))
-    model = project_model(cell, vocab, hidden, dtype, "numpy" if impl == "numpy" else "numba", seed)
+    model = project_model(cell, vocab, hidden, dtype, "numpy" if impl == "numpy" else "numba", seed, layers)
     if impl == "torch":
         import torch  # noqa: F401  (so limit_threads sets torch's threads too)
     with limit_threads(threads, impl):
@@ -211,14 +219,14 @@ def measure(cell, hidden, batch, window, dtype, threads, impl, *, vocab=65, min_
             else:
                 gen_seconds = median_time(lambda: model.sample([0], n, 1.0, rng=seed + 1), min_time / 2, warmup=1)
             gen_tok_s = n / gen_seconds
-    gflops = train_flops(cell, hidden, batch, window, vocab) / seconds / 1e9
-    return {"cell": cell, "hidden": hidden, "batch": batch, "window": window, "dtype": np.dtype(dtype).name,
-            "threads": threads, "impl": impl, "train_tok_s": window * batch / seconds, "gen_tok_s": gen_tok_s,
-            "gflops": gflops, "peak_fraction": None}
+    gflops = train_flops(cell, hidden, batch, window, vocab, layers) / seconds / 1e9
+    return {"cell": cell, "layers": layers, "hidden": hidden, "batch": batch, "window": window,
+            "dtype": np.dtype(dtype).name, "threads": threads, "impl": impl,
+            "train_tok_s": window * batch / seconds, "gen_tok_s": gen_tok_s, "gflops": gflops, "peak_fraction": None}
 
 
 def run_grid(configs, impls, *, min_time=1.0, vocab=65, progress=True, peaks=None):
-    """Measure every (cell, hidden, batch, window, dtype, threads) config on every impl.
+    """Measure every (cell, hidden, batch, window, dtype, threads, layers) config on every impl.
 
     Returns (records, peaks): peaks[(dtype, threads)] is measure_peak's GFLOP/s, and each
     record's peak_fraction is its gflops over that peak."""
@@ -227,12 +235,13 @@ def run_grid(configs, impls, *, min_time=1.0, vocab=65, progress=True, peaks=Non
     peaks = {} if peaks is None else peaks
     records = []
     jobs = [(c, impl) for c in configs for impl in impls]
-    for (cell, hidden, batch, window, dtype, threads), impl in tqdm(jobs, desc="bench", unit="run",
-                                                                     disable=not progress, leave=False):
+    jobs = tqdm(jobs, desc="bench", unit="run", disable=not progress, leave=False)
+    for (cell, hidden, batch, window, dtype, threads, layers), impl in jobs:
         key = (np.dtype(dtype).name, threads)
         if key not in peaks:
             peaks[key] = measure_peak(dtype, threads, min_time=min(min_time, 0.5))
-        record = measure(cell, hidden, batch, window, dtype, threads, impl, vocab=vocab, min_time=min_time)
+        record = measure(cell, hidden, batch, window, dtype, threads, impl, layers=layers, vocab=vocab,
+                         min_time=min_time)
         record["peak_fraction"] = record["gflops"] / peaks[key]
         records.append(record)
     return records, peaks

@@ -6,11 +6,12 @@ import json
 import numpy as np
 import pytest
 
-from conftest import assert_close
+from conftest import assert_close, cli
 from rnnvanish import bench
-from rnnvanish.cli import main
+from rnnvanish.cli import build_parser, main
+from rnnvanish.commands import bench as bench_command
 
-TINY = ("tanh", 8, 1, 5, "float64", 1)          # cell, hidden, batch, window, dtype, threads
+TINY = ("tanh", 8, 1, 5, "float64", 1, 1)          # cell, hidden, batch, window, dtype, threads, layers
 
 
 def check_record(record):
@@ -25,8 +26,21 @@ def test_run_grid_gives_one_full_record_per_implementation():
     assert [r["impl"] for r in records] == impls
     for r in records:
         check_record(r)
-        assert (r["cell"], r["hidden"], r["batch"], r["window"], r["dtype"], r["threads"]) == TINY
+        assert (r["cell"], r["hidden"], r["batch"], r["window"], r["dtype"], r["threads"], r["layers"]) == TINY
     assert set(peaks) == {("float64", 1)} and peaks[("float64", 1)] > 0
+
+
+def test_records_of_a_stack_carry_its_layers_and_its_flops():
+    impls = ["numba", "numpy"] + (["torch"] if bench.torch_available() else [])
+    configs = [("lstm", 6, 1, 4, "float64", 1, 2), ("gru", 6, 2, 4, "float32", 1, 3)]
+    records, _ = bench.run_grid(configs, impls, min_time=0.01, progress=False)
+    assert [(r["cell"], r["layers"], r["impl"]) for r in records] == [
+        (cell, L, impl) for cell, _, _, _, _, _, L in configs for impl in impls]
+    for r in records:
+        check_record(r)
+        seconds = r["window"] * r["batch"] / r["train_tok_s"]
+        flops = bench.train_flops(r["cell"], r["hidden"], r["batch"], r["window"], 65, r["layers"])
+        assert r["gflops"] == pytest.approx(flops / seconds / 1e9)
 
 
 def test_command_prints_a_table_and_writes_json(tmp_path, capsys):
@@ -62,6 +76,18 @@ def test_train_flops_counts_every_matrix_product():
     products = [(B, H, GH)] * T + [(B, GH, H)] * T + [(H, T * B, GH)]            # forward, dh, dW_hh
     products += [(T * B, H, V), (H, T * B, V), (T * B, V, H)]                    # y, dW_hy, dh from y
     assert bench.train_flops(cell, H, B, T, V) == sum(2 * m * k * n for m, k, n in products)
+    assert bench.train_flops(cell, H, B, T, V, layers=1) == bench.train_flops(cell, H, B, T, V)
+
+
+def test_train_flops_of_a_stack_counts_every_layers_products():
+    cell, H, B, T, V = "gru", 6, 3, 4, 7
+    GH = 3 * H
+    recurrent = [(B, H, GH)] * T + [(B, GH, H)] * T + [(H, T * B, GH)]           # per layer: forward, dh, dW_hh
+    inputs = [(T * B, H, GH), (T * B, GH, H), (H, T * B, GH)]                     # layer 2: x W_xh, dx, dW_xh
+    output = [(T * B, H, V), (H, T * B, V), (T * B, V, H)]
+    products = 2 * recurrent + inputs + output
+    assert bench.train_flops(cell, H, B, T, V, layers=2) == sum(2 * m * k * n for m, k, n in products)
+    assert bench.train_flops(cell, H, B, T, V, layers=3) == 6 * T * B * H * (5 * GH + V)
 
 
 @pytest.mark.parametrize("backend", ["numba", "numpy", "torch"])
@@ -109,6 +135,124 @@ def test_torch_twin_computes_the_same_loss_and_gradients(cell):
     assert_close(rnn.weight_hh_l0.grad.numpy().T, grads["W_hh"], rtol=1e-10, name="dW_hh")
     assert_close(rnn.weight_ih_l0.grad.numpy().T, grads["W_xh"], rtol=1e-10, name="dW_xh")
     assert_close(linear.weight.grad.numpy().T, grads["W_hy"], rtol=1e-10, name="dW_hy")
+
+
+def _perturbed_stack(cell, layers, V=9, H=5, seed=1):
+    """A float64 reference model of `layers` layers with every parameter (biases too) away from its init."""
+    model = bench.project_model(cell, V, H, "float64", "numpy", seed=seed, layers=layers)
+    rng = np.random.default_rng(seed + 1)
+    for p in model.params.values():
+        p += rng.normal(0, 0.3, p.shape)
+    return model, rng
+
+
+def _torch_loss(rnn, linear, inputs, targets, V):
+    import torch
+    import torch.nn.functional as F
+
+    out, _ = rnn(torch.eye(V, dtype=torch.float64)[torch.from_numpy(inputs)])
+    return F.cross_entropy(linear(out).reshape(-1, V), torch.from_numpy(targets).reshape(-1))
+
+
+@pytest.mark.parametrize("layers", [2, 3])
+@pytest.mark.parametrize("cell", ["tanh", "lstm", "gru"])
+def test_torch_twin_of_a_stack_computes_the_same_loss(cell, layers):
+    pytest.importorskip("torch")
+    model, rng = _perturbed_stack(cell, layers)
+    inputs, targets = rng.integers(0, 9, (6, 2)), rng.integers(0, 9, (6, 2))
+    loss, _ = model.loss(inputs, targets)
+    rnn, linear, params = bench.torch_twin(model)
+    assert rnn.num_layers == layers
+    assert sum(q.numel() for q in params) == model.n_params()          # bias_hh frozen where b_h is one bias
+    assert_close(_torch_loss(rnn, linear, inputs, targets, 9).item(), loss, rtol=1e-12, name="loss")
+
+
+@pytest.mark.parametrize("layers", [2, 3])
+@pytest.mark.parametrize("cell", ["tanh", "lstm", "gru"])
+def test_torch_twin_of_a_stack_computes_the_same_gradients(cell, layers):
+    pytest.importorskip("torch")
+    model, rng = _perturbed_stack(cell, layers)
+    inputs, targets = rng.integers(0, 9, (6, 2)), rng.integers(0, 9, (6, 2))
+    loss, grads, _, _ = model.loss_and_grads(inputs, targets)
+    rnn, linear, _ = bench.torch_twin(model)
+    torch_loss = _torch_loss(rnn, linear, inputs, targets, 9)
+    torch_loss.backward()
+    assert_close(torch_loss.item(), loss, rtol=1e-12, name="loss")
+    for k in range(layers):
+        sfx = "" if k == 0 else f"_l{k}"
+        assert_close(getattr(rnn, f"weight_ih_l{k}").grad.numpy().T, grads["W_xh" + sfx], name="dW_xh" + sfx)
+        assert_close(getattr(rnn, f"weight_hh_l{k}").grad.numpy().T, grads["W_hh" + sfx], name="dW_hh" + sfx)
+        bias = "b_xh" if cell == "gru" else "b_h"
+        assert_close(getattr(rnn, f"bias_ih_l{k}").grad.numpy(), grads[bias + sfx], name="d" + bias + sfx)
+    assert_close(linear.weight.grad.numpy().T, grads["W_hy"], name="dW_hy")
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_torch_generation_of_a_stack_draws_the_tokens_the_model_draws(cell):
+    pytest.importorskip("torch")
+    model, _ = _perturbed_stack(cell, 2)
+    uniforms = np.random.default_rng(7).random(12)
+    ours = model.sample([3], 12, 1.0, rng=7)                           # draws the same 12 uniforms
+    assert list(ours) == bench.torch_generate(model)(3, uniforms)
+
+
+@pytest.mark.parametrize("setting", [{"dropout": 0.2}, {"zoneout": 0.1}, {"residual": True}])
+def test_torch_twin_refuses_what_torch_does_not_compute(setting):
+    pytest.importorskip("torch")
+    from rnnvanish.model import LanguageModel
+    model = LanguageModel("lstm", 9, 5, layers=2, backend="numpy", **setting)
+    with pytest.raises(ValueError, match="plain stack"):
+        bench.torch_twin(model)
+
+
+def test_command_takes_layers_and_names_them_in_the_table(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    code, text, err = cli(capsys, "bench", "--cells", "lstm", "--layers", "1", "2", "--hidden", "6", "--batch", "2",
+                          "--dtype", "float64", "--threads", "1", "--window", "4", "--impls", "numpy",
+                          "--min-time", "0.01", "--no-startup", "--no-trace", "--no-progress", "--json", out)
+    assert code == 0, err
+    assert [r["layers"] for r in json.loads(out.read_text())] == [1, 2]
+    rows = [line.split() for line in text.splitlines() if line.startswith("lstm")]
+    assert [row[:3] for row in rows] == [["lstm", "1", "6"], ["lstm", "2", "6"]]
+    assert "num_layers" in text
+
+
+def test_table_of_one_layer_has_no_layers_column():
+    record = {"cell": "tanh", "layers": 1, "hidden": 8, "batch": 1, "window": 5, "dtype": "float64", "threads": 1,
+              "impl": "numba", "train_tok_s": 1e4, "gen_tok_s": 2e4, "gflops": 1.0, "peak_fraction": 0.1}
+    head = bench_command.table([record]).splitlines()[1].split()
+    assert head[:3] == ["cell", "H", "B"]
+    assert bench_command.table([dict(record, layers=2)]).splitlines()[1].split()[:3] == ["cell", "L", "H"]
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "two"])
+def test_command_rejects_a_bad_number_of_layers_with_one_line(bad, capsys):
+    code, out, err = cli(capsys, "bench", "--layers", "1", bad, "--cells", "tanh", "--hidden", "4", "--batch", "1",
+                         "--dtype", "float64", "--threads", "1", "--impls", "numpy", "--min-time", "0.01",
+                         "--no-startup", "--no-trace", "--no-progress")
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "--layers" in err, err
+
+
+def test_stacked_preset_is_a_two_layer_lstm_against_torch():
+    args = build_parser(only="bench").parse_args(["bench", "--stacked", "--window", "7"])
+    assert bench_command._grid(args) == [("lstm", 256, 32, 7, "float32", 2, 2), ("lstm", 128, 1, 7, "float64", 1, 2)]
+
+
+def test_stacked_preset_refuses_grid_flags_with_one_line(capsys):
+    code, out, err = cli(capsys, "bench", "--stacked", "--hidden", "64", "--layers", "3", "--no-progress")
+    assert code == 2 and out == ""
+    assert err.strip().splitlines() == ["rnnvanish bench: error: --stacked runs its own two configurations; "
+                                        "drop --hidden, --layers"]
+
+
+def test_stacked_summary_gives_the_ratios_numba_over_torch():
+    base = {"cell": "lstm", "layers": 2, "hidden": 128, "batch": 1, "window": 25, "dtype": "float64", "threads": 1,
+            "gflops": 1.0, "peak_fraction": 0.1}
+    records = [dict(base, impl="numba", train_tok_s=3000.0, gen_tok_s=5000.0),
+               dict(base, impl="torch", train_tok_s=2000.0, gen_tok_s=1000.0)]
+    assert bench_command.stacked_summary(records) == (
+        "2-layer lstm, B 1, H 128, float64, 1 thread: numba / torch training 1.5x, generation 5.0x")
 
 
 def test_startup_probe_reports_its_times():

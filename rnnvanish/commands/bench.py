@@ -4,23 +4,35 @@ Prints one table row per configuration with the ratios numba/torch and numba/num
 model's GFLOP/s and its share of the peak this machine reaches on a large matrix product;
 then the time of one full gradient trace per cell (T 200, H 128, B 32, one thread), the compile
 time of the kernels and the time a warm process takes to its first step.
+`--layers 1 2 3` adds stacked models to the grid (torch: `num_layers`); the rows then name
+their layers. `--stacked` runs only the two stacked-LSTM configurations of STACKED against
+torch and prints the ratios numba/torch.
 `--json FILE` writes one record per measurement (see rnnvanish.bench.RECORD_KEYS).
 """
 import os
 
 from ..choices import CELLS, DTYPES
+from ..errors import RnnvanishError
 from ._args import positive_float, positive_int
 
 FULL_GRID = {"hidden": [64, 128, 512], "batch": [1, 32], "dtype": ["float64", "float32"], "threads": [1, 2]}
 QUICK_GRID = {"hidden": [128], "batch": [1, 32], "dtype": ["float64", "float32"], "threads": [1]}
+# --stacked: a 2-layer LSTM, batched in float32 on both cores and one stream in float64 on one:
+# (cell, H, B, dtype, threads, layers)
+STACKED = [("lstm", 256, 32, "float32", 2, 2), ("lstm", 128, 1, "float64", 1, 2)]
+GRID_FLAGS = ("quick", "cells", "hidden", "batch", "dtype", "threads", "layers")
 
 
 def add_arguments(p):
     g = p.add_argument_group("grid (default: the full grid; --quick for a small one)")
     g.add_argument("--quick", action="store_true",
                    help="H 128, B 1 and 32, both dtypes, 1 thread, 0.3 s per measurement")
-    g.add_argument("--cells", nargs="+", choices=CELLS, default=list(CELLS),
-                   help="cells to measure (default: all three)")
+    g.add_argument("--stacked", action="store_true",
+                   help="only a 2-layer LSTM against torch's num_layers=2: B 32, H 256, float32, 2 threads "
+                        "and B 1, H 128, float64, 1 thread; prints the ratios numba/torch")
+    g.add_argument("--cells", nargs="+", choices=CELLS, help="cells to measure (default: all three)")
+    g.add_argument("--layers", nargs="+", type=positive_int, metavar="L",
+                   help="numbers of stacked layers (default: 1)")
     g.add_argument("--hidden", nargs="+", type=positive_int, help="hidden sizes H (default: 64 128 512)")
     g.add_argument("--batch", nargs="+", type=positive_int, help="batch sizes B (default: 1 32)")
     g.add_argument("--dtype", nargs="+", choices=DTYPES, help="dtypes (default: both)")
@@ -41,11 +53,17 @@ def add_arguments(p):
 
 
 def _grid(args):
+    """The configurations (cell, H, B, T, dtype, threads, layers) the flags ask for."""
+    if args.stacked:
+        given = [f"--{flag}" for flag in GRID_FLAGS if getattr(args, flag)]
+        if given:
+            raise RnnvanishError(f"--stacked runs its own two configurations; drop {', '.join(given)}")
+        return [(cell, H, B, args.window, dtype, threads, L) for cell, H, B, dtype, threads, L in STACKED]
     base = QUICK_GRID if args.quick else FULL_GRID
     pick = {key: getattr(args, key) or values for key, values in base.items()}
-    return [(cell, H, B, args.window, dtype, threads)
-            for threads in pick["threads"] for dtype in pick["dtype"] for cell in args.cells
-            for H in pick["hidden"] for B in pick["batch"]]
+    return [(cell, H, B, args.window, dtype, threads, L)
+            for threads in pick["threads"] for dtype in pick["dtype"] for cell in args.cells or CELLS
+            for L in args.layers or [1] for H in pick["hidden"] for B in pick["batch"]]
 
 
 def _fmt(value, unit=""):
@@ -63,29 +81,52 @@ def _ratio(a, b):
 
 
 def table(records):
-    """The results as text: one row per configuration, columns per implementation and the ratios."""
+    """The results as text: one row per configuration, columns per implementation and the ratios.
+
+    A column L names the layers when a stacked model is among the records."""
     rows = {}
     for r in records:
-        key = (r["cell"], r["hidden"], r["batch"], r["dtype"], r["threads"])
+        key = (r["cell"], r["layers"], r["hidden"], r["batch"], r["dtype"], r["threads"])
         rows.setdefault(key, {})[r["impl"]] = r
-    head = (f"{'cell':5} {'H':>4} {'B':>3} {'dtype':7} {'thr':>3} | {'numba':>8} {'numpy':>8} {'torch':>8} "
-            f"{'/torch':>7} {'/numpy':>7} | {'GFLOP/s':>7} {'peak':>5} | "
-            f"{'gen numba':>9} {'gen torch':>9} {'/torch':>7}")
-    lines = ["training step (forward, backward, clip, Adam), tokens/s; generation tokens/s at B = 1", head,
-             "-" * len(head)]
-    for (cell, H, B, dtype, threads), by_impl in rows.items():
-        nb, npy, th = (by_impl.get(i) for i in ("numba", "numpy", "torch"))
+    stacked = any(r["layers"] != 1 for r in records)
+    head = (f"{'cell':5} {'L':>2} " if stacked else f"{'cell':5} ") + (
+        f"{'H':>4} {'B':>3} {'dtype':7} {'thr':>3} | {'numba':>8} {'numpy':>8} {'torch':>8} "
+        f"{'/torch':>7} {'/numpy':>7} | {'GFLOP/s':>7} {'peak':>5} | "
+        f"{'gen numba':>9} {'gen torch':>9} {'/torch':>7}")
+    lines = ["training step (forward, backward, clip, Adam), tokens/s; generation tokens/s at B = 1"
+             + ("; L layers (torch: num_layers)" if stacked else ""), head, "-" * len(head)]
+    for (cell, L, H, B, dtype, threads), by_impl in rows.items():
         tok = {i: (by_impl[i]["train_tok_s"] if i in by_impl else None) for i in ("numba", "numpy", "torch")}
         gen = {i: (by_impl[i]["gen_tok_s"] if i in by_impl else None) for i in ("numba", "torch")}
-        lead = nb or npy or th
+        lead = by_impl.get("numba") or by_impl.get("numpy") or by_impl.get("torch")
         lines.append(
-            f"{cell:5} {H:>4} {B:>3} {dtype:7} {threads:>3} | {_fmt(tok['numba']):>8} {_fmt(tok['numpy']):>8} "
+            (f"{cell:5} {L:>2} " if stacked else f"{cell:5} ")
+            + f"{H:>4} {B:>3} {dtype:7} {threads:>3} | {_fmt(tok['numba']):>8} {_fmt(tok['numpy']):>8} "
             f"{_fmt(tok['torch']):>8} {_ratio(tok['numba'], tok['torch']):>7} "
             f"{_ratio(tok['numba'], tok['numpy']):>7} | "
             f"{lead['gflops']:>7.2f} {100 * lead['peak_fraction']:>4.0f}% | {_fmt(gen['numba']):>9} "
             f"{_fmt(gen['torch']):>9} {_ratio(gen['numba'], gen['torch']):>7}")
     lines.append("GFLOP/s and peak: of the numba run (matrix products only; peak = a large matrix product, same "
                  "dtype and threads)")
+    return "\n".join(lines)
+
+
+def stacked_summary(records):
+    """One line per configuration: the ratios numba/torch of training and (B = 1) generation."""
+    by_config = {}
+    for r in records:
+        by_config.setdefault((r["cell"], r["layers"], r["hidden"], r["batch"], r["dtype"], r["threads"]),
+                             {})[r["impl"]] = r
+    lines = []
+    for (cell, L, H, B, dtype, threads), by_impl in by_config.items():
+        nb, th = by_impl.get("numba"), by_impl.get("torch")
+        if nb is None or th is None:
+            continue
+        parts = [f"training {_ratio(nb['train_tok_s'], th['train_tok_s'])}"]
+        if B == 1:
+            parts.append(f"generation {_ratio(nb['gen_tok_s'], th['gen_tok_s'])}")
+        lines.append(f"{L}-layer {cell}, B {B}, H {H}, {dtype}, {threads} thread{'s' if threads > 1 else ''}: "
+                     f"numba / torch {', '.join(parts)}")
     return "\n".join(lines)
 
 
@@ -127,25 +168,32 @@ def run(args):
     import json
 
     from ..bench import IMPLS, run_grid, torch_available
-    from ..errors import RnnvanishError
 
-    impls = args.impls or [i for i in IMPLS if i != "torch" or torch_available()]
-    if "torch" in impls and not torch_available():
-        raise RnnvanishError("--impls torch needs PyTorch, which is not importable here")
-    min_time = args.min_time or (0.3 if args.quick else 1.0)
     configs = _grid(args)
+    if args.stacked:
+        impls = args.impls or ["numba", "torch"]
+    else:
+        impls = args.impls or [i for i in IMPLS if i != "torch" or torch_available()]
+    if "torch" in impls and not torch_available():
+        why = "--impls torch asks for torch" if args.impls else "--stacked compares with torch"
+        raise RnnvanishError(f"{why}, but PyTorch is not importable here")
+    min_time = args.min_time or (0.3 if args.quick else 1.0)
     load_before = _load()
     records, peaks = run_grid(configs, impls, min_time=min_time, vocab=args.vocab, progress=not args.no_progress)
     print(table(records))
+    summary = stacked_summary(records) if args.stacked else ""
+    if summary:
+        print(summary + "\n(1.0x or more: numba at least as fast as torch)")
     print(f"machine: {os.cpu_count()} CPUs; load average {load_before} before the grid, {_load()} after "
           "(other work on the machine slows every figure, multi-threaded BLAS most)")
     print("peak (SciPy BLAS, 1024 x 1024 product): "
           + ", ".join(f"{dtype} {threads} thread{'s' if threads > 1 else ''} {gf:.1f} GFLOP/s"
                       for (dtype, threads), gf in peaks.items()))
-    if not args.no_trace and "numba" in impls:
-        print(_trace_report(args.cells))
-    if not args.no_startup and "numba" in impls:
-        print(_startup_report(args.cells, sorted({c[4] for c in configs}))[0])
+    cells = sorted({c[0] for c in configs}, key=CELLS.index)
+    if not args.stacked and not args.no_trace and "numba" in impls:
+        print(_trace_report(cells))
+    if not args.stacked and not args.no_startup and "numba" in impls:
+        print(_startup_report(cells, sorted({c[4] for c in configs}))[0])
     if args.json:
         try:
             with open(args.json, "w") as f:
