@@ -3,19 +3,33 @@
 A cell holds its parameters in `cell.params` (a dict of arrays, keys as in DESIGN.md) and
 has an explicit carry: `(h,)` for TanhRNN and GRU, `(h, c)` for LSTM.
 
-    h, state_T, cache = cell.forward(x, state)                 # x: ids (T, B) or inputs (T, B, I)
+    h, state_T, cache = cell.forward(x, state, masks)          # x: ids (T, B) or inputs (T, B, I)
     grads, dstate_0, norms = cell.backward(dh, cache, dstate_T, truncate=k)
 
 `h` has shape (T+1, B, H) with h[0] the initial state. `dh[t-1]` is the gradient of the
 loss on h_t, `dstate_T` the gradient on the final carry. `grads` has the keys of
 `params`; `dstate_0` is the gradient on the initial carry; `norms["h"][t]` is
-||dE/dh_t|| (and `norms["c"]` for the LSTM), t = 0..T, for the gradient tracer.
+||dE/dh_t|| (and `norms["c"]` for the LSTM), t = 0..T, for the gradient tracer. After
+backward, `cache["dx"]` holds dE/dx (T, B, I) for dense input (None for token ids), the
+gradient a stacked layer sends to the layer below.
+
+`masks` (None or `CellMasks`) regularises inside the recurrence; forward keeps the masks in
+the cache and backward uses them:
+    recurrent (B, H)    variational dropout (Gal & Ghahramani 2016): every product with W_hh
+                        reads h_{t-1} * m, one mask m per sequence, entries 0 or 1/(1-p)
+    zoneout (T, B, H)   zoneout (Krueger et al. 2017): h_t = d_t h_{t-1} + (1 - d_t) h~_t,
+                        d_t 0/1 in training, p at evaluation (the LSTM zones c with the same d_t)
+The equations per cell are in `rnnvanish.reference.masks`. Without masks every result is the
+unmasked one, bit for bit, through the same kernel calls as before.
 
 The recurrence runs in a kernel (`rnnvanish.kernels` or `rnnvanish.reference`, chosen by
 `backend`); the cell does the whole-window parts: the input term x W_xh + b for all steps
 at once, and every weight gradient as one window-sized matrix product, e.g.
 dW_hh = sum_t h_{t-1}^T da_t = h[:-1]^T da.
 """
+from dataclasses import dataclass
+from typing import Optional
+
 import numpy as np
 
 from . import init as initializers
@@ -47,6 +61,17 @@ def truncate_code(truncate):
 
 def is_token_input(x):
     return np.issubdtype(np.asarray(x).dtype, np.integer)
+
+
+@dataclass
+class CellMasks:
+    """Masks held fixed through a window, drawn by the caller (from the run's RNG).
+
+    recurrent  (B, H) or None: recurrent dropout, 0 or 1/(1-p) per unit and sequence
+    zoneout    (T, B, H) or None: 1 keeps a unit's previous value, 0 updates it; p at evaluation
+    """
+    recurrent: Optional[np.ndarray] = None
+    zoneout: Optional[np.ndarray] = None
 
 
 class Cell:
@@ -142,6 +167,44 @@ class Cell:
             return self.initial_state(B)
         return self._check_state(dstate, B)
 
+    # -- masks --------------------------------------------------------------------------
+    def _check_masks(self, masks, T, B):
+        """(m, d): the recurrent dropout and zoneout masks in the cell's dtype, C-contiguous, or None."""
+        if masks is None:
+            return None, None
+        if not isinstance(masks, CellMasks):
+            raise TypeError(f"masks must be None or a CellMasks, got {type(masks).__name__}")
+        H = self.hidden_size
+        checked = []
+        for name, mask, shape in (("recurrent", masks.recurrent, (B, H)), ("zoneout", masks.zoneout, (T, B, H))):
+            if mask is not None:
+                mask = np.ascontiguousarray(mask, dtype=self.dtype)
+                if mask.shape != shape:
+                    raise ValueError(f"the {name} mask must have shape {shape}, got {mask.shape}")
+                if not np.all(np.isfinite(mask)) or mask.min(initial=0.0) < 0.0:
+                    raise ValueError(f"the {name} mask must hold finite values >= 0")
+                if name == "zoneout" and mask.max(initial=0.0) > 1.0:
+                    raise ValueError("the zoneout mask must hold values in [0, 1]")
+            checked.append(mask)
+        return tuple(checked)
+
+    def _mask_args(self, cache):
+        """The kernels' last arguments: () without masks (today's call), else (m, d), an empty
+        array standing for the one that is off."""
+        m, d = cache["masks"]
+        if m is None and d is None:
+            return ()
+        return (np.empty((0, 0), self.dtype) if m is None else m, np.empty((0, 0, 0), self.dtype) if d is None else d)
+
+    def _dropped(self, h_prev, cache):
+        """h_{t-1} as the recurrent products read it: h[:-1] * m with recurrent dropout."""
+        m = cache["masks"][0]
+        return h_prev if m is None else h_prev * m
+
+    def _input_back(self, cache, da_x, W_xh):
+        """cache["dx"] = da_x W_xh^T (T, B, I) for dense input, None for token ids."""
+        cache["dx"] = None if is_token_input(cache["x"]) else da_x @ W_xh.T   # (T, B, GH) @ (GH, I)
+
     def __repr__(self):
         return (f"{type(self).__name__}(input_size={self.input_size}, hidden_size={self.hidden_size}, "
                 f"dtype={self.dtype.name}, backend={self.backend!r})")
@@ -169,22 +232,30 @@ class TanhRNN(Cell):
     def gamma(self):
         return self.GAMMA[self.activation]
 
-    def forward(self, x, state=None):
+    def forward(self, x, state=None, masks=None):
         p, x = self.params, self._prepare_input(x)
         xw = self._input_term(x, p["W_xh"], p["b_h"])
-        (h0,) = self._check_state(state, xw.shape[1])
-        h = self._kernels().tanh_forward(np.ascontiguousarray(xw), h0, p["W_hh"], ACTIVATIONS[self.activation])
-        cache = {"x": x, "h": h, "T": xw.shape[0], "B": xw.shape[1]}
+        T, B = xw.shape[:2]
+        (h0,) = self._check_state(state, B)
+        cache = {"x": x, "T": T, "B": B, "masks": self._check_masks(masks, T, B)}
+        # With zoneout the kernel also keeps h~_t = f(a_t), the new state before zoneout.
+        extra = (np.empty((T, B, self.hidden_size), self.dtype),) if cache["masks"][1] is not None else ()
+        h = self._kernels().tanh_forward(np.ascontiguousarray(xw), h0, p["W_hh"], ACTIVATIONS[self.activation],
+                                         *self._mask_args(cache), *extra)
+        cache.update(h=h, h_new=extra[0] if extra else None)
         return h, (h[-1].copy(),), cache
 
     def backward(self, dh, cache, dstate=None, truncate=None):
         (dh_T,) = self._check_dstate(dstate, cache["B"])
         h = cache["h"]
+        extra = () if cache["h_new"] is None else (cache["h_new"],)
         da, dh0, norms = self._kernels().tanh_backward(
-            self._check_dh(dh, cache), dh_T, h, self.params["W_hh"], ACTIVATIONS[self.activation], truncate_code(truncate))
+            self._check_dh(dh, cache), dh_T, h, self.params["W_hh"], ACTIVATIONS[self.activation], truncate_code(truncate),
+            *self._mask_args(cache), *extra)
         grads = {"W_xh": self._input_grad(cache["x"], da),
-                 "W_hh": self._window_outer(h[:-1], da),
+                 "W_hh": self._window_outer(self._dropped(h[:-1], cache), da),
                  "b_h": da.sum(axis=(0, 1))}
+        self._input_back(cache, da, self.params["W_xh"])
         return grads, (dh0,), {"h": norms}
 
 
@@ -212,12 +283,15 @@ class LSTM(Cell):
         b[H:2 * H] = self.forget_bias
         self.params["b_h"] = b
 
-    def forward(self, x, state=None):
+    def forward(self, x, state=None, masks=None):
         p, x = self.params, self._prepare_input(x)
         xw = self._input_term(x, p["W_xh"], p["b_h"])
-        h0, c0 = self._check_state(state, xw.shape[1])
-        h, c, gates = self._kernels().lstm_forward(np.ascontiguousarray(xw), h0, c0, p["W_hh"])
-        cache = {"x": x, "h": h, "c": c, "gates": gates, "T": xw.shape[0], "B": xw.shape[1]}
+        T, B = xw.shape[:2]
+        h0, c0 = self._check_state(state, B)
+        cache = {"x": x, "T": T, "B": B, "masks": self._check_masks(masks, T, B)}
+        h, c, gates = self._kernels().lstm_forward(np.ascontiguousarray(xw), h0, c0, p["W_hh"],
+                                                   *self._mask_args(cache))
+        cache.update(h=h, c=c, gates=gates)
         return h, (h[-1].copy(), c[-1].copy()), cache
 
     def backward(self, dh, cache, dstate=None, truncate=None):
@@ -225,10 +299,11 @@ class LSTM(Cell):
         h = cache["h"]
         da, dh0, dc0, norms_h, norms_c = self._kernels().lstm_backward(
             self._check_dh(dh, cache), dh_T, dc_T, h, cache["c"], cache["gates"], self.params["W_hh"],
-            truncate_code(truncate))
+            truncate_code(truncate), *self._mask_args(cache))
         grads = {"W_xh": self._input_grad(cache["x"], da),
-                 "W_hh": self._window_outer(h[:-1], da),
+                 "W_hh": self._window_outer(self._dropped(h[:-1], cache), da),
                  "b_h": da.sum(axis=(0, 1))}
+        self._input_back(cache, da, self.params["W_xh"])
         return grads, (dh0, dc0), {"h": norms_h, "c": norms_c}
 
 
@@ -254,12 +329,15 @@ class GRU(Cell):
         self.params["b_xh"] = np.zeros(3 * self.hidden_size, dtype=self.dtype)
         self.params["b_hh"] = np.zeros(3 * self.hidden_size, dtype=self.dtype)
 
-    def forward(self, x, state=None):
+    def forward(self, x, state=None, masks=None):
         p, x = self.params, self._prepare_input(x)
         xw = self._input_term(x, p["W_xh"], p["b_xh"])
-        (h0,) = self._check_state(state, xw.shape[1])
-        h, gates, hn = self._kernels().gru_forward(np.ascontiguousarray(xw), h0, p["W_hh"], p["b_hh"], self.reset_after)
-        cache = {"x": x, "h": h, "gates": gates, "hn": hn, "T": xw.shape[0], "B": xw.shape[1]}
+        T, B = xw.shape[:2]
+        (h0,) = self._check_state(state, B)
+        cache = {"x": x, "T": T, "B": B, "masks": self._check_masks(masks, T, B)}
+        h, gates, hn = self._kernels().gru_forward(np.ascontiguousarray(xw), h0, p["W_hh"], p["b_hh"], self.reset_after,
+                                                   *self._mask_args(cache))
+        cache.update(h=h, gates=gates, hn=hn)
         return h, (h[-1].copy(),), cache
 
     def backward(self, dh, cache, dstate=None, truncate=None):
@@ -267,17 +345,19 @@ class GRU(Cell):
         h, gates, H = cache["h"], cache["gates"], self.hidden_size
         dax, dah, dh0, norms = self._kernels().gru_backward(
             self._check_dh(dh, cache), dh_T, h, gates, cache["hn"], self.params["W_hh"], self.reset_after,
-            truncate_code(truncate))
+            truncate_code(truncate), *self._mask_args(cache))
+        h_in = self._dropped(h[:-1], cache)                  # h_{t-1} * m with recurrent dropout
         if self.reset_after:
-            dW_hh = self._window_outer(h[:-1], dah)
+            dW_hh = self._window_outer(h_in, dah)
         else:
             # The n block's recurrent input is r * h_{t-1}, the r and z blocks' is h_{t-1}.
-            dW_hh = np.concatenate([self._window_outer(h[:-1], dah[:, :, :2 * H]),
-                                    self._window_outer(gates[:, :, :H] * h[:-1], dah[:, :, 2 * H:])], axis=1)
+            dW_hh = np.concatenate([self._window_outer(h_in, dah[:, :, :2 * H]),
+                                    self._window_outer(gates[:, :, :H] * h_in, dah[:, :, 2 * H:])], axis=1)
         grads = {"W_xh": self._input_grad(cache["x"], dax),
                  "W_hh": dW_hh,
                  "b_xh": dax.sum(axis=(0, 1)),
                  "b_hh": dah.sum(axis=(0, 1))}
+        self._input_back(cache, dax, self.params["W_xh"])
         return grads, (dh0,), {"h": norms}
 
 

@@ -13,8 +13,17 @@ side by side. What differs is only how the work is done:
     LLVM vectorises those loops (a call to libm's exp or tanh cannot be vectorised).
 Legend: T steps, B batch, H hidden, G gates (tanh 1, GRU 3, LSTM 4), V vocabulary.
 
+Recurrent dropout (m, (B, H)) and zoneout (d, (T, B, H)) are the forward and backward
+kernels' last arguments, as in the reference (equations in `rnnvanish.reference.masks`).
+Omitted, None or empty ((0, 0), (0, 0, 0)) is off; each call decides once and then runs the
+unmasked steps, whose loops and products are untouched: with both off every result is the
+unmasked one, bit for bit. Their step helpers (`_drop`, `_zoneout`, `_zoneout_back`,
+`_lstm_new_c`, `_or_empty`) live here with the rest, not beside the reference's in masks.py.
+
 No jitted function here calls one in another module: Numba's cache checks only the file
 of the function it compiled, so such a call could run a stale copy after an edit there.
+That is why this one file holds every helper the recurrences use and is longer than the
+reference's recurrent.py with its masks.py and activations.py.
 """
 import numpy as np
 from llvmlite import binding as llvm
@@ -252,6 +261,62 @@ def _step_norms(g_h):
     return norms
 
 
+# --------------------------------------------------------------------------- masks
+# Recurrent dropout and zoneout: see rnnvanish.reference.masks for the equations.
+
+def _or_empty(mask, like):
+    """`mask`, or an empty array of like's dtype and rank when it is omitted or None (off)."""
+    raise NotImplementedError
+
+
+@overload(_or_empty)
+def _or_empty_typed(mask, like):
+    if not isinstance(mask, (types.NoneType, types.Omitted)):
+        return lambda mask, like: mask
+    if like.ndim == 2:
+        return lambda mask, like: np.empty((0, 0), dtype=like.dtype)
+    return lambda mask, like: np.empty((0, 0, 0), dtype=like.dtype)
+
+
+@jit
+def _drop(x, m, out):
+    """x * m written into out and returned (the state as W_hh sees it, or the gradient back
+    through it); x itself, untouched, when m is off (empty)."""
+    if m.shape[0] == 0:
+        return x
+    for b in range(x.shape[0]):
+        for j in range(x.shape[1]):
+            out[b, j] = x[b, j] * m[b, j]
+    return out
+
+
+@jit
+def _zoneout(h_t, h_prev, d_t):
+    """h_t <- d_t * h_{t-1} + (1 - d_t) * h~_t, in place (h_t holds h~_t)."""
+    for b in range(h_t.shape[0]):
+        for j in range(h_t.shape[1]):
+            h_t[b, j] = d_t[b, j] * h_prev[b, j] + (1.0 - d_t[b, j]) * h_t[b, j]
+
+
+@jit
+def _zoneout_back(g, d_t, keep):
+    """dE/dh_t split, in place: keep = d_t g (straight to h_{t-1}), g <- (1 - d_t) g (into the cell)."""
+    for b in range(g.shape[0]):
+        for j in range(g.shape[1]):
+            keep[b, j] = d_t[b, j] * g[b, j]
+            g[b, j] = (1.0 - d_t[b, j]) * g[b, j]
+
+
+@jit
+def _lstm_new_c(c_prev, gates_t, c_new):
+    """c~_t = f c_{t-1} + i g from the kept gates, into c_new, returned (zoneout overwrites c_t)."""
+    B, H = c_prev.shape
+    for b in range(B):
+        for j in range(H):
+            c_new[b, j] = gates_t[b, H + j] * c_prev[b, j] + gates_t[b, j] * gates_t[b, 2 * H + j]
+    return c_new
+
+
 # --------------------------------------------------------------------------- tanh RNN
 
 @jit
@@ -262,13 +327,19 @@ def _tanh_step(xw_t, h_prev, W_hh, act, h_t):
 
 
 @jit
-def tanh_forward(xw, h0, W_hh, act):
+def tanh_forward(xw, h0, W_hh, act, m=None, d=None, h_new=None):
     """h_t = f(x_t W_xh + b_h + h_{t-1} W_hh) for t = 1..T; returns h (T+1, B, H)."""
     T, B, H = xw.shape
+    m, d, h_new = _or_empty(m, h0), _or_empty(d, xw), _or_empty(h_new, xw)
+    zoneout = d.shape[0] > 0
     h = np.empty((T + 1, B, H), dtype=xw.dtype)
+    h_in = np.empty((B, H), dtype=xw.dtype)                  # h_{t-1} * m
     _copy_into(h[0], h0)
     for t in range(1, T + 1):
-        _tanh_step(xw[t - 1], h[t - 1], W_hh, act, h[t])
+        _tanh_step(xw[t - 1], _drop(h[t - 1], m, h_in), W_hh, act, h[t])
+        if zoneout:
+            _copy_into(h_new[t - 1], h[t])                    # h~_t, for f' in backward
+            _zoneout(h[t], h[t - 1], d[t - 1])
     return h
 
 
@@ -280,15 +351,18 @@ def _tanh_step_back(g_h, h_t, W_hh_T, act, da_t):
 
 
 @jit
-def tanh_backward(dh, dh_T, h, W_hh, act, truncate):
+def tanh_backward(dh, dh_T, h, W_hh, act, truncate, m=None, d=None, h_new=None):
     """Truncated BPTT through the tanh (or sigmoid/relu) recurrence.
 
     Returns da (T, B, H), dh0 (B, H), norms (T+1,)."""
     T, B, H = dh.shape
+    m, d, h_new = _or_empty(m, h[0]), _or_empty(d, dh), _or_empty(h_new, dh)
+    zoneout = d.shape[0] > 0
     da = np.zeros_like(dh)
     g_h = np.zeros_like(h)                   # total gradient reaching each h_t (for the norms)
     W_hh_T = W_hh.T
     g, da_t = np.empty((B, H), dtype=dh.dtype), np.empty((B, H), dtype=dh.dtype)
+    keep = np.empty((B, H), dtype=dh.dtype)
     k, last = _walks(T, truncate)
     for s in range(T, last, -1):
         # The walk of loss s: t = s, s-1, ..., s-k+1.
@@ -298,7 +372,12 @@ def tanh_backward(dh, dh_T, h, W_hh, act, truncate):
             if t == s or k == T:
                 _add_loss_grad(dh, dh_T, t, g)                # backprop into h_t: local + from h_{t+1}
             _add_into(g_h[t], g)
-            _tanh_step_back(g, h[t], W_hh_T, act, da_t)
+            if zoneout:
+                _zoneout_back(g, d[t - 1], keep)
+            _tanh_step_back(g, h_new[t - 1] if zoneout else h[t], W_hh_T, act, da_t)
+            _drop(g, m, g)                                    # through h_{t-1} * m
+            if zoneout:
+                _add_into(g, keep)                            # the identity path h_t = d_t h_{t-1} + ...
             _add_into(da[t - 1], da_t)                        # a shared weight's gradient accumulates
         _add_into(g_h[first - 1], g)                          # reaches h_{s-k}; stops there (or is dh0)
     return da, g_h[0].copy(), _step_norms(g_h)
@@ -323,7 +402,7 @@ def _lstm_step(xw_t, h_prev, c_prev, W_hh, h_t, c_t, gates_t):
 
 
 @jit
-def lstm_forward(xw, h0, c0, W_hh):
+def lstm_forward(xw, h0, c0, W_hh, m=None, d=None):
     """LSTM recurrence, gate order i, f, g, o (PyTorch's).
 
         a = x W_xh + b_h + h_{t-1} W_hh            (B, 4H)
@@ -333,13 +412,19 @@ def lstm_forward(xw, h0, c0, W_hh):
     """
     T, B, G4 = xw.shape
     H = G4 // 4
+    m, d = _or_empty(m, h0), _or_empty(d, xw)
+    zoneout = d.shape[0] > 0
     h = np.empty((T + 1, B, H), dtype=xw.dtype)
     c = np.empty((T + 1, B, H), dtype=xw.dtype)
     gates = np.empty((T, B, G4), dtype=xw.dtype)
+    h_in = np.empty((B, H), dtype=xw.dtype)                  # h_{t-1} * m
     _copy_into(h[0], h0)
     _copy_into(c[0], c0)
     for t in range(1, T + 1):
-        _lstm_step(xw[t - 1], h[t - 1], c[t - 1], W_hh, h[t], c[t], gates[t - 1])
+        _lstm_step(xw[t - 1], _drop(h[t - 1], m, h_in), c[t - 1], W_hh, h[t], c[t], gates[t - 1])
+        if zoneout:                                           # one d_t for h and c
+            _zoneout(h[t], h[t - 1], d[t - 1])
+            _zoneout(c[t], c[t - 1], d[t - 1])
     return h, c, gates
 
 
@@ -366,17 +451,21 @@ def _lstm_step_back(g_h, g_c, c_prev, c_t, gates_t, W_hh_T, da_t, g_c_total):
 
 
 @jit
-def lstm_backward(dh, dh_T, dc_T, h, c, gates, W_hh, truncate):
+def lstm_backward(dh, dh_T, dc_T, h, c, gates, W_hh, truncate, m=None, d=None):
     """Truncated BPTT through the LSTM; the chain runs through both h and c.
 
     Returns da (T, B, 4H), dh0 (B, H), dc0 (B, H), norms_h (T+1,), norms_c (T+1,)."""
     T, B, H = dh.shape
+    m, d = _or_empty(m, h[0]), _or_empty(d, dh)
+    zoneout = d.shape[0] > 0
     da = np.zeros_like(gates)
     g_h = np.zeros_like(h)
     g_c = np.zeros_like(c)
     W_hh_T = W_hh.T
     gh, gc = np.empty((B, H), dtype=dh.dtype), np.empty((B, H), dtype=dh.dtype)
     da_t, gc_total = np.empty((B, 4 * H), dtype=dh.dtype), np.empty((B, H), dtype=dh.dtype)
+    keep_h, keep_c = np.empty((B, H), dtype=dh.dtype), np.empty((B, H), dtype=dh.dtype)
+    c_new = np.empty((B, H), dtype=dh.dtype)
     k, last = _walks(T, truncate)
     for s in range(T, last, -1):
         first = max(s - k + 1, 1)
@@ -388,7 +477,17 @@ def lstm_backward(dh, dh_T, dc_T, h, c, gates, W_hh, truncate):
             if t == s or k == T:
                 _add_loss_grad(dh, dh_T, t, gh)
             _add_into(g_h[t], gh)
-            _lstm_step_back(gh, gc, c[t - 1], c[t], gates[t - 1], W_hh_T, da_t, gc_total)
+            c_t = c[t]
+            if zoneout:
+                _zoneout_back(gh, d[t - 1], keep_h)
+                _zoneout_back(gc, d[t - 1], keep_c)
+                c_t = _lstm_new_c(c[t - 1], gates[t - 1], c_new)   # c~_t, what o tanh(.) read
+            _lstm_step_back(gh, gc, c[t - 1], c_t, gates[t - 1], W_hh_T, da_t, gc_total)
+            _drop(gh, m, gh)                                  # through h_{t-1} * m
+            if zoneout:                                       # the identity paths to h_{t-1}, c_{t-1}
+                _add_into(gh, keep_h)
+                _add_into(gc, keep_c)
+                _add_into(gc_total, keep_c)
             _add_into(g_c[t], gc_total)
             _add_into(da[t - 1], da_t)
         _add_into(g_h[first - 1], gh)
@@ -411,16 +510,17 @@ def _gru_split(W_hh, reset_after):
 
 
 @jit
-def _gru_step(xw_t, h_prev, W_hh, W_rz, W_hn, b_hh, reset_after, h_t, gates_t, hn_t, ah, rh):
+def _gru_step(xw_t, h_prev, W_hh, W_rz, W_hn, b_hh, reset_after, h_in, h_t, gates_t, hn_t, ah, rh):
     """One GRU step into h_t (B, H), gates_t (B, 3H) = r, z, n, and hn_t (B, H).
 
+    h_in is the state the products read (h_{t-1} * m with recurrent dropout, else h_{t-1}).
     Scratch: ah (B, 3H) holds h_{t-1} W_hh (reset-after) or (B, 2H) its r, z part (reset-before);
     rh (B, H) holds r * h_{t-1} (reset-before)."""
     B, H = h_t.shape
     if reset_after:
-        np.dot(h_prev, W_hh, ah)                              # h_{t-1} W_hh  (B, 3H)
+        np.dot(h_in, W_hh, ah)                                # h_{t-1} W_hh  (B, 3H)
     else:
-        np.dot(h_prev, W_rz, ah)                              # h_{t-1} W_hr, h_{t-1} W_hz  (B, 2H)
+        np.dot(h_in, W_rz, ah)                                # h_{t-1} W_hr, h_{t-1} W_hz  (B, 2H)
     for b in range(B):
         for j in range(H):
             gates_t[b, j] = _sigmoid(xw_t[b, j] + (ah[b, j] + b_hh[j]))                 # r
@@ -432,7 +532,7 @@ def _gru_step(xw_t, h_prev, W_hh, W_rz, W_hn, b_hh, reset_after, h_t, gates_t, h
     else:
         for b in range(B):
             for j in range(H):
-                rh[b, j] = gates_t[b, j] * h_prev[b, j]
+                rh[b, j] = gates_t[b, j] * h_in[b, j]
         np.dot(rh, W_hn, hn_t)                                # (r * h_{t-1}) W_hn  (B, H)
         for b in range(B):
             for j in range(H):
@@ -449,7 +549,7 @@ def _gru_step(xw_t, h_prev, W_hh, W_rz, W_hn, b_hh, reset_after, h_t, gates_t, h
 
 
 @jit
-def gru_forward(xw, h0, W_hh, b_hh, reset_after):
+def gru_forward(xw, h0, W_hh, b_hh, reset_after, m=None, d=None):
     """GRU recurrence, gate order r, z, n (PyTorch's).
 
         xw = x W_xh + b_xh;  r = sigmoid(xw_r + h W_hr + b_hr);  z = sigmoid(xw_z + h W_hz + b_hz)
@@ -464,23 +564,29 @@ def gru_forward(xw, h0, W_hh, b_hh, reset_after):
     h = np.empty((T + 1, B, H), dtype=xw.dtype)
     gates = np.empty((T, B, G3), dtype=xw.dtype)
     hn = np.empty((T, B, H), dtype=xw.dtype)
+    m, d = _or_empty(m, h0), _or_empty(d, xw)
+    zoneout = d.shape[0] > 0
     _copy_into(h[0], h0)
     W_rz, W_hn = _gru_split(W_hh, reset_after)
     ah = np.empty((B, (3 if reset_after else 2) * H), dtype=xw.dtype)
-    rh = np.empty((B, H), dtype=xw.dtype)
+    rh, h_in = np.empty((B, H), dtype=xw.dtype), np.empty((B, H), dtype=xw.dtype)
     for t in range(1, T + 1):
-        _gru_step(xw[t - 1], h[t - 1], W_hh, W_rz, W_hn, b_hh, reset_after, h[t], gates[t - 1], hn[t - 1], ah, rh)
+        _gru_step(xw[t - 1], h[t - 1], W_hh, W_rz, W_hn, b_hh, reset_after, _drop(h[t - 1], m, h_in),
+                  h[t], gates[t - 1], hn[t - 1], ah, rh)
+        if zoneout:
+            _zoneout(h[t], h[t - 1], d[t - 1])
     return h, gates, hn
 
 
 @jit
-def _gru_step_back(g_h, h_prev, gates_t, hn_t, W_hh_T, W_rz_T, W_hn_T, reset_after, dax_t, dah_t,
-                   dh_prev, dan, d_rh, da_rz):
+def _gru_step_back(g_h, h_prev, gates_t, hn_t, W_hh_T, W_rz_T, W_hn_T, reset_after, h_in, m, dax_t, dah_t,
+                   dh_prev, dan, d_rh, da_rz, d_rhm):
     """One step back through the GRU, in place: dax_t, dah_t (B, 3H), then g_h <- dh_{t-1}.
 
     dax_t is the gradient on the input-side pre-activations (xw), dah_t on the recurrent-side
     ones (h W_hh + b_hh, for the n block the term the reset gate multiplies or follows).
-    Scratch (B, H): dh_prev, dan, d_rh; (B, 2H): da_rz."""
+    With recurrent dropout h_in = h_{t-1} * m is what the products read (else h_{t-1}).
+    Scratch (B, H): dh_prev, dan, d_rh, d_rhm; (B, 2H): da_rz."""
     B, H = g_h.shape
     for b in range(B):
         for j in range(H):
@@ -506,26 +612,30 @@ def _gru_step_back(g_h, h_prev, gates_t, hn_t, W_hh_T, W_rz_T, W_hn_T, reset_aft
         np.dot(dah_t, W_hh_T, g_h)                            # dah_t W_hh^T  (B, H)
     else:
         np.dot(dan, W_hn_T, d_rh)                             # dE/d(r h_{t-1})  (B, H)
+        d_in = _drop(d_rh, m, d_rhm)                          # ... back through h_{t-1} * m
         for b in range(B):
             for j in range(H):
                 r = gates_t[b, j]
-                dr = d_rh[b, j] * h_prev[b, j]
-                dh_prev[b, j] = dh_prev[b, j] + d_rh[b, j] * r
+                dr = d_rh[b, j] * h_in[b, j]
+                dh_prev[b, j] = dh_prev[b, j] + d_in[b, j] * r
                 dar = dr * r * (1.0 - r)
                 dax_t[b, j] = dar
                 dah_t[b, j] = dar
                 da_rz[b, j] = dar
                 da_rz[b, H + j] = dah_t[b, H + j]
         np.dot(da_rz, W_rz_T, g_h)                            # [dar, daz] W_hr,z^T  (B, H)
+    _drop(g_h, m, g_h)                                        # through h_{t-1} * m
     _add_into(g_h, dh_prev)
 
 
 @jit
-def gru_backward(dh, dh_T, h, gates, hn, W_hh, reset_after, truncate):
+def gru_backward(dh, dh_T, h, gates, hn, W_hh, reset_after, truncate, m=None, d=None):
     """Truncated BPTT through the GRU.
 
     Returns dax (T, B, 3H), dah (T, B, 3H), dh0 (B, H), norms (T+1,)."""
     T, B, H = dh.shape
+    m, d = _or_empty(m, h[0]), _or_empty(d, dh)
+    zoneout = d.shape[0] > 0
     dax = np.zeros_like(gates)
     dah = np.zeros_like(gates)
     g_h = np.zeros_like(h)
@@ -534,8 +644,9 @@ def gru_backward(dh, dh_T, h, gates, hn, W_hh, reset_after, truncate):
     g = np.empty((B, H), dtype=dh.dtype)
     dax_t, dah_t = np.empty((B, 3 * H), dtype=dh.dtype), np.empty((B, 3 * H), dtype=dh.dtype)
     dh_prev, dan = np.empty((B, H), dtype=dh.dtype), np.empty((B, H), dtype=dh.dtype)
-    d_rh = np.empty((B, H), dtype=dh.dtype)
+    d_rh, d_rhm = np.empty((B, H), dtype=dh.dtype), np.empty((B, H), dtype=dh.dtype)
     da_rz = np.empty((B, 2 * H), dtype=dh.dtype)
+    h_in, keep = np.empty((B, H), dtype=dh.dtype), np.empty((B, H), dtype=dh.dtype)
     k, last = _walks(T, truncate)
     for s in range(T, last, -1):
         first = max(s - k + 1, 1)
@@ -544,8 +655,12 @@ def gru_backward(dh, dh_T, h, gates, hn, W_hh, reset_after, truncate):
             if t == s or k == T:
                 _add_loss_grad(dh, dh_T, t, g)
             _add_into(g_h[t], g)
+            if zoneout:
+                _zoneout_back(g, d[t - 1], keep)
             _gru_step_back(g, h[t - 1], gates[t - 1], hn[t - 1], W_hh_T, W_rz_T, W_hn_T, reset_after,
-                           dax_t, dah_t, dh_prev, dan, d_rh, da_rz)
+                           _drop(h[t - 1], m, h_in), m, dax_t, dah_t, dh_prev, dan, d_rh, da_rz, d_rhm)
+            if zoneout:
+                _add_into(g, keep)                            # the identity path h_t = d_t h_{t-1} + ...
             _add_into(dax[t - 1], dax_t)
             _add_into(dah[t - 1], dah_t)
         _add_into(g_h[first - 1], g)
@@ -651,7 +766,7 @@ def gru_generate(token, h0, W_xh, b_xh, W_hh, b_hh, reset_after, W_hy, b_y, unif
     out = np.empty(N, dtype=np.int64)
     for n in range(N):
         _input_row(W_xh, b_xh, token, xw_t)
-        _gru_step(xw_t, h_prev, W_hh, W_rz, W_hn, b_hh, reset_after, h_t, gates_t, hn_t, ah, rh)
+        _gru_step(xw_t, h_prev, W_hh, W_rz, W_hn, b_hh, reset_after, h_prev, h_t, gates_t, hn_t, ah, rh)
         _logits(h_t, W_hy, b_y, y)
         token = _draw_token(y[0], temperature, uniforms[n], cdf)
         out[n] = token

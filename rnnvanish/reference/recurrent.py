@@ -22,34 +22,15 @@ Backward results: the gradient on every pre-activation (for the weight gradients
 gradient on the initial state, and norms[t] = ||dE/dh_t|| over the batch, t = 0..T (the
 sum over every loss whose horizon reaches h_t). The LSTM's norms_c[t] is the gradient on
 the node c_t, the path through h_t = o_t tanh(c_t) included (at t = 0 the carried c_0).
+
+Masks, the last arguments (None or empty: off; the equations are in `masks.py`): m (B, H)
+recurrent dropout, every product with W_hh reads h_{t-1} * m; d (T, B, H) zoneout, h_t =
+d_t h_{t-1} + (1 - d_t) h~_t; h_new (T, B, H, tanh only) receives h~_t = f(a_t) for backward.
 """
 import numpy as np
 
-# Activation codes (kernels take ints, not strings). The derivative is written in terms
-# of the output y = f(a), which is what forward keeps.
-TANH, SIGMOID, RELU = 0, 1, 2
-ACTIVATIONS = {"tanh": TANH, "sigmoid": SIGMOID, "relu": RELU}
-
-
-def sigmoid(a):
-    return 1.0 / (1.0 + np.exp(-a))
-
-
-def activate(a, act):
-    if act == TANH:
-        return np.tanh(a)
-    if act == SIGMOID:
-        return sigmoid(a)
-    return np.maximum(a, 0.0)
-
-
-def activate_grad(y, act):
-    """f'(a) from y = f(a): tanh 1 - y^2, sigmoid y (1 - y), relu [y > 0]."""
-    if act == TANH:
-        return 1.0 - y * y
-    if act == SIGMOID:
-        return y * (1.0 - y)
-    return (y > 0.0).astype(y.dtype)
+from .activations import ACTIVATIONS, RELU, SIGMOID, TANH, activate, activate_grad, sigmoid  # noqa: F401
+from .masks import _drop, _lstm_new_c, _or_empty, _zoneout, _zoneout_back
 
 
 def _walks(T, truncate):
@@ -83,13 +64,18 @@ def _tanh_step(xw_t, h_prev, W_hh, act):
     return activate(a_t, act)
 
 
-def tanh_forward(xw, h0, W_hh, act):
+def tanh_forward(xw, h0, W_hh, act, m=None, d=None, h_new=None):
     """h_t = f(x_t W_xh + b_h + h_{t-1} W_hh) for t = 1..T; returns h (T+1, B, H)."""
     T, B, H = xw.shape
+    m, d, h_new = _or_empty(m, h0), _or_empty(d, xw), _or_empty(h_new, xw)
+    zoneout = d.shape[0] > 0
     h = np.empty((T + 1, B, H), dtype=xw.dtype)
     h[0] = h0
     for t in range(1, T + 1):
-        h[t] = _tanh_step(xw[t - 1], h[t - 1], W_hh, act)
+        h[t] = _tanh_step(xw[t - 1], _drop(h[t - 1], m), W_hh, act)
+        if zoneout:
+            h_new[t - 1] = h[t]                               # h~_t, for f' in backward
+            h[t] = _zoneout(h[t], h[t - 1], d[t - 1])
     return h
 
 
@@ -100,11 +86,13 @@ def _tanh_step_back(g_h, h_t, W_hh_T, act):
     return da_t, dh_prev
 
 
-def tanh_backward(dh, dh_T, h, W_hh, act, truncate):
+def tanh_backward(dh, dh_T, h, W_hh, act, truncate, m=None, d=None, h_new=None):
     """Truncated BPTT through the tanh (or sigmoid/relu) recurrence.
 
     Returns da (T, B, H), dh0 (B, H), norms (T+1,)."""
     T, B, H = dh.shape
+    m, d, h_new = _or_empty(m, h[0]), _or_empty(d, dh), _or_empty(h_new, dh)
+    zoneout = d.shape[0] > 0
     da = np.zeros_like(dh)
     g_h = np.zeros_like(h)                   # total gradient reaching each h_t (for the norms)
     W_hh_T = W_hh.T
@@ -117,7 +105,12 @@ def tanh_backward(dh, dh_T, h, W_hh, act, truncate):
             if t == s or k == T:
                 g = _add_loss_grad(dh, dh_T, t, g)            # backprop into h_t: local + from h_{t+1}
             g_h[t] += g
-            da_t, g = _tanh_step_back(g, h[t], W_hh_T, act)
+            if zoneout:
+                g, keep = _zoneout_back(g, d[t - 1])
+            da_t, g = _tanh_step_back(g, h_new[t - 1] if zoneout else h[t], W_hh_T, act)
+            g = _drop(g, m)                                   # through h_{t-1} * m
+            if zoneout:
+                g = g + keep                                  # the identity path h_t = d_t h_{t-1} + ...
             da[t - 1] += da_t                                 # a shared weight's gradient accumulates
         g_h[first - 1] += g                                   # reaches h_{s-k}; stops there (or is dh0)
     return da, g_h[0].copy(), _step_norms(g_h)
@@ -138,7 +131,7 @@ def _lstm_step(xw_t, h_prev, c_prev, W_hh):
     return h_t, c_t, np.concatenate([i, f, g, o], axis=1)
 
 
-def lstm_forward(xw, h0, c0, W_hh):
+def lstm_forward(xw, h0, c0, W_hh, m=None, d=None):
     """LSTM recurrence, gate order i, f, g, o (PyTorch's).
 
         a = x W_xh + b_h + h_{t-1} W_hh            (B, 4H)
@@ -148,13 +141,18 @@ def lstm_forward(xw, h0, c0, W_hh):
     """
     T, B, G4 = xw.shape
     H = G4 // 4
+    m, d = _or_empty(m, h0), _or_empty(d, xw)
+    zoneout = d.shape[0] > 0
     h = np.empty((T + 1, B, H), dtype=xw.dtype)
     c = np.empty((T + 1, B, H), dtype=xw.dtype)
     gates = np.empty((T, B, G4), dtype=xw.dtype)
     h[0] = h0
     c[0] = c0
     for t in range(1, T + 1):
-        h[t], c[t], gates[t - 1] = _lstm_step(xw[t - 1], h[t - 1], c[t - 1], W_hh)
+        h[t], c[t], gates[t - 1] = _lstm_step(xw[t - 1], _drop(h[t - 1], m), c[t - 1], W_hh)
+        if zoneout:                                           # one d_t for h and c
+            h[t] = _zoneout(h[t], h[t - 1], d[t - 1])
+            c[t] = _zoneout(c[t], c[t - 1], d[t - 1])
     return h, c, gates
 
 
@@ -176,11 +174,13 @@ def _lstm_step_back(g_h, g_c, c_prev, c_t, gates_t, W_hh_T):
     return da_t, dh_prev, dc_prev, gc
 
 
-def lstm_backward(dh, dh_T, dc_T, h, c, gates, W_hh, truncate):
+def lstm_backward(dh, dh_T, dc_T, h, c, gates, W_hh, truncate, m=None, d=None):
     """Truncated BPTT through the LSTM; the chain runs through both h and c.
 
     Returns da (T, B, 4H), dh0 (B, H), dc0 (B, H), norms_h (T+1,), norms_c (T+1,)."""
     T, B, H = dh.shape
+    m, d = _or_empty(m, h[0]), _or_empty(d, dh)
+    zoneout = d.shape[0] > 0
     da = np.zeros_like(gates)
     g_h = np.zeros_like(h)
     g_c = np.zeros_like(c)
@@ -196,7 +196,15 @@ def lstm_backward(dh, dh_T, dc_T, h, c, gates, W_hh, truncate):
             if t == s or k == T:
                 gh = _add_loss_grad(dh, dh_T, t, gh)
             g_h[t] += gh
-            da_t, gh, gc, gc_total = _lstm_step_back(gh, gc, c[t - 1], c[t], gates[t - 1], W_hh_T)
+            c_t = c[t]
+            if zoneout:
+                gh, keep_h = _zoneout_back(gh, d[t - 1])
+                gc, keep_c = _zoneout_back(gc, d[t - 1])
+                c_t = _lstm_new_c(c[t - 1], gates[t - 1])     # c~_t, what o tanh(.) read
+            da_t, gh, gc, gc_total = _lstm_step_back(gh, gc, c[t - 1], c_t, gates[t - 1], W_hh_T)
+            gh = _drop(gh, m)                                 # through h_{t-1} * m
+            if zoneout:                                       # the identity paths to h_{t-1}, c_{t-1}
+                gh, gc, gc_total = gh + keep_h, gc + keep_c, gc_total + keep_c
             g_c[t] += gc_total
             da[t - 1] += da_t
         g_h[first - 1] += gh
@@ -214,26 +222,29 @@ def _gru_split(W_hh, reset_after):
     return W_hh[:, :2 * H], W_hh[:, 2 * H:]
 
 
-def _gru_step(xw_t, h_prev, W_hh, W_rz, W_hn, b_hh, reset_after):
-    """One GRU step: returns h_t (B, H), gates_t (B, 3H) = r, z, n, and hn_t (B, H)."""
+def _gru_step(xw_t, h_prev, W_hh, W_rz, W_hn, b_hh, reset_after, h_in=None):
+    """One GRU step: returns h_t (B, H), gates_t (B, 3H) = r, z, n, and hn_t (B, H).
+
+    h_in is the state the products read (h_{t-1} * m with recurrent dropout), default h_{t-1}."""
     H = h_prev.shape[1]
+    h_in = h_prev if h_in is None else h_in
     if reset_after:
-        ah = h_prev @ W_hh                                    # h_{t-1} W_hh: (B, H) @ (H, 3H)
+        ah = h_in @ W_hh                                      # h_{t-1} W_hh: (B, H) @ (H, 3H)
     else:
-        ah = h_prev @ W_rz                                    # h_{t-1} W_hr, h_{t-1} W_hz: (B, H) @ (H, 2H)
+        ah = h_in @ W_rz                                      # h_{t-1} W_hr, h_{t-1} W_hz: (B, H) @ (H, 2H)
     r = sigmoid(xw_t[:, :H] + (ah[:, :H] + b_hh[:H]))
     z = sigmoid(xw_t[:, H:2 * H] + (ah[:, H:2 * H] + b_hh[H:2 * H]))
     if reset_after:
         hn_t = ah[:, 2 * H:] + b_hh[2 * H:]                   # h_{t-1} W_hn + b_hn
         n = np.tanh(xw_t[:, 2 * H:] + r * hn_t)
     else:
-        hn_t = (r * h_prev) @ W_hn + b_hh[2 * H:]             # (r * h_{t-1}) W_hn + b_hn: (B, H) @ (H, H)
+        hn_t = (r * h_in) @ W_hn + b_hh[2 * H:]               # (r * h_{t-1}) W_hn + b_hn: (B, H) @ (H, H)
         n = np.tanh(xw_t[:, 2 * H:] + hn_t)
     h_t = (1.0 - z) * n + z * h_prev
     return h_t, np.concatenate([r, z, n], axis=1), hn_t
 
 
-def gru_forward(xw, h0, W_hh, b_hh, reset_after):
+def gru_forward(xw, h0, W_hh, b_hh, reset_after, m=None, d=None):
     """GRU recurrence, gate order r, z, n (PyTorch's).
 
         xw = x W_xh + b_xh;  r = sigmoid(xw_r + h W_hr + b_hr);  z = sigmoid(xw_z + h W_hz + b_hz)
@@ -248,19 +259,26 @@ def gru_forward(xw, h0, W_hh, b_hh, reset_after):
     h = np.empty((T + 1, B, H), dtype=xw.dtype)
     gates = np.empty((T, B, G3), dtype=xw.dtype)
     hn = np.empty((T, B, H), dtype=xw.dtype)
+    m, d = _or_empty(m, h0), _or_empty(d, xw)
+    zoneout = d.shape[0] > 0
     h[0] = h0
     W_rz, W_hn = _gru_split(W_hh, reset_after)
     for t in range(1, T + 1):
-        h[t], gates[t - 1], hn[t - 1] = _gru_step(xw[t - 1], h[t - 1], W_hh, W_rz, W_hn, b_hh, reset_after)
+        h[t], gates[t - 1], hn[t - 1] = _gru_step(xw[t - 1], h[t - 1], W_hh, W_rz, W_hn, b_hh, reset_after,
+                                                  _drop(h[t - 1], m))
+        if zoneout:
+            h[t] = _zoneout(h[t], h[t - 1], d[t - 1])
     return h, gates, hn
 
 
-def _gru_step_back(g_h, h_prev, gates_t, hn_t, W_hh_T, W_rz_T, W_hn_T, reset_after):
+def _gru_step_back(g_h, h_prev, gates_t, hn_t, W_hh_T, W_rz_T, W_hn_T, reset_after, h_in=None, m=None):
     """One step back through the GRU, g_h = dE/dh_t: returns (dax_t, dah_t, dh_{t-1}).
 
     dax_t is the gradient on the input-side pre-activations (xw), dah_t on the recurrent-side
-    ones (h W_hh + b_hh, for the n block the term the reset gate multiplies or follows)."""
+    ones (h W_hh + b_hh, for the n block the term the reset gate multiplies or follows).
+    With recurrent dropout h_in = h_{t-1} * m is what the products read (default h_{t-1})."""
     H = g_h.shape[1]
+    h_in = h_prev if h_in is None else h_in
     r, z, n = gates_t[:, :H], gates_t[:, H:2 * H], gates_t[:, 2 * H:]
     dn = g_h * (1.0 - z)                                      # h_t = (1 - z) n + z h_{t-1}
     dz = g_h * (h_prev - n)
@@ -273,23 +291,25 @@ def _gru_step_back(g_h, h_prev, gates_t, hn_t, W_hh_T, W_rz_T, W_hn_T, reset_aft
     else:
         dah_n = dan                                           # n = tanh(xw_n + hn), hn = (r h) W_hn + b_hn
         d_rh = dan @ W_hn_T                                   # dE/d(r * h_{t-1}): (B, H) @ (H, H)
-        dr = d_rh * h_prev
-        dh_prev = dh_prev + d_rh * r
+        dr = d_rh * h_in
+        dh_prev = dh_prev + _drop(d_rh, m) * r
     dar = dr * r * (1.0 - r)                                  # through the sigmoid
     dax_t = np.concatenate([dar, daz, dan], axis=1)
     dah_t = np.concatenate([dar, daz, dah_n], axis=1)
     if reset_after:
-        dh_prev = dh_prev + dah_t @ W_hh_T                    # dah_t W_hh^T: (B, 3H) @ (3H, H)
+        dh_prev = dh_prev + _drop(dah_t @ W_hh_T, m)          # dah_t W_hh^T: (B, 3H) @ (3H, H)
     else:
-        dh_prev = dh_prev + dah_t[:, :2 * H] @ W_rz_T         # [dar, daz] W_hr,z^T: (B, 2H) @ (2H, H)
+        dh_prev = dh_prev + _drop(dah_t[:, :2 * H] @ W_rz_T, m)   # [dar, daz] W_hr,z^T: (B, 2H) @ (2H, H)
     return dax_t, dah_t, dh_prev
 
 
-def gru_backward(dh, dh_T, h, gates, hn, W_hh, reset_after, truncate):
+def gru_backward(dh, dh_T, h, gates, hn, W_hh, reset_after, truncate, m=None, d=None):
     """Truncated BPTT through the GRU.
 
     Returns dax (T, B, 3H), dah (T, B, 3H), dh0 (B, H), norms (T+1,)."""
     T, B, H = dh.shape
+    m, d = _or_empty(m, h[0]), _or_empty(d, dh)
+    zoneout = d.shape[0] > 0
     dax = np.zeros_like(gates)
     dah = np.zeros_like(gates)
     g_h = np.zeros_like(h)
@@ -303,8 +323,12 @@ def gru_backward(dh, dh_T, h, gates, hn, W_hh, reset_after, truncate):
             if t == s or k == T:
                 g = _add_loss_grad(dh, dh_T, t, g)
             g_h[t] += g
+            if zoneout:
+                g, keep = _zoneout_back(g, d[t - 1])
             dax_t, dah_t, g = _gru_step_back(g, h[t - 1], gates[t - 1], hn[t - 1], W_hh_T, W_rz_T, W_hn_T,
-                                             reset_after)
+                                             reset_after, _drop(h[t - 1], m), m)
+            if zoneout:
+                g = g + keep                                  # the identity path h_t = d_t h_{t-1} + ...
             dax[t - 1] += dax_t
             dah[t - 1] += dah_t
         g_h[first - 1] += g
@@ -373,7 +397,7 @@ def gru_generate(token, h0, W_xh, b_xh, W_hh, b_hh, reset_after, W_hy, b_y, unif
     h_prev = h0
     for n in range(uniforms.shape[0]):
         xw_t = _input_row(W_xh, b_xh, token)
-        h_t, _, _ = _gru_step(xw_t, h_prev, W_hh, W_rz, W_hn, b_hh, reset_after)
+        h_t, _, _ = _gru_step(xw_t, h_prev, W_hh, W_rz, W_hn, b_hh, reset_after, h_prev)
         y = _logits(h_t, W_hy, b_y)
         token = _draw_token(y[0], temperature, uniforms[n])
         out[n] = token
