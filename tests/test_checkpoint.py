@@ -316,3 +316,30 @@ def test_a_killed_task_run_resumes_to_the_same_metrics(tmp_path):
         assert_same_bits(a.params[k], b.params[k], k)
     result = json.loads((run / rf.RESULT).read_text())
     assert result["steps"] == steps and result["loss"] == whole["eval_loss"][-1]
+
+
+@pytest.mark.parametrize("command", ["train", "task"])
+def test_a_killed_stack_with_dropout_and_zoneout_resumes_exactly(corpus, tmp_path, command):
+    """Two layers, dropout and zoneout: the masks come from the run's generator, whose state the
+    checkpoint keeps, so kill -9 and --resume still give the uninterrupted run's numbers."""
+    depth = ["--layers", 2, "--dropout", 0.2, "--zoneout", 0.1]
+    if command == "train":
+        first, step, columns = [corpus, *SMALL, *depth, "--quiet"], 16, TIMELESS
+    else:
+        first, step, columns = ["adding", *TASK_SMALL, *depth], 8, TRAINING_COLUMNS
+    warm = _spawn([*first, "--steps", 1, "--out", tmp_path / "warm"], cwd=tmp_path, command=command)
+    assert warm.wait(timeout=300) == 0, warm.stderr.read().decode()
+    run = tmp_path / "run"
+    proc = _spawn([*first, "--steps", 100000, "--out", run], cwd=tmp_path, command=command)
+    _wait_for_checkpoint(proc, run / rf.CHECKPOINT)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+    steps = (load_checkpoint(run / rf.CHECKPOINT).step // step + 2) * step
+    for args in (["--resume", run, "--steps", steps, "--quiet"], [*first, "--steps", steps, "--out", tmp_path / "whole"]):
+        done = _spawn(args, cwd=tmp_path, command=command)
+        assert done.wait(timeout=300) == 0, done.stderr.read().decode()
+    resumed, whole = rf.read_metrics(run / rf.METRICS), rf.read_metrics(tmp_path / "whole" / rf.METRICS)
+    assert resumed["step"][-1] == steps
+    for column in columns:
+        assert_same_bits(resumed[column], whole[column], column)
