@@ -133,3 +133,26 @@ def test_the_signal_fades_down_the_layers_and_residuals_carry_it():
     assert residual.median()[0, 0] > 3 * plain.median()[0, 0]         # residuals raise it (measured 5.8x)
     # down the layers the signal falls monotonically at lag 0 without residuals
     assert np.all(np.diff(plain.median()[:, 0]) > 0)
+
+
+def test_gradcheck_command_checks_a_regularised_stack(capsys):
+    code, out, err = cli(capsys, "gradcheck", "--cell", "gru", "--layers", 2, "--dropout", 0.2, "--zoneout", 0.1,
+                         "--residual", "--truncate", 3, "--window", 4, "--batch", 2, "--hidden", 3, "--vocab", 4)
+    assert code == 0, err
+    assert "stack: 2 layers, dropout 0.2, zoneout 0.1, residual" in out and "W_hh_l1" in out
+    assert "all gradients match" in out
+
+
+def test_training_a_stack_records_depth_traces_and_plots_them(capsys, corpus, tmp_path):
+    out = tmp_path / "r"
+    code, _, err = cli(capsys, "train", corpus, "--hidden", 4, "--window", 5, "--batch", 2, "--layers", 3,
+                       "--residual", "--steps", 4, "--trace-every", 2, "--eval-every", 2, "--quiet", "--out", out)
+    assert code == 0, err
+    from rnnvanish.tracer.depth import DepthTrace
+    files = sorted((out / "traces").glob("depth_*.npz"))
+    assert [p.name for p in files] == ["depth_00000000.npz", "depth_00000002.npz"]
+    tr = DepthTrace.load(files[-1])
+    assert tr.layers == 3 and tr.T == 5 and tr.meta["step"] == 2 and tr.meta["residual"] is True
+    assert tr.median()[-1, 0] == pytest.approx(1.0, rel=1e-6)            # the unit probe on the top layer
+    code, printed, err = cli(capsys, "plot", out)
+    assert code == 0 and (out / "depth.png").stat().st_size > 1000, err

@@ -1,6 +1,6 @@
 """`rnnvanish gradcheck`: BPTT gradients against central finite differences (float64)."""
 from ..choices import ACTIVATIONS, BACKENDS, CELLS
-from ._args import nonneg_int, optional_truncate, positive_float, positive_int
+from ._args import nonneg_int, optional_truncate, positive_float, positive_int, probability
 
 CELL_CHOICES = (*CELLS, "all")
 
@@ -15,6 +15,12 @@ def add_arguments(p):
                    help="GRU: the reset gate acts before the recurrent product (Cho et al. 2014)")
     g.add_argument("--hidden", type=positive_int, default=5, help="hidden size H (default: 5)")
     g.add_argument("--vocab", type=positive_int, default=6, help="vocabulary size V (default: 6)")
+    d = p.add_argument_group("depth and regularisation (masks drawn once and held fixed)")
+    d.add_argument("--layers", type=positive_int, default=1, help="stacked layers (default: 1)")
+    d.add_argument("--dropout", type=probability, default=0.0, help="dropout between layers and before the readout")
+    d.add_argument("--variational", action="store_true", help="one dropout mask per sequence, recurrent state too")
+    d.add_argument("--zoneout", type=probability, default=0.0, help="zoneout probability")
+    d.add_argument("--residual", action="store_true", help="residual connections between layers")
     w = p.add_argument_group("window")
     w.add_argument("--window", type=positive_int, default=7, help="window length T (default: 7)")
     w.add_argument("--batch", type=positive_int, default=3, help="batch size B (default: 3)")
@@ -48,7 +54,8 @@ def configurations(args):
 
 
 def run(args):
-    from ..gradcheck import check_language_model
+    from ..gradcheck import check_language_model, check_stacked_language_model
+    from ..stack import Stack
 
     k = args.truncate
     print(f"gradient check: float64, central differences (eps {args.eps:g}), T={args.window} B={args.batch} "
@@ -56,11 +63,21 @@ def run(args):
     if k is not None and k >= args.window:
         print(f"note: truncate={k} >= window={args.window}, so truncation has no effect here: "
               "this checks the full-window gradient")
+    depth = {"layers": args.layers, "dropout": args.dropout, "variational": args.variational,
+             "zoneout": args.zoneout, "residual": args.residual}
+    Stack("tanh", args.vocab, args.hidden, **depth)                    # bad depth settings fail before any work
+    stacked = args.layers > 1 or args.dropout or args.zoneout or args.residual
+    if stacked:
+        print(f"stack: {args.layers} layers" + "".join(f", {key} {value:g}" for key, value in depth.items()
+                                                    if key in ("dropout", "zoneout") and value)
+              + (", variational" if args.variational else "") + (", residual" if args.residual else ""))
     worst = 0.0
     failed = []
     for label, cell, options in configurations(args):
-        rows = check_language_model(cell, hidden=args.hidden, window=args.window, batch=args.batch, truncate=k,
-                                    vocab=args.vocab, seed=args.seed, backend=args.backend, eps=args.eps, **options)
+        common = dict(hidden=args.hidden, window=args.window, batch=args.batch, truncate=k, vocab=args.vocab,
+                      seed=args.seed, backend=args.backend, eps=args.eps, **options)
+        rows = (check_stacked_language_model(cell, **{**depth, **common}) if stacked
+                else check_language_model(cell, **common))
         errors = "  ".join(f"{name} {err:.1e}" for name, err, _ in rows)
         bad = [name for name, err, _ in rows if not err <= args.tolerance]
         status = "FAIL" if bad else "ok"
