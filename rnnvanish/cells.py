@@ -169,9 +169,9 @@ class Cell:
 
     # -- masks --------------------------------------------------------------------------
     def _check_masks(self, masks, T, B):
-        """(m, d): the recurrent dropout and zoneout masks in the cell's dtype, C-contiguous, or None."""
+        """CellMasks with each mask in the cell's dtype, C-contiguous and checked, or None."""
         if masks is None:
-            return None, None
+            return CellMasks()
         if not isinstance(masks, CellMasks):
             raise TypeError(f"masks must be None or a CellMasks, got {type(masks).__name__}")
         H = self.hidden_size
@@ -186,19 +186,19 @@ class Cell:
                 if name == "zoneout" and mask.max(initial=0.0) > 1.0:
                     raise ValueError("the zoneout mask must hold values in [0, 1]")
             checked.append(mask)
-        return tuple(checked)
+        return CellMasks(*checked)
 
     def _mask_args(self, cache):
         """The kernels' last arguments: () without masks (today's call), else (m, d), an empty
         array standing for the one that is off."""
-        m, d = cache["masks"]
+        m, d = cache["masks"].recurrent, cache["masks"].zoneout
         if m is None and d is None:
             return ()
         return (np.empty((0, 0), self.dtype) if m is None else m, np.empty((0, 0, 0), self.dtype) if d is None else d)
 
     def _dropped(self, h_prev, cache):
         """h_{t-1} as the recurrent products read it: h[:-1] * m with recurrent dropout."""
-        m = cache["masks"][0]
+        m = cache["masks"].recurrent
         return h_prev if m is None else h_prev * m
 
     def _input_back(self, cache, da_x, W_xh):
@@ -239,7 +239,7 @@ class TanhRNN(Cell):
         (h0,) = self._check_state(state, B)
         cache = {"x": x, "T": T, "B": B, "masks": self._check_masks(masks, T, B)}
         # With zoneout the kernel also keeps h~_t = f(a_t), the new state before zoneout.
-        extra = (np.empty((T, B, self.hidden_size), self.dtype),) if cache["masks"][1] is not None else ()
+        extra = (np.empty((T, B, self.hidden_size), self.dtype),) if cache["masks"].zoneout is not None else ()
         h = self._kernels().tanh_forward(np.ascontiguousarray(xw), h0, p["W_hh"], ACTIVATIONS[self.activation],
                                          *self._mask_args(cache), *extra)
         cache.update(h=h, h_new=extra[0] if extra else None)
