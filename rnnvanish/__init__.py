@@ -11,7 +11,7 @@ from ._version import __version__
 
 _EXPORTS = {
     "TanhRNN": "cells", "LSTM": "cells", "GRU": "cells", "make_cell": "cells", "CELLS": "cells",
-    "LanguageModel": "model",
+    "LanguageModel": "model", "Stack": "stack", "CellMasks": "cells",
     "clip_by_value": "clip", "clip_by_norm": "clip", "clip_by_global_norm": "clip", "global_norm": "clip",
     "check_finite": "clip",
     "SGD": "optim", "Momentum": "optim", "Adagrad": "optim", "RMSprop": "optim", "Adam": "optim",
