@@ -66,8 +66,8 @@ class TaskConfig(TrainConfig):
 
 
 def build(config):
-    """(task, model, optimizer-free trainer pieces): (task, model, None, held-out batch) for a
-    config; `config.length` is filled in when unset."""
+    """(task, model, None, held-out batch) for a config (the None stands where an optimiser once
+    was; the engine makes its own); `config.length` is filled in when unset."""
     config.check()
     task = make_task(config.task, **config.task_options)
     if config.length is None:
