@@ -141,19 +141,17 @@ class Cell:
             return W[x] + b
         if x.ndim != 3 or x.shape[2] != self.input_size:
             raise ValueError(f"dense input must have shape (T, B, {self.input_size}), got {x.shape}")
-        return x @ W + b                                     # (T, B, G*H)
+        return self._kernels().dense_rows(np.ascontiguousarray(x), W, b)   # x W + b: (T, B, G*H)
 
     def _input_grad(self, x, da):
         """dW for the input term: sum_t x_t^T da_t (token ids: scatter-add into rows)."""
         if is_token_input(x):
             return self._kernels().embed_backward(x, np.ascontiguousarray(da), self.input_size)
-        GH = da.shape[2]
-        return x.reshape(-1, self.input_size).T @ da.reshape(-1, GH)   # (I, G*H)
+        return self._window_outer(x, da)                                 # sum_t x_t^T da_t: (I, G*H)
 
-    @staticmethod
-    def _window_outer(h_prev, da):
-        """sum_t h_{t-1}^T da_t as one product: (H, G*H)."""
-        return h_prev.reshape(-1, h_prev.shape[2]).T @ da.reshape(-1, da.shape[2])
+    def _window_outer(self, h_prev, da):
+        """sum_t h_{t-1}^T da_t as one product: (H, G*H), in the backend's BLAS."""
+        return self._kernels().outer_sum(np.ascontiguousarray(h_prev), np.ascontiguousarray(da))
 
     def _check_dh(self, dh, cache):
         T, B = cache["T"], cache["B"]
@@ -203,7 +201,8 @@ class Cell:
 
     def _input_back(self, cache, da_x, W_xh):
         """cache["dx"] = da_x W_xh^T (T, B, I) for dense input, None for token ids."""
-        cache["dx"] = None if is_token_input(cache["x"]) else da_x @ W_xh.T   # (T, B, GH) @ (GH, I)
+        cache["dx"] = (None if is_token_input(cache["x"])
+                       else self._kernels().back_rows(np.ascontiguousarray(da_x), W_xh))   # da_x W_xh^T: (T, B, I)
 
     def __repr__(self):
         return (f"{type(self).__name__}(input_size={self.input_size}, hidden_size={self.hidden_size}, "

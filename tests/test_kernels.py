@@ -439,3 +439,26 @@ def test_keep_freed_memory_respects_the_environment(monkeypatch):
     monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
     if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
         assert keep_freed_memory() is True
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-10), (np.float32, 1e-4)])
+@pytest.mark.parametrize("T, B", [(1, 1), (7, 3)])
+def test_dense_window_products_equal_their_references(dtype, rtol, T, B):
+    """dense_rows, outer_sum and back_rows (a stack's upper layers, a task's dense inputs) on both
+    backends, against each other and against the products written out entry by entry."""
+    rng = np.random.default_rng(7)
+    I, GH = 3, 8
+    x = rng.standard_normal((T, B, I)).astype(dtype)
+    W, b = rng.standard_normal((I, GH)).astype(dtype), rng.standard_normal(GH).astype(dtype)
+    da = rng.standard_normal((T, B, GH)).astype(dtype)
+    for name, args in (("dense_rows", (x, W, b)), ("outer_sum", (x, da)), ("back_rows", (da, W))):
+        want = getattr(reference, name)(*args)
+        got = getattr(kernels, name)(*args)
+        assert got.dtype == want.dtype == dtype
+        assert_close(got, want, rtol=rtol, name=name)
+    t, bb = T - 1, B - 1                                     # one entry of each, by hand
+    assert_close(reference.dense_rows(x, W, b)[t, bb], sum(x[t, bb, i] * W[i] for i in range(I)) + b, rtol=rtol,
+                 name="dense_rows entry")
+    assert_close(reference.outer_sum(x, da), sum(np.outer(x[s, c], da[s, c]) for s in range(T) for c in range(B)),
+                 rtol=rtol, name="outer_sum")
+    assert_close(reference.back_rows(da, W)[t, bb], W @ da[t, bb], rtol=rtol, name="back_rows entry")

@@ -8,7 +8,8 @@ pair equal:
                   gru_backward: the recurrences and their truncated BPTT;
                   tanh_generate, lstm_generate, gru_generate: one-token generation loops
     output.py     input_rows, output_layer, softmax_xent, window_grads, embed_backward:
-                  the language model's pieces around the recurrence
+                  the language model's pieces around the recurrence; dense_rows, outer_sum,
+                  back_rows: the same whole-window products for dense inputs (stacks, tasks)
     optim.py      adam_update: `rnnvanish.optim.Adam`'s update in one pass, bit for bit
 
 Kernels take arrays, sizes and activation codes, never objects: `rnnvanish.model` strings a
@@ -25,7 +26,8 @@ blocks a window frees instead of mapping them anew each step (see memory.py).
 from ..reference import ACTIVATIONS
 from .memory import keep_freed_memory
 from .optim import adam_update
-from .output import embed_backward, input_rows, output_layer, softmax_xent, window_grads
+from .output import (back_rows, dense_rows, embed_backward, input_rows, outer_sum, output_layer, softmax_xent,
+                     window_grads)
 from .recurrent import (RELU, SIGMOID, TANH, gru_backward, gru_forward, gru_generate, lstm_backward, lstm_forward,
                         lstm_generate, tanh_backward, tanh_forward, tanh_generate)
 
@@ -33,6 +35,7 @@ from .recurrent import (RELU, SIGMOID, TANH, gru_backward, gru_forward, gru_gene
 __all__ = ["tanh_forward", "tanh_backward", "lstm_forward", "lstm_backward", "gru_forward", "gru_backward",
            "tanh_generate", "lstm_generate", "gru_generate",
            "input_rows", "output_layer", "softmax_xent", "window_grads", "embed_backward",
+           "dense_rows", "outer_sum", "back_rows",
            "adam_update", "TANH", "SIGMOID", "RELU", "ACTIVATIONS"]
 
 keep_freed_memory()

@@ -206,3 +206,41 @@ def window_grads(ids, h, da_x, da_h, V):
                 db_x[j] += da_x[t, b, j]
                 db_h[j] += da_h[t, b, j]
     return dW_xh, dW_hh, db_x, db_h
+
+
+# --------------------------------------------------------------------------- dense inputs
+# The twins of the reference's whole-window products for dense rows, in the BLAS the kernels
+# call (SciPy's), so that they run on the threads the run gives the kernels. The arrays must be
+# C-contiguous (the cells pass them so).
+
+@jit
+def dense_rows(x, W, b):
+    """xw[t, b] = x[t, b] W + b: the input term of dense inputs x (T, B, I), as (T, B, GH)."""
+    T, B, I = x.shape
+    GH = W.shape[1]
+    xw = np.empty((T * B, GH), dtype=W.dtype)
+    np.dot(x.reshape(T * B, I), W, xw)                        # (T B, I) @ (I, GH)
+    for r in range(T * B):
+        for j in range(GH):
+            xw[r, j] += b[j]
+    return xw.reshape(T, B, GH)
+
+
+@jit
+def outer_sum(a, da):
+    """sum over t and b of a[t, b]^T da[t, b]: a weight's gradient over a window, (K, GH)."""
+    T, B, K = a.shape
+    GH = da.shape[2]
+    out = np.empty((K, GH), dtype=da.dtype)
+    np.dot(a.reshape(T * B, K).T, da.reshape(T * B, GH), out)   # (K, T B) @ (T B, GH)
+    return out
+
+
+@jit
+def back_rows(da, W):
+    """da[t, b] W^T: the gradient on the rows x[t, b] that xw = x W read, (T, B, K)."""
+    T, B, GH = da.shape
+    K = W.shape[0]
+    out = np.empty((T * B, K), dtype=da.dtype)
+    np.dot(da.reshape(T * B, GH), W.T, out)                   # (T B, GH) @ (GH, K)
+    return out.reshape(T, B, K)

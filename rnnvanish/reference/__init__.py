@@ -8,7 +8,8 @@ files of the same names; tests hold each pair equal:
                   gru_backward: the recurrences and their truncated BPTT;
                   tanh_generate, lstm_generate, gru_generate: one-token generation loops
     output.py     input_rows, output_layer, softmax_xent, window_grads, embed_backward:
-                  the language model's pieces around the recurrence
+                  the language model's pieces around the recurrence; dense_rows, outer_sum,
+                  back_rows: the same whole-window products for dense inputs (stacks, tasks)
     optim.py      adam_update: `rnnvanish.optim.Adam`'s update
 
 One window of the language model (`rnnvanish.model`) is five calls on either backend:
@@ -22,7 +23,8 @@ One window of the language model (`rnnvanish.model`) is five calls on either bac
 Kernels take arrays, sizes and activation codes (`ACTIVATIONS`), never objects.
 """
 from .optim import adam_update
-from .output import embed_backward, input_rows, output_layer, softmax_xent, window_grads
+from .output import (back_rows, dense_rows, embed_backward, input_rows, outer_sum, output_layer, softmax_xent,
+                     window_grads)
 from .recurrent import (ACTIVATIONS, RELU, SIGMOID, TANH, gru_backward, gru_forward, gru_generate, lstm_backward,
                         lstm_forward, lstm_generate, tanh_backward, tanh_forward, tanh_generate)
 from .recurrent import activate, activate_grad, sigmoid  # noqa: F401  (NumPy helpers, see below)
@@ -32,4 +34,5 @@ from .recurrent import activate, activate_grad, sigmoid  # noqa: F401  (NumPy he
 __all__ = ["tanh_forward", "tanh_backward", "lstm_forward", "lstm_backward", "gru_forward", "gru_backward",
            "tanh_generate", "lstm_generate", "gru_generate",
            "input_rows", "output_layer", "softmax_xent", "window_grads", "embed_backward",
+           "dense_rows", "outer_sum", "back_rows",
            "adam_update", "TANH", "SIGMOID", "RELU", "ACTIVATIONS"]

@@ -1,8 +1,9 @@
 """NumPy reference of the language model's pieces around the recurrence, written to be read.
 
 Twins of `rnnvanish.kernels.output`: the input side of a window (`input_rows`), the output
-layer with its loss, forward and backward (`output_layer`, `softmax_xent`), and the weight
-gradients of a window (`window_grads`, `embed_backward`).
+layer with its loss, forward and backward (`output_layer`, `softmax_xent`), the weight
+gradients of a window (`window_grads`, `embed_backward`), and the same three for dense inputs
+(`dense_rows`, `outer_sum`, `back_rows`).
 
     xw[t, b] = W_xh[x_t[b]] + b           # (B, GH): a row of W_xh, no one-hot product
     y_t = h_t W_hy + b_y                  # (B, V) logits
@@ -83,3 +84,22 @@ def window_grads(ids, h, da_x, da_h, V):
     db_x = da_x.sum(axis=(0, 1))
     db_h = da_h.sum(axis=(0, 1))
     return dW_xh, dW_hh, db_x, db_h
+
+
+# --------------------------------------------------------------------------- dense inputs
+# A layer above the first (or a task's input) reads dense rows: its input term, the gradient on
+# those rows and the window's weight gradients are whole-window products.
+
+def dense_rows(x, W, b):
+    """xw[t, b] = x[t, b] W + b: the input term of dense inputs x (T, B, I), as (T, B, GH)."""
+    return x @ W + b                                          # (T, B, I) @ (I, GH)
+
+
+def outer_sum(a, da):
+    """sum over t and b of a[t, b]^T da[t, b]: a weight's gradient over a window, (K, GH)."""
+    return a.reshape(-1, a.shape[2]).T @ da.reshape(-1, da.shape[2])   # (K, T B) @ (T B, GH)
+
+
+def back_rows(da, W):
+    """da[t, b] W^T: the gradient on the rows x[t, b] that xw = x W read, (T, B, K)."""
+    return da @ W.T                                           # (T, B, GH) @ (GH, K)
