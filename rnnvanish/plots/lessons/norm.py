@@ -3,6 +3,7 @@
 import numpy as np
 
 from .. import plt
+from .deep import _panels
 
 NORM_STYLE = {
     "no normalisation": dict(color="0.25", ls="-"),
@@ -11,13 +12,6 @@ NORM_STYLE = {
     "layer norm before f": dict(color="tab:orange", ls="-"),
     "layer norm after f": dict(color="tab:orange", ls="--"),
 }
-
-
-def _panels(axes, n, figsize):
-    if axes is not None:
-        return axes[0].figure, list(axes)
-    fig, axes = plt.subplots(1, n, figsize=figsize, layout="constrained")
-    return fig, list(axes)
 
 
 def _style(label, i):
