@@ -5,7 +5,6 @@ by layer, and the fraction of dead ReLU units by layer.
     python scripts/init_activation.py --out lessons_init_activation.png
     python scripts/init_activation.py --quick --out small.png     # 6 layers of 32, in a blink
 """
-import argparse
 import sys
 from pathlib import Path
 
@@ -15,21 +14,13 @@ except ImportError:                                  # a checkout that is not in
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rnnvanish.lessons import INIT_PAIRS, deep_mlp_variances
+from rnnvanish.lessons.mlp import mlp_script_arguments
 from rnnvanish.plots import save_figure
 from rnnvanish.plots.lessons import plot_init_activation
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="lessons_init_activation.png", help="PNG or SVG to write (default: %(default)s)")
-    parser.add_argument("--layers", type=int, default=100, help="depth L (default: %(default)s)")
-    parser.add_argument("--width", type=int, default=256, help="units per layer (default: %(default)s)")
-    parser.add_argument("--batch", type=int, default=256, help="random inputs (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    parser.add_argument("--quick", action="store_true", help="6 layers of width 32 on 32 inputs")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.layers, args.width, args.batch = 6, 32, 32
+    args = mlp_script_arguments(__doc__, "lessons_init_activation.png", 100)(argv)
 
     results = {label: deep_mlp_variances(label, args.layers, args.width, args.batch, rng=args.seed)
                for label in INIT_PAIRS}

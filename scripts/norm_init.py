@@ -5,7 +5,6 @@ mismatch whose signal halves every layer without normalisation).
     python scripts/norm_init.py --out lessons_norm_init.png
     python scripts/norm_init.py --quick --out small.png
 """
-import argparse
 import sys
 from pathlib import Path
 
@@ -17,23 +16,16 @@ except ImportError:                                  # a checkout that is not in
 from rnnvanish.lessons.activations import ACTIVATIONS
 from rnnvanish.lessons.mlp import SCHEMES
 from rnnvanish.lessons.norm import NORM_SETUPS, norm_variances
+from rnnvanish.lessons.mlp import mlp_script_arguments
 from rnnvanish.plots import save_figure
 from rnnvanish.plots.lessons import plot_norm_variances
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="lessons_norm_init.png", help="PNG or SVG to write (default: %(default)s)")
-    parser.add_argument("--activation", default="relu", choices=list(ACTIVATIONS), help="f (default: %(default)s)")
-    parser.add_argument("--init", default="glorot", choices=SCHEMES, help="weight initialisation (default: %(default)s)")
-    parser.add_argument("--layers", type=int, default=50, help="depth L (default: %(default)s)")
-    parser.add_argument("--width", type=int, default=256, help="units per layer (default: %(default)s)")
-    parser.add_argument("--batch", type=int, default=256, help="random inputs (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    parser.add_argument("--quick", action="store_true", help="6 layers of width 32 on 32 inputs")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.layers, args.width, args.batch = 6, 32, 32
+    def choices(parser):
+        parser.add_argument("--activation", default="relu", choices=list(ACTIVATIONS), help="f (default: %(default)s)")
+        parser.add_argument("--init", default="glorot", choices=SCHEMES, help="weight initialisation (default: %(default)s)")
+    args = mlp_script_arguments(__doc__, "lessons_norm_init.png", 50, choices)(argv)
 
     results = {label: norm_variances(label, args.activation, args.init, args.layers, args.width, args.batch,
                                      rng=args.seed) for label in NORM_SETUPS}

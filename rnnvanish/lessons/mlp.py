@@ -133,3 +133,27 @@ def deep_mlp_variances(setup, n_layers=30, width=256, batch=256, rng=None):
         "var_dh": np.array([dh.var() for dh in dhs]),
         "width": width,
     }
+
+
+def mlp_script_arguments(doc, out, layers, extra=None):
+    """The command line the deep-MLP lesson scripts share: --out, --layers, --width, --batch,
+    --seed and --quick (6 layers of width 32 on 32 inputs). `extra(parser)` adds a script's own
+    flags. Returns a function argv -> args with --quick applied."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--out", default=out, help="PNG or SVG to write (default: %(default)s)")
+    if extra is not None:
+        extra(parser)
+    parser.add_argument("--layers", type=int, default=layers, help="depth L (default: %(default)s)")
+    parser.add_argument("--width", type=int, default=256, help="units per layer (default: %(default)s)")
+    parser.add_argument("--batch", type=int, default=256, help="random inputs (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    parser.add_argument("--quick", action="store_true", help="6 layers of width 32 on 32 inputs")
+
+    def parse(argv=None):
+        args = parser.parse_args(argv)
+        if args.quick:
+            args.layers, args.width, args.batch = 6, 32, 32
+        return args
+    return parse
