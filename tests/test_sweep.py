@@ -1,5 +1,6 @@
 """The sweep: grid, run_one, executors, summary against direct computation, files and chart."""
 import concurrent.futures
+import concurrent.futures.process
 import csv
 import json
 import pickle
@@ -7,6 +8,7 @@ import pickle
 import numpy as np
 import pytest
 
+from conftest import cli
 from rnnvanish.cli import main
 from rnnvanish.errors import RnnvanishError
 from rnnvanish.tasks.sweep import (InlineExecutor, grid, run_one, run_sweep, summarize, table_csv, write_sweep,
@@ -198,3 +200,125 @@ def test_bad_sweep_settings_fail_before_any_run(tmp_path, capsys):
     assert main(["sweep", "adding", "--lengths", "8", "--cells", "lstm,gru", "--activation", "relu", *small]) == 2
     assert "activation applies to the tanh cell only, and the sweep has no tanh runs" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+
+
+# ----------------------------------------------------------------------------- lost workers, Dask
+
+class LostWorkerExecutor(InlineExecutor):
+    """Runs inline, except that the job of seed 1 comes back as a broken process pool's."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        if args[0]["seed"] == 1:
+            future = concurrent.futures.Future()
+            future.set_exception(concurrent.futures.process.BrokenProcessPool("a worker died"))
+            return future
+        return super().submit(fn, *args, **kwargs)
+
+
+def test_a_lost_worker_is_a_failed_run_kept_out_of_the_summary(tmp_path):
+    specs = grid(BASE, [8], ["tanh"], 3)
+    results = run_sweep(specs, executor=LostWorkerExecutor())
+    assert [r["stopped"] == "failed" for r in results] == [False, True, False]
+    lost = results[1]
+    assert lost["solved"] is None and "worker lost: BrokenProcessPool" in lost["error"] and lost["seed"] == 1
+    write_sweep(tmp_path, {**BASE.to_dict()}, results, chart=False)
+    record = json.loads((tmp_path / "sweep.json").read_text())
+    assert len(record["runs"]) == 3 and record["failed"] == 1
+    assert record["summary"][0]["runs"] == 2
+    assert record["summary"][0]["mean"] == pytest.approx((results[0]["solved"] + results[2]["solved"]) / 2)
+
+
+def _closed_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+SMALL_SWEEP = ["sweep", "latch", "--lengths", "4", "--cells", "tanh", "--seeds", "2", "--hidden", "3", "--steps", "2",
+               "--eval-every", "1", "--eval-size", "8", "--backend", "numpy"]
+
+
+def test_an_unreachable_scheduler_is_one_line_and_exit_2_and_keeps_the_folder(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("distributed")
+    import time
+    import rnnvanish.tasks.cluster as cluster
+    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", 1.0)
+    out = tmp_path / "sweep"
+    out.mkdir()
+    (out / "sweep.json").write_text('{"runs": ["an earlier sweep"]}')
+    start = time.perf_counter()
+    code, printed, err = cli(capsys, *SMALL_SWEEP, "--out", out, "--overwrite",
+                             "--scheduler", f"tcp://127.0.0.1:{_closed_port()}")
+    assert code == 2 and time.perf_counter() - start < 20
+    assert err.count("\n") == 1 and "cannot reach the Dask scheduler at tcp://127.0.0.1:" in err and "within 1 s" in err
+    assert [p.name for p in out.iterdir()] == ["sweep.json"] and "an earlier sweep" in (out / "sweep.json").read_text()
+    code, _, err = cli(capsys, *SMALL_SWEEP, "--out", tmp_path / "other", "--scheduler", "nonsense://x")
+    assert code == 2 and err.count("\n") == 1 and "not a scheduler address" in err
+    assert not (tmp_path / "other").exists()
+
+
+def test_scheduler_without_dask_says_how_to_install_it(tmp_path, capsys, monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "distributed", None)          # import distributed -> ImportError
+    code, _, err = cli(capsys, *SMALL_SWEEP, "--out", tmp_path / "s", "--scheduler", "tcp://127.0.0.1:8786")
+    assert code == 2 and err.count("\n") == 1 and 'pip install "rnnvanish[dask]"' in err
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.fixture(scope="module")
+def local_cluster():
+    """Two worker processes of one thread each (the machine has two cores)."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=50) as cluster:
+        yield cluster
+
+
+def _untimed_row(row):
+    return {k: v for k, v in row.items() if k != "mean_elapsed"}
+
+
+def test_a_dask_cluster_gives_the_results_of_the_inline_executor(local_cluster, tmp_path, capsys):
+    from rnnvanish.tasks.cluster import dask_executor
+    specs = grid(BASE, [8], ["tanh", "lstm"], 2)                    # 2 cells x 1 length x 2 seeds
+    inline = run_sweep(specs, executor=InlineExecutor())
+    with dask_executor(local_cluster.scheduler_address) as (executor, slots):
+        assert slots == 2
+        on_cluster = run_sweep(specs, executor=executor)
+    assert [_untimed(r) for r in on_cluster] == [_untimed(r) for r in inline]
+
+    out = tmp_path / "sweep"                                        # the command: one sweep.json, here
+    code, printed, err = cli(capsys, *SMALL_SWEEP, "--out", out, "--scheduler", local_cluster.scheduler_address)
+    assert code == 0, err
+    assert "on the Dask cluster at tcp://127.0.0.1:" in printed and "[2/2]" in printed
+    record = json.loads((out / "sweep.json").read_text())
+    assert record["settings"]["scheduler"] == local_cluster.scheduler_address and record["failed"] == 0
+    assert (out / "sweep.png").exists()
+    assert cli(capsys, *SMALL_SWEEP, "--out", tmp_path / "inline", "--workers", "1")[0] == 0
+    inline = json.loads((tmp_path / "inline" / "sweep.json").read_text())
+    assert [_untimed(r) for r in record["runs"]] == [_untimed(r) for r in inline["runs"]]
+    assert [_untimed_row(r) for r in record["summary"]] == [_untimed_row(r) for r in inline["summary"]]
+
+
+def test_a_worker_killed_mid_run_hands_the_run_to_another(local_cluster):
+    """The scheduler reschedules the job of a dead worker (allowed-failures, 3 by default):
+    the run still gives the result it gives inline."""
+    import os
+    import signal
+    import time
+    from distributed import Client
+    from rnnvanish.tasks.cluster import dask_executor
+    spec = {**grid(BASE, [8], ["tanh"], 1)[0], "steps": 3000, "eval_every": 1000}      # about 3 s
+    with Client(local_cluster.scheduler_address, set_as_default=False) as watcher, \
+            dask_executor(local_cluster.scheduler_address) as (executor, _):
+        future = executor.submit(run_one, spec)
+        deadline = time.monotonic() + 30
+        while not any(watcher.processing().values()):
+            assert time.monotonic() < deadline, "the job never started"
+            time.sleep(0.05)
+        address = next(w for w, keys in watcher.processing().items() if keys)
+        pid = watcher.run(os.getpid, workers=[address])[address]
+        os.kill(pid, signal.SIGKILL)
+        result = future.result(timeout=120)
+    assert _untimed(result) == _untimed(run_one(spec))

@@ -41,20 +41,22 @@ def add_arguments(p):
     r = p.add_argument_group("running")
     r.add_argument("--workers", type=nonneg_int, default=0,
                    help="processes running at once; 0 = one per core (default: 0)")
+    r.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run the jobs on the Dask cluster of this scheduler (e.g. tcp://host:8786) instead of "
+                        "local processes; needs the dask extra: pip install \"rnnvanish[dask]\"")
     o = p.add_argument_group("output")
     o.add_argument("--out", default=None, metavar="FOLDER", help="sweep folder (default: runs/sweep-TASK)")
     o.add_argument("--overwrite", action="store_true", help="replace a sweep already in the folder")
 
 
 def run(args):
-    import time
+    import contextlib
     from pathlib import Path
 
     from ..errors import RnnvanishError
     from ..tasks import make_task
     from ..tasks.objective import TaskConfig
-    from ..tasks.sweep import RECORD, check_specs, default_workers, grid, run_sweep, write_sweep
-    from ..training.console import format_duration
+    from ..tasks.sweep import RECORD, check_specs, default_workers, grid
     from ..training.runfolder import prepare_new
     from ..training.session import given_settings, new_config
 
@@ -68,15 +70,37 @@ def run(args):
     folder = Path(args.out or f"runs/sweep-{task.name}")
     if (folder / RECORD).exists() and not args.overwrite:
         raise RnnvanishError(f"the folder {folder} already holds a sweep; pass --overwrite to replace it")
-    prepare_new(folder, overwrite=True)
-    workers = min(args.workers or default_workers(), len(specs))
+    if args.scheduler is not None and args.workers:
+        raise RnnvanishError("--workers sizes the local process pool; with --scheduler the cluster's workers run the jobs")
+    if args.scheduler is None:
+        workers = min(args.workers or default_workers(), len(specs))
+        connection = contextlib.nullcontext((None, workers))
+    else:
+        from ..tasks.cluster import dask_executor
+        connection = dask_executor(args.scheduler)
+    with connection as (executor, workers):   # connected (or not) before the folder is touched
+        if executor is None:
+            where = f"{workers} worker{'s' if workers > 1 else ''}"
+        else:
+            where = f"on the Dask cluster at {args.scheduler} ({workers} job{'s' if workers != 1 else ''} at once)"
+        prepare_new(folder, overwrite=True)
+        return _sweep(args, task, base, specs, folder, workers, where, executor)
+
+
+def _sweep(args, task, base, specs, folder, workers, where, executor):
+    """Run the grid, writing the folder after each run, then the chart and the table."""
+    import time
+
+    from ..tasks.sweep import run_sweep, write_sweep
+    from ..training.console import format_duration
+
     settings = {**base.to_dict(), "lengths": args.lengths, "cells": args.cells, "seeds": args.seeds,
-                "workers": workers}
+                "workers": workers, "scheduler": args.scheduler}
     settings.pop("length"), settings.pop("cell"), settings.pop("seed")
 
     budget = f"{base.steps} steps" + ("" if base.max_time is None else f" or {format_duration(base.max_time)}")
     print(f"{task.name}: {len(specs)} runs ({', '.join(args.cells)} x T = {','.join(map(str, args.lengths))} "
-          f"x {args.seeds} seeds), {budget} each, {workers} worker{'s' if workers > 1 else ''}; folder {folder}")
+          f"x {args.seeds} seeds), {budget} each, {where}; folder {folder}")
     results = [None] * len(specs)
     start = time.perf_counter()
 
@@ -84,19 +108,23 @@ def run(args):
         results[i] = result
         done = sum(r is not None for r in results)
         extra = f" ({result['error']})" if result.get("error") else ""
+        solved = "no result" if result["solved"] is None else f"solved {100 * result['solved']:.1f}%"
         print(f"[{done}/{len(specs)}] {result['cell']} T={result['length']} seed {result['seed']}: "
-              f"solved {100 * result['solved']:.1f}% (baseline {100 * result['baseline_solved']:.1f}%), "
+              f"{solved} (baseline {100 * result['baseline_solved']:.1f}%), "
               f"{result['stopped']}{extra} | {format_duration(time.perf_counter() - start)}", flush=True)
         write_sweep(folder, settings, results, chart=False)
 
-    run_sweep(specs, workers=workers, on_result=finished)
+    run_sweep(specs, executor=executor, workers=None if executor else workers, on_result=finished)
     summary = write_sweep(folder, settings, results)
     print(f"{'cell':<6}" + "".join(f"{'T=' + str(L):>10}" for L in args.lengths))
     for cell in args.cells:
         rows = {r["length"]: r for r in summary if r["cell"] == cell}
-        print(f"{cell:<6}" + "".join(f"{100 * rows[L]['mean']:>9.1f}%" for L in args.lengths))
-    base_row = {r["length"]: r["baseline_solved"] for r in summary}
+        print(f"{cell:<6}" + "".join(f"{100 * rows[L]['mean']:>9.1f}%" if L in rows else f"{'failed':>10}"
+                                     for L in args.lengths))
+    base_row = {r["length"]: r["baseline_solved"] for r in results}
     print(f"{'base':<6}" + "".join(f"{100 * base_row[L]:>9.1f}%" for L in args.lengths))
-    print(f"mean held-out success over {args.seeds} seed{'s' if args.seeds > 1 else ''}; "
+    failed = sum(r["stopped"] == "failed" for r in results)
+    note = f"; {failed} run{'s' if failed > 1 else ''} failed (worker lost), left out" if failed else ""
+    print(f"mean held-out success over {args.seeds} seed{'s' if args.seeds > 1 else ''}{note}; "
           f"took {format_duration(time.perf_counter() - start)}; wrote {folder}")
     return 0

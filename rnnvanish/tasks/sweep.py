@@ -11,8 +11,9 @@ independent, so the sweep is a map of one pure function over a grid:
 `executor` is anything with the `concurrent.futures.Executor` interface (`submit` returning
 futures): the default is a process pool over every core (spawn start method, so it behaves
 the same on every platform), `InlineExecutor` runs in this process (tests, one worker), and a
-distributed executor (e.g. one from a cluster client) can be passed in unchanged because a
-spec is plain data and `run_one` is a module-level function.
+distributed executor (`cluster.dask_executor`, a Dask cluster's) can be passed in unchanged
+because a spec is plain data and `run_one` is a module-level function. A run whose worker
+died comes back as a failed result (`failed_result`), the others as they were.
 """
 import concurrent.futures
 import contextlib
@@ -30,6 +31,7 @@ from ..errors import RnnvanishError, TrainingStopped
 from ..io import atomic_write_json, atomic_write_text
 from ..training.console import format_duration
 from . import make_task
+from .cluster import lost_worker_errors
 from .objective import TaskConfig, build, train_task
 
 RUN_COLUMNS = ("task", "length", "cell", "seed", "solved", "loss", "accuracy", "best_solved", "baseline_solved",
@@ -85,15 +87,28 @@ def run_one(spec):
     try:
         result = train_task(config)
     except TrainingStopped as err:
-        task = make_task(config.task, **config.task_options)
-        baseline = task.baseline(config.length)
-        return {"task": config.task, "length": config.length, "cell": config.cell, "seed": config.seed,
-                "hidden": config.hidden, "steps": None, "elapsed": None, "stopped": "diverged",
-                "solved": 0.0, "loss": math.nan, "accuracy": None, "best_solved": 0.0,
-                "baseline_solved": baseline["solved"], "baseline_loss": baseline["loss"],
-                "stop_at": config.stop_at, "reached_step": None, "reached_time": None, "scores": {},
-                "error": str(err)}
+        return _unfinished(config, "diverged", str(err))
     return result
+
+
+def _unfinished(config, stopped, error):
+    """The result of a run that did not finish: diverged (solved 0) or failed (solved None)."""
+    task = make_task(config.task, **config.task_options)
+    baseline = task.baseline(config.length)
+    solved = 0.0 if stopped == "diverged" else None
+    return {"task": config.task, "length": config.length, "cell": config.cell, "seed": config.seed,
+            "hidden": config.hidden, "steps": None, "elapsed": None, "stopped": stopped,
+            "solved": solved, "loss": math.nan, "accuracy": None, "best_solved": solved,
+            "baseline_solved": baseline["solved"], "baseline_loss": baseline["loss"],
+            "stop_at": config.stop_at, "reached_step": None, "reached_time": None, "scores": {},
+            "error": error}
+
+
+def failed_result(spec, err):
+    """The result of a run whose worker died under it (see cluster.py): stopped = "failed",
+    solved None. It is kept in runs.csv and sweep.json and left out of the summary, which is
+    over the runs that finished: a lost machine says nothing about the cell."""
+    return _unfinished(TaskConfig.from_dict(spec), "failed", f"worker lost: {type(err).__name__}: {err}")
 
 
 class InlineExecutor(concurrent.futures.Executor):
@@ -153,11 +168,16 @@ def run_sweep(specs, executor=None, workers=None, on_result=None):
 
 def _collect(executor, specs, on_result):
     """Submit every spec; a future that comes back already done (an inline executor) is
-    handled before the next submission, so its progress shows as it happens."""
+    handled before the next submission, so its progress shows as it happens. A run whose
+    worker died is a failed result; any other exception of a run ends the sweep."""
     results = [None] * len(specs)
+    lost = lost_worker_errors()
 
     def finish(i, future):
-        results[i] = future.result()
+        try:
+            results[i] = future.result()
+        except lost as err:                   # the worker died, not the run: record it, go on
+            results[i] = failed_result(specs[i], err)
         if on_result is not None:
             on_result(i, results[i])
 
@@ -180,11 +200,14 @@ def summarize(results):
 
     mean/std/min/max of the held-out success rate over seeds (std with ddof 0), mean loss
     over the runs that stayed finite, how many runs reached the stop-at bar, mean time.
+    Failed runs (a lost worker: `failed_result`) are left out.
     """
     groups = {}
     for r in results:
+        if r.get("stopped") == "failed":
+            continue
         groups.setdefault((r["cell"], r["length"]), []).append(r)
-    cells = list(dict.fromkeys(r["cell"] for r in results))
+    cells = list(dict.fromkeys(c for c, _ in groups))
     rows = []
     for cell in cells:
         for length in sorted(L for c, L in groups if c == cell):
@@ -234,8 +257,9 @@ def write_sweep(folder, settings, results, chart=True):
     summary = summarize(done)
     atomic_write_text(folder / RUNS, table_csv(done, RUN_COLUMNS))
     atomic_write_text(folder / SUMMARY, table_csv(summary, SUMMARY_COLUMNS))
-    atomic_write_json(folder / RECORD, {"settings": settings, "runs": done, "summary": summary})
-    if chart and done:
+    failed = sum(r.get("stopped") == "failed" for r in done)
+    atomic_write_json(folder / RECORD, {"settings": settings, "runs": done, "failed": failed, "summary": summary})
+    if chart and summary:
         from ..plots import save_figure
         from ..plots.tasks import plot_sweep
         fig = plot_sweep(summary, baselines(done), title=chart_title(settings))
