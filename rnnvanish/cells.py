@@ -75,13 +75,37 @@ class CellMasks:
 
 
 class Cell:
-    """Common machinery; subclasses set `n_gates`, `state_names` and the kernel calls."""
+    """Common machinery; subclasses set `n_gates`, `state_names` and the kernel calls.
+
+    A cell class is the registry entry of its cell (`CELLS` below holds one per name): its
+    parameter layout (`n_gates`, `bias_names`, `_init_recurrent`, `_init_biases`), its carry
+    (`state_names`), its default initialisers, its kernels (called in `forward`/`backward`),
+    and for the other parts of the package:
+
+        title, summary, colour  the name on charts (`title`, formatted with the activation)
+                                and the console's one-line description
+        torch_layer             torch.nn.RNN / LSTM / GRU whose weights map one to one (or None)
+        lm_window, lm_generate  the language model's fused one-layer window and generation loop
+                                (None: the model runs forward/backward and steps one token)
+        constrain()             a projection applied to the parameters after every update
+        describe(), bound_base()  what the tracer records about the cell, and the base of
+                                its geometric bound on ||dh_t/dh_k|| (NaN when it has none)
+        step_chain(), probe_back()  the tracer's step Jacobians and one step of its probe
+    Adding a cell means writing one such class (and its kernels) and naming it in `CELLS`
+    and `rnnvanish.choices.CELLS`.
+    """
 
     name = "cell"
+    title = "cell"
     n_gates = 1
     state_names = ("h",)
+    bias_names = ("b_h",)
+    torch_layer = None
+    colour = None
     default_init_xh = "glorot_uniform"
     default_init_hh = "orthogonal"
+    lm_window = None
+    lm_generate = None
 
     def __init__(self, input_size, hidden_size, *, init_xh=None, init_hh=None, radius=None,
                  seed=0, dtype=np.float64, backend=None):
@@ -98,14 +122,43 @@ class Cell:
         I, H, G = self.input_size, self.hidden_size, self.n_gates
         # One block per gate, each initialised as its own (fan_in, H) matrix.
         W_xh = np.concatenate([initializers.initialize(self.init_xh, (I, H), rng, self.dtype) for _ in range(G)], axis=1)
-        blocks = [initializers.initialize(self.init_hh, (H, H), rng, self.dtype) for _ in range(G)]
-        if radius is not None:
-            blocks = [initializers.scale_to_radius(W, radius).astype(self.dtype) for W in blocks]
-        self.params = {"W_xh": W_xh, "W_hh": np.concatenate(blocks, axis=1)}
-        self._init_biases()
+        self.params = {"W_xh": W_xh}
+        self._init_recurrent(rng)
+        self._init_biases(rng)
 
-    def _init_biases(self):
+    def _init_recurrent(self, rng):
+        """W_hh (H, G*H): one (H, H) block per gate, each rescaled to `radius` when given."""
+        H, G = self.hidden_size, self.n_gates
+        blocks = [initializers.initialize(self.init_hh, (H, H), rng, self.dtype) for _ in range(G)]
+        if self.radius is not None:
+            blocks = [initializers.scale_to_radius(W, self.radius).astype(self.dtype) for W in blocks]
+        self.params["W_hh"] = np.concatenate(blocks, axis=1)
+
+    def _init_biases(self, rng):
         self.params["b_h"] = np.zeros(self.n_gates * self.hidden_size, dtype=self.dtype)
+
+    # -- what the rest of the package asks of a cell ------------------------------------
+    @property
+    def summary(self):
+        """The console's description of the cell."""
+        return self.title
+
+    def constrain(self):
+        """Project the parameters back onto their allowed set after an update (none here)."""
+
+    def describe(self):
+        """The cell's own settings that shape its gradient flow (JSON-able, for a trace's meta)."""
+        return {}
+
+    def bound_base(self):
+        """b with ||dh_t/dh_k|| <= b^(t-k); NaN when the cell has no such bound."""
+        return float("nan")
+
+    def step_chain(self, cache, b):
+        raise ValueError(f"no step Jacobian for cell {self.name!r}")
+
+    def probe_back(self, cache, t, g_h, g_c):
+        raise ValueError(f"the tracer cannot step back through cell {self.name!r}")
 
     # -- state --------------------------------------------------------------------------
     def initial_state(self, batch):
@@ -218,7 +271,10 @@ class TanhRNN(Cell):
     """
 
     name = "tanh"
+    colour = "tab:red"
+    title = "{activation} RNN"
     n_gates = 1
+    torch_layer = "RNN"
     GAMMA = {"tanh": 1.0, "sigmoid": 0.25, "relu": 1.0}
 
     def __init__(self, input_size, hidden_size, *, activation="tanh", **kw):
@@ -230,6 +286,42 @@ class TanhRNN(Cell):
     @property
     def gamma(self):
         return self.GAMMA[self.activation]
+
+    @property
+    def summary(self):
+        return f"tanh RNN ({self.activation})"
+
+    def describe(self):
+        W_hh = np.asarray(self.params["W_hh"], dtype=np.float64)
+        return {"activation": self.activation, "gamma": self.gamma, "sigma_max": float(np.linalg.norm(W_hh, 2)),
+                "spectral_radius": float(np.max(np.abs(np.linalg.eigvals(W_hh))))}
+
+    def bound_base(self):
+        """gamma * sigma_max(W_hh) (Pascanu et al. 2013)."""
+        return float(self.gamma * np.linalg.norm(np.asarray(self.params["W_hh"], dtype=np.float64), 2))
+
+    def step_chain(self, cache, b):
+        from .tracer import jacobians
+        return jacobians.Chain(jacobians.tanh_jacobians(self, cache, b))
+
+    def probe_back(self, cache, t, g_h, g_c):
+        from .tracer import signal
+        return signal.tanh_probe_back(self, cache, t, g_h, g_c)
+
+    def lm_window(self, kernels, p, ids, targets, state0, k):
+        """One window of the language model in five kernel calls (see rnnvanish.model)."""
+        act = ACTIVATIONS[self.activation]
+        xw = kernels.input_rows(ids, p["W_xh"], p["b_h"])
+        h = kernels.tanh_forward(xw, state0[0], p["W_hh"], act)
+        loss, dh, dW_hy, db_y = kernels.output_layer(h, targets, p["W_hy"], p["b_y"])
+        da, dh0, norms = kernels.tanh_backward(dh, np.zeros_like(state0[0]), h, p["W_hh"], act, k)
+        dW_xh, dW_hh, db_h, _ = kernels.window_grads(ids, h, da, da, self.input_size)
+        grads = {"W_xh": dW_xh, "W_hh": dW_hh, "b_h": db_h, "W_hy": dW_hy, "b_y": db_y}
+        return loss, grads, (h[-1].copy(),), (dh0,), {"h": norms}
+
+    def lm_generate(self, kernels, p, token, state, uniforms, temperature):
+        return kernels.tanh_generate(token, state[0], p["W_xh"], p["b_h"], p["W_hh"], p["W_hy"], p["b_y"],
+                                     ACTIVATIONS[self.activation], uniforms, temperature)
 
     def forward(self, x, state=None, masks=None):
         p, x = self.params, self._prepare_input(x)
@@ -269,18 +361,59 @@ class LSTM(Cell):
     """
 
     name = "lstm"
+    colour = "tab:blue"
+    title = "LSTM"
     n_gates = 4
     state_names = ("h", "c")
+    torch_layer = "LSTM"
 
-    def __init__(self, input_size, hidden_size, *, forget_bias=1.0, **kw):
+    def __init__(self, input_size, hidden_size, *, forget_bias=1.0, chrono=None, **kw):
         self.forget_bias = float(forget_bias)
+        self.chrono = check_chrono(chrono)
         super().__init__(input_size, hidden_size, **kw)
 
-    def _init_biases(self):
+    def _init_biases(self, rng):
         H = self.hidden_size
         b = np.zeros(4 * H, dtype=self.dtype)
-        b[H:2 * H] = self.forget_bias
+        if self.chrono is None:
+            b[H:2 * H] = self.forget_bias
+        else:
+            b_f = chrono_biases(self.chrono, H, rng)
+            b[H:2 * H] = b_f                                  # forget gate: b_f = log u
+            b[:H] = -b_f                                      # input gate: b_i = -b_f
         self.params["b_h"] = b
+
+    @property
+    def summary(self):
+        if self.chrono is not None:
+            return f"LSTM (chrono T_max {self.chrono:g})"
+        return f"LSTM (forget bias {self.forget_bias:g})"
+
+    def describe(self):
+        return {"forget_bias": self.forget_bias, **({} if self.chrono is None else {"chrono": self.chrono})}
+
+    def step_chain(self, cache, b):
+        from .tracer import jacobians
+        return jacobians.Chain.lstm(*jacobians.lstm_jacobian_blocks(self, cache, b))
+
+    def probe_back(self, cache, t, g_h, g_c):
+        from .tracer import signal
+        return signal.lstm_probe_back(self, cache, t, g_h, g_c)
+
+    def lm_window(self, kernels, p, ids, targets, state0, k):
+        """One window of the language model in five kernel calls (see rnnvanish.model)."""
+        xw = kernels.input_rows(ids, p["W_xh"], p["b_h"])
+        h, c, gates = kernels.lstm_forward(xw, state0[0], state0[1], p["W_hh"])
+        loss, dh, dW_hy, db_y = kernels.output_layer(h, targets, p["W_hy"], p["b_y"])
+        zeros = np.zeros_like(state0[0])
+        da, dh0, dc0, norms_h, norms_c = kernels.lstm_backward(dh, zeros, zeros, h, c, gates, p["W_hh"], k)
+        dW_xh, dW_hh, db_h, _ = kernels.window_grads(ids, h, da, da, self.input_size)
+        grads = {"W_xh": dW_xh, "W_hh": dW_hh, "b_h": db_h, "W_hy": dW_hy, "b_y": db_y}
+        return loss, grads, (h[-1].copy(), c[-1].copy()), (dh0, dc0), {"h": norms_h, "c": norms_c}
+
+    def lm_generate(self, kernels, p, token, state, uniforms, temperature):
+        return kernels.lstm_generate(token, state[0], state[1], p["W_xh"], p["b_h"], p["W_hh"], p["W_hy"], p["b_y"],
+                                     uniforms, temperature)
 
     def forward(self, x, state=None, masks=None):
         p, x = self.params, self._prepare_input(x)
@@ -318,15 +451,66 @@ class GRU(Cell):
     """
 
     name = "gru"
+    colour = "tab:green"
+    title = "GRU"
     n_gates = 3
+    bias_names = ("b_xh", "b_hh")
+    torch_layer = "GRU"
 
-    def __init__(self, input_size, hidden_size, *, reset_after=True, **kw):
+    def __init__(self, input_size, hidden_size, *, reset_after=True, chrono=None, **kw):
         self.reset_after = bool(reset_after)
+        self.chrono = check_chrono(chrono)
         super().__init__(input_size, hidden_size, **kw)
 
-    def _init_biases(self):
-        self.params["b_xh"] = np.zeros(3 * self.hidden_size, dtype=self.dtype)
-        self.params["b_hh"] = np.zeros(3 * self.hidden_size, dtype=self.dtype)
+    def _init_biases(self, rng):
+        """Zeros; with `chrono` the z part of b_xh is log u, u ~ U[1, chrono - 1].
+
+        In h_t = (1 - z) n + z h_{t-1} the update gate z is what keeps the state, the role of
+        the LSTM's forget gate (Tallec & Ollivier 2018, section 4). z reads b_xz + b_hz, so
+        either bias would do; the chrono part goes into b_xh because it is the bias every
+        GRU form has (the single-bias GRU of Cho et al. 2014 has only it), so the
+        initialisation carries over to those forms unchanged; b_hh stays zero."""
+        H = self.hidden_size
+        self.params["b_xh"] = np.zeros(3 * H, dtype=self.dtype)
+        self.params["b_hh"] = np.zeros(3 * H, dtype=self.dtype)
+        if self.chrono is not None:
+            self.params["b_xh"][H:2 * H] = chrono_biases(self.chrono, H, rng)
+
+    @property
+    def summary(self):
+        form = "reset after" if self.reset_after else "reset before"
+        return f"GRU ({form}" + ("" if self.chrono is None else f", chrono T_max {self.chrono:g}") + ")"
+
+    def describe(self):
+        return {"reset_after": self.reset_after, **({} if self.chrono is None else {"chrono": self.chrono})}
+
+    def step_chain(self, cache, b):
+        from .tracer import jacobians
+        return jacobians.Chain(jacobians.gru_jacobians(self, cache, b))
+
+    def probe_back(self, cache, t, g_h, g_c):
+        from .tracer import signal
+        return signal.gru_probe_back(self, cache, t, g_h, g_c)
+
+    def lm_window(self, kernels, p, ids, targets, state0, k):
+        """One window of the language model in five kernel calls (see rnnvanish.model)."""
+        xw = kernels.input_rows(ids, p["W_xh"], p["b_xh"])
+        h, gates, hn = kernels.gru_forward(xw, state0[0], p["W_hh"], p["b_hh"], self.reset_after)
+        loss, dh, dW_hy, db_y = kernels.output_layer(h, targets, p["W_hy"], p["b_y"])
+        dax, dah, dh0, norms = kernels.gru_backward(dh, np.zeros_like(state0[0]), h, gates, hn, p["W_hh"],
+                                                    self.reset_after, k)
+        dW_xh, dW_hh, db_xh, db_hh = kernels.window_grads(ids, h, dax, dah, self.input_size)
+        if not self.reset_after:
+            # The n block's recurrent input is r * h_{t-1}, not h_{t-1}.
+            H = self.hidden_size
+            rh = (gates[:, :, :H] * h[:-1]).reshape(-1, H)
+            dW_hh[:, 2 * H:] = rh.T @ dah[:, :, 2 * H:].reshape(-1, H)          # (H, T B) @ (T B, H)
+        grads = {"W_xh": dW_xh, "W_hh": dW_hh, "b_xh": db_xh, "b_hh": db_hh, "W_hy": dW_hy, "b_y": db_y}
+        return loss, grads, (h[-1].copy(),), (dh0,), {"h": norms}
+
+    def lm_generate(self, kernels, p, token, state, uniforms, temperature):
+        return kernels.gru_generate(token, state[0], p["W_xh"], p["b_xh"], p["W_hh"], p["b_hh"], self.reset_after,
+                                    p["W_hy"], p["b_y"], uniforms, temperature)
 
     def forward(self, x, state=None, masks=None):
         p, x = self.params, self._prepare_input(x)
@@ -360,11 +544,53 @@ class GRU(Cell):
         return grads, (dh0,), {"h": norms}
 
 
-CELLS = {"tanh": TanhRNN, "lstm": LSTM, "gru": GRU}
+class IRNN(TanhRNN):
+    """IRNN (Le, Jaitly & Hinton 2015): the Elman RNN with ReLU, W_hh = I and b_h = 0 at the start.
+
+        h_t = relu(x_t W_xh + h_{t-1} W_hh + b_h),   W_hh = I (or s I with --init-hh identity:s)
+    A preset of TanhRNN: at the start a unit whose input is zero keeps its value, so the error
+    signal passes back unchanged along every active unit."""
+
+    name = "irnn"
+    colour = "tab:orange"
+    title = "IRNN"
+    default_init_hh = "identity"
+
+    def __init__(self, input_size, hidden_size, **kw):
+        super().__init__(input_size, hidden_size, activation="relu", **kw)
+
+    @property
+    def summary(self):
+        return f"IRNN (relu, W_hh {self.init_hh})"
+
+
+# --------------------------------------------------------------------------- chrono initialisation
+
+def check_chrono(chrono):
+    """None, or T_max > 2 as a float (the time scales are drawn from [1, T_max - 1])."""
+    if chrono is None:
+        return None
+    chrono = float(chrono)
+    if not (np.isfinite(chrono) and chrono > 2.0):
+        raise ValueError(f"chrono T_MAX must be above 2 (time scales are drawn from U[1, T_MAX - 1]), got {chrono:g}")
+    return chrono
+
+
+def chrono_biases(T_max, H, rng):
+    """b = log u, u ~ U[1, T_max - 1] per unit (H,): chrono initialisation (Tallec & Ollivier 2018).
+
+    A gate sigmoid(b) with zero input keeps a fraction f = u / (1 + u) of the state per step,
+    a forgetting time 1 / (1 - f) = 1 + u steps: the units' time scales spread log-uniformly
+    over the range of dependencies up to T_max."""
+    return np.log(rng.uniform(1.0, T_max - 1.0, size=H))
+
+
+# The registry: every cell by name (rnnvanish.choices.CELLS names the same, without importing numpy).
+CELLS = {"tanh": TanhRNN, "lstm": LSTM, "gru": GRU, "irnn": IRNN}
 
 
 def make_cell(name, input_size, hidden_size, **options):
-    """Build a cell by name ('tanh', 'lstm', 'gru'); options go to its constructor."""
+    """Build a cell by name (a key of CELLS); options go to its constructor."""
     if name not in CELLS:
         raise ValueError(f"unknown cell {name!r}; choose one of {', '.join(CELLS)}")
     return CELLS[name](input_size, hidden_size, **options)

@@ -2,11 +2,14 @@
 
 The command line offers these names (without importing any numerical code, so `--help` stays
 quick); the library checks against them. `cell_options` is the one place that routes the
-cell-specific settings (activation, GRU form, forget bias) and the initialisers to a cell.
+cell-specific settings (activation, GRU form, forget bias, chrono) and the
+initialisers to a cell. `CELLS` names the cells of `rnnvanish.cells.CELLS`, the registry, in
+its order (a test holds the two equal).
 """
 from .errors import RnnvanishError
 
-CELLS = ("tanh", "lstm", "gru")
+CELLS = ("tanh", "lstm", "gru", "irnn")
+CLASSIC_CELLS = ("tanh", "lstm", "gru")          # what a sweep compares unless told otherwise
 ACTIVATIONS = ("tanh", "sigmoid", "relu")        # of the tanh-family cell
 DTYPES = ("float64", "float32")
 BACKENDS = ("numba", "numpy")
@@ -18,6 +21,7 @@ CELL_SPECIFIC = {
     "activation": (("tanh",), "activation"),
     "forget_bias": (("lstm",), "forget_bias"),
     "reset_before": (("gru",), "reset_after"),
+    "chrono": (("lstm", "gru"), "chrono"),
 }
 # settings every cell takes: initialisers of the two weight matrices and the spectral radius
 CELL_GENERAL = ("init_xh", "init_hh", "radius")
@@ -39,12 +43,14 @@ def cell_options(cell: str, settings, defaults=None) -> dict:
     check_cell(cell)
     get = settings.get if isinstance(settings, dict) else (lambda name: getattr(settings, name, None))
     defaults = defaults or {}
+    if get("chrono") is not None and get("forget_bias") is not None:
+        raise RnnvanishError("--chrono sets the forget-gate biases itself; give --forget-bias or --chrono, not both")
     options = {}
     for name, (owners, argument) in CELL_SPECIFIC.items():
         value = get(name)
         if value is not None and cell not in owners:
-            raise RnnvanishError(f"--{name.replace('_', '-')} applies to the {' and '.join(owners)} cell only, "
-                                 f"not {cell}")
+            raise RnnvanishError(f"--{name.replace('_', '-')} applies to the {' and '.join(owners)} "
+                                 f"cell{'s' if len(owners) > 1 else ''} only, not {cell}")
         if value is None and cell in owners:
             value = defaults.get(name)
         if value is not None:

@@ -23,7 +23,12 @@ from .cells import CELLS, Cell
 from .model import CellModel, LanguageModel
 from .stack import Stack
 
-GATES_TO_CELL = {1: "tanh", 4: "lstm", 3: "gru"}
+# A cell whose weights are those of a torch layer names it (`Cell.torch_layer`); the number of
+# gate blocks in weight_hh tells the layers apart (the first cell registered for each count).
+GATES_TO_CELL = {}
+for _name, _cls in CELLS.items():
+    if _cls.torch_layer is not None:
+        GATES_TO_CELL.setdefault(_cls.n_gates, _name)
 
 
 def _numpy(value):
@@ -54,9 +59,11 @@ def to_torch_state_dict(model, prefix=""):
         p = cell.params
         state[f"{prefix}weight_ih_l{k}"] = p["W_xh"].T.copy()
         state[f"{prefix}weight_hh_l{k}"] = p["W_hh"].T.copy()
-        if cell.name == "gru":
-            state[f"{prefix}bias_ih_l{k}"] = p["b_xh"].copy()
-            state[f"{prefix}bias_hh_l{k}"] = p["b_hh"].copy()
+        if cell.torch_layer is None:
+            raise ValueError(f"the {cell.name} cell has no PyTorch counterpart whose weights map onto its own")
+        if len(cell.bias_names) == 2:                                  # the GRU keeps both biases
+            state[f"{prefix}bias_ih_l{k}"] = p[cell.bias_names[0]].copy()
+            state[f"{prefix}bias_hh_l{k}"] = p[cell.bias_names[1]].copy()
         else:
             state[f"{prefix}bias_ih_l{k}"] = p["b_h"].copy()
             state[f"{prefix}bias_hh_l{k}"] = np.zeros_like(p["b_h"])
@@ -87,7 +94,7 @@ def from_torch_state_dict(state, cell=None, prefix="", dtype=None, **options):
         raise ValueError(f"weight_hh_l0 has shape {W_hh.shape}: not (G*H, H) with G in 1, 3, 4")
     inferred = GATES_TO_CELL[GH // H]
     cell = cell or inferred
-    if cell not in CELLS or cell != inferred:
+    if cell not in CELLS or CELLS[cell].torch_layer != CELLS[inferred].torch_layer:
         raise ValueError(f"weights are those of a {inferred!r} cell, not {cell!r}")
     I = arrays[0]["weight_ih"].shape[1]
     dtype = dtype or arrays[0]["weight_ih"].dtype
@@ -111,9 +118,9 @@ def from_torch_state_dict(state, cell=None, prefix="", dtype=None, **options):
             raise ValueError(f"weight_ih has shape {a['weight_ih'].shape}, expected {p['W_xh'].T.shape}")
         p["W_xh"][...] = a["weight_ih"].T
         p["W_hh"][...] = a["weight_hh"].T
-        if cell == "gru":
-            p["b_xh"][...] = a["bias_ih"]
-            p["b_hh"][...] = a["bias_hh"]
+        if len(target.bias_names) == 2:
+            p[target.bias_names[0]][...] = a["bias_ih"]
+            p[target.bias_names[1]][...] = a["bias_hh"]
         else:
             p["b_h"][...] = a["bias_ih"] + a["bias_hh"]
     return model

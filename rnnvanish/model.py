@@ -16,18 +16,19 @@ A window is five kernel calls, whatever T is, the same on both backends (`kernel
     E, dh, dW_hy, db_y = output_layer(h, targets, ...)  logits, softmax cross-entropy, and back to dh
     da, dstate_0, norms = <cell>_backward(dh, 0, ...)   truncated BPTT
     dW_xh, dW_hh, db = window_grads(ids, h, da, ...)    whole-window products: dW_hh = h[:-1]^T da
-and generation is one call of the cell's loop, `<cell>_generate`. The functions below the
-class unpack the parameters for those calls, one per cell.
+and generation is one call of the cell's loop, `<cell>_generate`. Each cell unpacks the
+parameters for those calls itself (`cell.lm_window`, `cell.lm_generate`); a cell without them
+(and every stack) runs the same window through `Stack.forward`/`backward` and generates one
+token at a time.
 """
 import math
 
 import numpy as np
 
 from . import init as initializers
-from .cells import CELLS, make_cell, truncate_code
+from .cells import CELLS, truncate_code
 from .errors import RnnvanishError
 from .stack import Stack
-from .reference import ACTIVATIONS
 from .reference.recurrent import _draw_token
 
 
@@ -89,6 +90,10 @@ class CellModel:
         """Copy arrays into the model's parameters in place (same names and shapes required)."""
         copy_params(self.params, values)
 
+    def constrain(self):
+        """Every layer's parameter constraint (`Cell.constrain`), in place: after each update."""
+        self.stack.constrain()
+
 
 class LanguageModel(CellModel):
     """A cell ('tanh', 'lstm', 'gru') over a vocabulary of `vocab_size` tokens: the readout
@@ -129,11 +134,11 @@ class LanguageModel(CellModel):
         ids, targets = _token_ids(inputs, "inputs"), _token_ids(targets, "targets")
         if targets.shape != ids.shape:
             raise ValueError(f"targets shape {targets.shape} differs from inputs shape {ids.shape}")
-        if not self.stack.plain:
+        if not self.stack.plain or self.cell.lm_window is None:
             return self._stack_window(ids, targets, state, truncate, masks)
         state0 = _contiguous_state(self.cell, state, ids.shape[1])
-        loss, grads, state_T, dstate0, norms = _WINDOWS[self.cell_name](
-            self.cell._kernels(), self.cell, self.params, ids, targets, state0, truncate_code(truncate))
+        loss, grads, state_T, dstate0, norms = self.cell.lm_window(
+            self.cell._kernels(), self.params, ids, targets, state0, truncate_code(truncate))
         return float(loss), grads, state_T, {"dstate0": dstate0, "norms": norms}
 
     def _stack_window(self, ids, targets, state, truncate, masks):
@@ -165,11 +170,10 @@ class LanguageModel(CellModel):
         # Feed the prime except its last token; generation starts from that token.
         if prime_ids.size > 1:
             _, state, _ = self.stack.forward(prime_ids[:-1, None], state)
-        if not self.stack.plain:
+        if not self.stack.plain or self.cell.lm_generate is None:
             return self._stack_generate(token, state, uniforms, temperature)
-        return _GENERATORS[self.cell_name](self.cell._kernels(), self.cell, self.params, token,
-                                           _contiguous_state(self.cell, state, 1), uniforms,
-                                           self.dtype.type(temperature))
+        return self.cell.lm_generate(self.cell._kernels(), self.params, token, _contiguous_state(self.cell, state, 1),
+                                     uniforms, self.dtype.type(temperature))
 
 
     def _stack_generate(self, token, state, uniforms, temperature):
@@ -198,72 +202,6 @@ def sample_from_logits(y, temperature, u):
 
     The draw of the generation loops (`<cell>_generate`)."""
     return _draw_token(np.asarray(y), temperature, u)
-
-
-# --------------------------------------------------------------------------- one window per cell
-# Each takes the backend's kernels and returns (loss, grads of the cell and output layer, state_T,
-# dstate_0, norms). `ids`, `targets` are (T, B) int64, `state0` C-contiguous, `k` a truncate code.
-
-def _tanh_window(kernels, cell, p, ids, targets, state0, k):
-    act = ACTIVATIONS[cell.activation]
-    xw = kernels.input_rows(ids, p["W_xh"], p["b_h"])
-    h = kernels.tanh_forward(xw, state0[0], p["W_hh"], act)
-    loss, dh, dW_hy, db_y = kernels.output_layer(h, targets, p["W_hy"], p["b_y"])
-    da, dh0, norms = kernels.tanh_backward(dh, np.zeros_like(state0[0]), h, p["W_hh"], act, k)
-    dW_xh, dW_hh, db_h, _ = kernels.window_grads(ids, h, da, da, cell.input_size)
-    grads = {"W_xh": dW_xh, "W_hh": dW_hh, "b_h": db_h, "W_hy": dW_hy, "b_y": db_y}
-    return loss, grads, (h[-1].copy(),), (dh0,), {"h": norms}
-
-
-def _lstm_window(kernels, cell, p, ids, targets, state0, k):
-    xw = kernels.input_rows(ids, p["W_xh"], p["b_h"])
-    h, c, gates = kernels.lstm_forward(xw, state0[0], state0[1], p["W_hh"])
-    loss, dh, dW_hy, db_y = kernels.output_layer(h, targets, p["W_hy"], p["b_y"])
-    zeros = np.zeros_like(state0[0])
-    da, dh0, dc0, norms_h, norms_c = kernels.lstm_backward(dh, zeros, zeros, h, c, gates, p["W_hh"], k)
-    dW_xh, dW_hh, db_h, _ = kernels.window_grads(ids, h, da, da, cell.input_size)
-    grads = {"W_xh": dW_xh, "W_hh": dW_hh, "b_h": db_h, "W_hy": dW_hy, "b_y": db_y}
-    return loss, grads, (h[-1].copy(), c[-1].copy()), (dh0, dc0), {"h": norms_h, "c": norms_c}
-
-
-def _gru_window(kernels, cell, p, ids, targets, state0, k):
-    xw = kernels.input_rows(ids, p["W_xh"], p["b_xh"])
-    h, gates, hn = kernels.gru_forward(xw, state0[0], p["W_hh"], p["b_hh"], cell.reset_after)
-    loss, dh, dW_hy, db_y = kernels.output_layer(h, targets, p["W_hy"], p["b_y"])
-    dax, dah, dh0, norms = kernels.gru_backward(dh, np.zeros_like(state0[0]), h, gates, hn, p["W_hh"],
-                                                cell.reset_after, k)
-    dW_xh, dW_hh, db_xh, db_hh = kernels.window_grads(ids, h, dax, dah, cell.input_size)
-    if not cell.reset_after:
-        # The n block's recurrent input is r * h_{t-1}, not h_{t-1}.
-        H = cell.hidden_size
-        rh = (gates[:, :, :H] * h[:-1]).reshape(-1, H)
-        dW_hh[:, 2 * H:] = rh.T @ dah[:, :, 2 * H:].reshape(-1, H)          # (H, T B) @ (T B, H)
-    grads = {"W_xh": dW_xh, "W_hh": dW_hh, "b_xh": db_xh, "b_hh": db_hh, "W_hy": dW_hy, "b_y": db_y}
-    return loss, grads, (h[-1].copy(),), (dh0,), {"h": norms}
-
-
-_WINDOWS = {"tanh": _tanh_window, "lstm": _lstm_window, "gru": _gru_window}
-
-
-# --------------------------------------------------------------------------- generation per cell
-# Each takes the backend's kernels: feed `token` from `state` (B = 1), then one draw per uniform.
-
-def _tanh_generate(kernels, cell, p, token, state, uniforms, temperature):
-    return kernels.tanh_generate(token, state[0], p["W_xh"], p["b_h"], p["W_hh"], p["W_hy"], p["b_y"],
-                                 ACTIVATIONS[cell.activation], uniforms, temperature)
-
-
-def _lstm_generate(kernels, cell, p, token, state, uniforms, temperature):
-    return kernels.lstm_generate(token, state[0], state[1], p["W_xh"], p["b_h"], p["W_hh"], p["W_hy"], p["b_y"],
-                                 uniforms, temperature)
-
-
-def _gru_generate(kernels, cell, p, token, state, uniforms, temperature):
-    return kernels.gru_generate(token, state[0], p["W_xh"], p["b_xh"], p["W_hh"], p["b_hh"], cell.reset_after,
-                                p["W_hy"], p["b_y"], uniforms, temperature)
-
-
-_GENERATORS = {"tanh": _tanh_generate, "lstm": _lstm_generate, "gru": _gru_generate}
 
 
 def _token_ids(a, what):

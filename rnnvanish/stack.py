@@ -88,6 +88,11 @@ class Stack:
     def _kernels(self):
         return self.cells[0]._kernels()
 
+    def constrain(self):
+        """Each layer's own parameter constraint after an update (see Cell.constrain)."""
+        for cell in self.cells:
+            cell.constrain()
+
     def config(self) -> dict:
         """What a one-layer model without regularisation does not record (so its files stay as they were)."""
         out = {}

@@ -87,6 +87,15 @@ def duration(text):
     return positive_float(text[:-1] if scale else text) * (scale or 1.0)
 
 
+def chrono_horizon(text):
+    """`--chrono T_MAX`: the longest time scale, above 2 (time scales are drawn from U[1, T_MAX - 1])."""
+    value = finite_float(text)
+    if value <= 2:
+        raise argparse.ArgumentTypeError(f"T_MAX must be above 2 (time scales are drawn from U[1, T_MAX - 1]), "
+                                         f"got {text}")
+    return value
+
+
 def init_spec(text):
     """An initialiser name with its parameter, checked now (e.g. orthogonal, normal:0.01)."""
     from ..errors import RnnvanishError
@@ -119,6 +128,9 @@ def add_model_arguments(p, config_cls, forget_bias_default=1.0):
                    help="GRU: reset gate before the recurrent product (Cho et al. 2014) instead of after (PyTorch)")
     g.add_argument("--forget-bias", type=finite_float, metavar="B",
                    help=f"LSTM forget-gate bias at the start (default: {forget_bias_default:g})")
+    g.add_argument("--chrono", type=chrono_horizon, metavar="T_MAX",
+                   help="LSTM, GRU: chrono initialisation (Tallec & Ollivier 2018), forget (GRU: update) gate "
+                        "biases log u, u ~ U[1, T_MAX - 1]; the LSTM's input gate the negative")
     g.add_argument("--init-xh", type=init_spec, metavar="SPEC",
                    help="initialiser of W_xh, e.g. glorot_uniform, uniform:0.08 (default: the cell's)")
     g.add_argument("--init-hh", type=init_spec, metavar="SPEC",

@@ -1,5 +1,6 @@
 """`rnnvanish gradcheck`: BPTT gradients against central finite differences (float64)."""
 from ..choices import ACTIVATIONS, BACKENDS, CELLS
+from ..errors import RnnvanishError
 from ._args import nonneg_int, optional_truncate, positive_float, positive_int, probability
 
 CELL_CHOICES = (*CELLS, "all")
@@ -43,14 +44,18 @@ def configurations(args):
         configs.append(("lstm", "lstm", {}))
         configs.append(("gru/reset-after", "gru", {"reset_after": True}))
         configs.append(("gru/reset-before", "gru", {"reset_after": False}))
-        return configs
+        return configs + [(name, name, {}) for name in CELLS if name not in ("tanh", "lstm", "gru")]
+    if args.activation is not None and args.cell != "tanh":
+        raise RnnvanishError(f"--activation applies to the tanh cell only, not {args.cell}")
+    if args.reset_before and args.cell != "gru":
+        raise RnnvanishError(f"--reset-before applies to the gru cell only, not {args.cell}")
     if args.cell == "tanh":
         a = args.activation or "tanh"
         return [(f"tanh/{a}", "tanh", {"activation": a})]
     if args.cell == "gru":
         form = "reset-before" if args.reset_before else "reset-after"
         return [(f"gru/{form}", "gru", {"reset_after": not args.reset_before})]
-    return [("lstm", "lstm", {})]
+    return [(args.cell, args.cell, {})]                                 # the cells without options of their own
 
 
 def run(args):

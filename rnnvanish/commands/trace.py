@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from ..choices import ACTIVATIONS, BACKENDS, CELLS
-from ._args import finite_float, init_spec, nonneg_int, positive_float, positive_int, probability
+from ._args import chrono_horizon, finite_float, init_spec, nonneg_int, positive_float, positive_int, probability
 
 CHART_SUFFIXES = (".png", ".svg")
 
@@ -31,6 +31,8 @@ def add_arguments(p):
                    help="rescale each W_hh gate block to this spectral radius (default: leave it)")
     m.add_argument("--forget-bias", type=finite_float, metavar="B", default=1.0, help="LSTM forget-gate bias (default: 1.0)")
     m.add_argument("--reset-before", action="store_true", help="GRU: reset gate before the product (Cho et al. 2014)")
+    m.add_argument("--chrono", type=chrono_horizon, metavar="T_MAX", default=None,
+                   help="LSTM, GRU: chrono initialisation of the forget (update) gate biases, log U[1, T_MAX - 1]")
     m.add_argument("--hidden", type=positive_int, metavar="H", default=128, help="hidden size H (default: 128)")
     m.add_argument("--layers", type=positive_int, metavar="L", default=1,
                    help="stacked layers; more than one traces the signal across time and depth (default: 1)")
@@ -116,15 +118,19 @@ def _check_outputs(args):
 
 def _settings(args):
     """[(Setting, label)] for a fresh model, one per compared value."""
+    from ..choices import cells_taking
     from ..errors import RnnvanishError
     from ..tracer.experiment import Setting, parse_compare, vary
 
     base = Setting(cell=args.cell, hidden=args.hidden, activation=args.activation, init=args.init,
                    radius=args.radius, forget_bias=args.forget_bias, reset_after=not args.reset_before,
-                   layers=args.layers, residual=args.residual, zoneout=args.zoneout).check()
+                   layers=args.layers, residual=args.residual, zoneout=args.zoneout, chrono=args.chrono).check()
+    field, values = parse_compare(args.compare) if args.compare is not None else (None, None)
+    owners = cells_taking("chrono")
+    if args.chrono is not None and field != "cell" and args.cell not in owners:
+        raise RnnvanishError(f"--chrono applies to the {' and '.join(owners)} cells only, not {args.cell}")
     if args.compare is None:
         return [(base, base.label())]
-    field, values = parse_compare(args.compare)
     only = {"forget_bias": "lstm", "activation": "tanh"}.get(field)
     if only and args.cell != only:
         raise RnnvanishError(f"--compare {field.replace('_', '-')} changes only the {only} cell; add --cell {only}")

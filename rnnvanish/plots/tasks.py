@@ -4,8 +4,13 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from . import new_axes, plt
 
-CELL_COLORS = {"tanh": "tab:red", "lstm": "tab:blue", "gru": "tab:green"}
 BASELINE_STYLE = {"color": "0.35", "linestyle": "--", "linewidth": 1.2}
+
+
+def cell_colour(cell):
+    """The cell's colour on every chart (`Cell.colour` in the registry; None: matplotlib's next)."""
+    from ..cells import CELLS
+    return getattr(CELLS.get(cell), "colour", None)
 
 
 def _finite(x, y):
@@ -117,7 +122,7 @@ def plot_sweep(summary, baseline, title=None, ax=None):
     for cell in cells:
         rows = sorted((r for r in summary if r["cell"] == cell), key=lambda r: r["length"])
         L = np.array([r["length"] for r in rows], dtype=float)
-        color = CELL_COLORS.get(cell)
+        color = cell_colour(cell)
         n_seeds = max(len(r["values"]) for r in rows)
         label = f"{cell}: mean of {n_seeds} seeds, band min to max" if n_seeds > 1 else f"{cell}: one seed"
         line, = ax.plot(L, [100 * r["mean"] for r in rows], marker="o", color=color, linewidth=1.8, label=label)

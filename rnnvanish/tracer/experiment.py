@@ -15,7 +15,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..cells import make_cell
+from ..cells import CELLS, make_cell
+from ..choices import CELLS as CELL_NAMES, cells_taking
 from ..errors import RnnvanishError
 from ..init import parse_init
 
@@ -25,7 +26,6 @@ COMPARE_KEYS = {"cell": "cell", "init": "init", "radius": "radius", "activation"
                 "layers": "layers", "residual": "residual", "zoneout": "zoneout"}
 DEPTH_FIELDS = ("layers", "residual", "zoneout")
 SWITCH = {"on": True, "off": False, "yes": True, "no": False, "true": True, "false": False, "1": True, "0": False}
-CELL_NAMES = ("tanh", "lstm", "gru")
 ACTIVATION_NAMES = ("tanh", "sigmoid", "relu")
 
 
@@ -44,6 +44,7 @@ class Setting:
     radius: float | None = None
     forget_bias: float = 1.0
     reset_after: bool = True
+    chrono: float | None = None
     layers: int = 1
     residual: bool = False
     zoneout: float = 0.0
@@ -55,7 +56,7 @@ class Setting:
 
     def label(self, varied=None) -> str:
         """Legend text: the varied setting alone when there is one, else the cell and its extras."""
-        cell = {"tanh": f"{self.activation} RNN", "lstm": "LSTM", "gru": "GRU"}[self.cell]
+        cell = CELLS[self.cell].title.format(activation=self.activation)
         init = f"{pretty_init(self.init)} init"
         radius = f"radius {self.radius:g}" if self.radius is not None else ""
         if varied == "cell" or varied == "activation":
@@ -66,6 +67,8 @@ class Setting:
             return radius
         if varied == "forget_bias":
             return f"forget bias {self.forget_bias:g}"
+        if varied == "chrono":
+            return f"chrono {self.chrono:g}"
         depth = ", ".join(p for p in (f"{self.layers} layers" if self.layers > 1 else "",
                                       "residual" if self.residual else "",
                                       f"zoneout {self.zoneout:g}" if self.zoneout else "") if p)
@@ -78,12 +81,13 @@ class Setting:
     def build(self, input_size, seed=0, dtype="float64", backend=None):
         """The cell, freshly initialised (W_xh Glorot uniform, W_hh by `init`)."""
         options = {"init_hh": self.init, "radius": self.radius, "seed": seed, "dtype": dtype, "backend": backend}
-        if self.cell == "tanh":
-            options["activation"] = self.activation
-        elif self.cell == "lstm":
-            options["forget_bias"] = self.forget_bias
-        else:
-            options["reset_after"] = self.reset_after
+        # the cell-specific settings, each to the cells that take it (rnnvanish.choices)
+        for setting, field, value in (("activation", "activation", self.activation),
+                                      ("forget_bias", "forget_bias", self.forget_bias),
+                                      ("reset_before", "reset_after", self.reset_after),
+                                      ("chrono", "chrono", self.chrono)):
+            if self.cell in cells_taking(setting) and value is not None:
+                options[field] = value
         try:
             if self.stacked:
                 from ..stack import Stack

@@ -28,7 +28,8 @@ from ..reference import ACTIVATIONS, activate_grad
 # --------------------------------------------------------------------------- step Jacobians
 
 def state_size(cell):
-    return 2 * cell.hidden_size if cell.name == "lstm" else cell.hidden_size
+    """n: every part of the carry stacked, (h, c) 2H for the LSTM, H for the others."""
+    return len(cell.state_names) * cell.hidden_size
 
 
 def step_jacobians(cell, cache, b=0):
@@ -37,14 +38,11 @@ def step_jacobians(cell, cache, b=0):
 
 
 def step_chain(cell, cache, b=0):
-    """The step Jacobians of sequence `b` as a Chain (the LSTM's kept as its blocks)."""
-    if cell.name == "tanh":
-        return Chain(_tanh_jacobians(cell, cache, b))
-    if cell.name == "lstm":
-        return Chain.lstm(*_lstm_jacobian_blocks(cell, cache, b))
-    if cell.name == "gru":
-        return Chain(_gru_jacobians(cell, cache, b))
-    raise ValueError(f"no step Jacobian for cell {cell.name!r}")
+    """The step Jacobians of sequence `b` as a Chain (the LSTM's kept as its blocks).
+
+    Each cell names its own closed form (`cell.step_chain`); those of the three classic
+    cells are the functions below."""
+    return cell.step_chain(cache, b)
 
 
 def _blocks_T(W_hh, H, n_gates):
@@ -52,13 +50,13 @@ def _blocks_T(W_hh, H, n_gates):
     return [W_hh[:, j * H:(j + 1) * H].T.astype(np.float64) for j in range(n_gates)]
 
 
-def _tanh_jacobians(cell, cache, b):
+def tanh_jacobians(cell, cache, b):
     h_t = cache["h"][1:, b].astype(np.float64)                      # (T, H)
     fprime = activate_grad(h_t, ACTIVATIONS[cell.activation])        # f'(a_t) from h_t = f(a_t)
     return fprime[:, :, None] * cell.params["W_hh"].T.astype(np.float64)[None]   # (T, H, H)
 
 
-def _lstm_jacobian_blocks(cell, cache, b):
+def lstm_jacobian_blocks(cell, cache, b):
     """The dense left block column L = [[dh/dh], [dc/dh]] (T, 2H, H) of the LSTM's J_t, and
     the diagonals d1 = dh_t/dc_{t-1}, d2 = dc_t/dc_{t-1} (T, H) of its right block column."""
     H = cell.hidden_size
@@ -79,7 +77,7 @@ def _lstm_jacobian_blocks(cell, cache, b):
     return L, o * dtanh_c * f, f
 
 
-def _gru_jacobians(cell, cache, b):
+def gru_jacobians(cell, cache, b):
     H = cell.hidden_size
     W_rT, W_zT, W_nT = _blocks_T(cell.params["W_hh"], H, 3)
     h_prev = cache["h"][:-1, b].astype(np.float64)

@@ -45,49 +45,64 @@ def _norm(x):
 def backprop_signal(cell, cache, u):
     """Per-sequence norms of the signal from E_T = sum_b u_b . h_T^b (see module doc).
 
-    Returns (grad_h (B, T+1), grad_c (B, T+1) or None, contribution (B, T)), all indexed by lag."""
+    Each step back is the cell's own (`cell.probe_back`, the functions below for the classic
+    cells). Returns (grad_h (B, T+1), grad_c (B, T+1) or None, contribution (B, T)), all
+    indexed by lag."""
     h, T, B = cache["h"], cache["T"], cache["B"]
-    H = cell.hidden_size
-    W_hh = cell.params["W_hh"]
     g_h = np.asarray(u, dtype=h.dtype)                                # dE_T/dh_T
     grad_h = np.zeros((B, T + 1))
     contribution = np.zeros((B, T))
     grad_h[:, 0] = _norm(g_h)
-    is_lstm = cell.name == "lstm"
-    grad_c = np.zeros((B, T + 1)) if is_lstm else None
+    has_c = "c" in cell.state_names
+    grad_c = np.zeros((B, T + 1)) if has_c else None
     g_c = np.zeros_like(g_h)                                          # no loss on c_T itself
     with np.errstate(over="ignore", invalid="ignore"):
         for t in range(T, 0, -1):
             lag = T - t
-            h_prev = h[t - 1]
-            if cell.name == "tanh":
-                da, g_h = ref._tanh_step_back(g_h, h[t], W_hh.T, ACTIVATIONS[cell.activation])
-                size = _norm(h_prev) * _norm(da)
-            elif is_lstm:
-                da, g_h, g_c, g_c_total = ref._lstm_step_back(
-                    g_h, g_c, cache["c"][t - 1], cache["c"][t], cache["gates"][t - 1], W_hh.T)
+            size, g_h, g_c, g_c_total = cell.probe_back(cache, t, g_h, g_c)
+            if has_c:
                 grad_c[:, lag] = _norm(g_c_total)                     # total dE_T/dc_t
-                size = _norm(h_prev) * _norm(da)
-            else:
-                _, dah, g_h = ref._gru_step_back(g_h, h_prev, cache["gates"][t - 1], cache["hn"][t - 1], W_hh.T,
-                                                 W_hh[:, :2 * H].T, W_hh[:, 2 * H:].T, cell.reset_after)
-                if cell.reset_after:
-                    size = _norm(h_prev) * _norm(dah)
-                else:
-                    rh = cache["gates"][t - 1][:, :H] * h_prev        # the n block's recurrent input
-                    size = np.hypot(_norm(h_prev) * _norm(dah[:, :2 * H]), _norm(rh) * _norm(dah[:, 2 * H:]))
             contribution[:, lag] = size
             grad_h[:, lag + 1] = _norm(g_h)
-        if is_lstm:
+        if has_c:
             grad_c[:, T] = _norm(g_c)                                 # c_0 is reached through c_1 only
     return grad_h, grad_c, contribution
 
 
+# One step back of the probe per cell, g_h = dE_T/dh_t (and g_c = dE_T/dc_t from c_{t+1}):
+# each returns (||the step's term of dE_T/dW_hh|| per sequence, dE_T/dh_{t-1}, dE_T/dc_{t-1}
+# or g_c untouched, the total dE_T/dc_t or None).
+
+def tanh_probe_back(cell, cache, t, g_h, g_c):
+    h, W_hh = cache["h"], cell.params["W_hh"]
+    da, g_h = ref._tanh_step_back(g_h, h[t], W_hh.T, ACTIVATIONS[cell.activation])
+    return _norm(h[t - 1]) * _norm(da), g_h, g_c, None
+
+
+def lstm_probe_back(cell, cache, t, g_h, g_c):
+    h, W_hh = cache["h"], cell.params["W_hh"]
+    da, g_h, g_c, g_c_total = ref._lstm_step_back(g_h, g_c, cache["c"][t - 1], cache["c"][t], cache["gates"][t - 1],
+                                                  W_hh.T)
+    return _norm(h[t - 1]) * _norm(da), g_h, g_c, g_c_total
+
+
+def gru_probe_back(cell, cache, t, g_h, g_c):
+    h, W_hh, H = cache["h"], cell.params["W_hh"], cell.hidden_size
+    h_prev = h[t - 1]
+    _, dah, g_h = ref._gru_step_back(g_h, h_prev, cache["gates"][t - 1], cache["hn"][t - 1], W_hh.T,
+                                     W_hh[:, :2 * H].T, W_hh[:, 2 * H:].T, cell.reset_after)
+    if cell.reset_after:
+        size = _norm(h_prev) * _norm(dah)
+    else:
+        rh = cache["gates"][t - 1][:, :H] * h_prev                    # the n block's recurrent input
+        size = np.hypot(_norm(h_prev) * _norm(dah[:, :2 * H]), _norm(rh) * _norm(dah[:, 2 * H:]))
+    return size, g_h, g_c, None
+
+
 def bound_base(cell):
-    """gamma * sigma_max(W_hh) for the tanh-family RNN; NaN for gated cells (no such bound)."""
-    if cell.name != "tanh":
-        return float("nan")
-    return float(cell.gamma * np.linalg.norm(np.asarray(cell.params["W_hh"], dtype=np.float64), 2))
+    """gamma * sigma_max(W_hh) for the tanh-family RNN, the cell's own bound where it has one
+    (`cell.bound_base`), NaN for the gated cells (no such bound)."""
+    return cell.bound_base()
 
 
 def fit_decay(values, lags=None, first=1, last=None):

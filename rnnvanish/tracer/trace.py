@@ -197,16 +197,7 @@ def describe_cell(cell) -> dict:
     d = {"cell": cell.name, "hidden_size": cell.hidden_size, "input_size": cell.input_size,
          "init_xh": str(cell.init_xh), "init_hh": str(cell.init_hh), "radius": cell.radius,
          "dtype": cell.dtype.name, "backend": cell.backend}
-    if cell.name == "tanh":
-        d["activation"] = cell.activation
-        W_hh = np.asarray(cell.params["W_hh"], dtype=np.float64)
-        d["gamma"] = cell.gamma
-        d["sigma_max"] = float(np.linalg.norm(W_hh, 2))
-        d["spectral_radius"] = float(np.max(np.abs(np.linalg.eigvals(W_hh))))
-    elif cell.name == "lstm":
-        d["forget_bias"] = cell.forget_bias
-    elif cell.name == "gru":
-        d["reset_after"] = cell.reset_after
+    d.update(cell.describe())                          # the cell's own settings (activation, forget bias, ...)
     return d
 
 
@@ -251,12 +242,18 @@ def trace(model, inputs, *, state=None, label=None, seed=0, jacobians=True, meth
         arrays["sv_lags"] = products.log_spaced_lags(T)
         arrays["sv_log10"] = products.singular_values_to_end(J, arrays["sv_lags"], n_singular)
         meta.update(jacobian_method=used, sequence=sequence, state_size=int(J.n),
-                    jacobian_state="(h, c)" if cell.name == "lstm" else "h")
+                    jacobian_state=_state_label(cell))
         if used == "sketch":
             meta.update(rank=rank, sweeps=sweeps)
             _check_sketch_against_exact(arrays, T, meta)
     meta["seconds"] = time.perf_counter() - start
     return Trace(meta=meta, grad_h=grad_h, contribution=contribution, grad_c=grad_c, **arrays)
+
+
+def _state_label(cell):
+    """"h", or "(h, c)" for a carry of several parts."""
+    names = cell.state_names
+    return names[0] if len(names) == 1 else f"({', '.join(names)})"
 
 
 def _check_sketch_against_exact(arrays, T, meta):

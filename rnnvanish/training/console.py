@@ -75,11 +75,7 @@ class Console(TrainHooks):
     # -- start ----------------------------------------------------------------------------------
     def start(self, compile_seconds=0.0):
         t, s, m = self.t, self.t.settings, self.t.model
-        cell = s.cell.upper() if s.cell != "tanh" else f"tanh RNN ({m.cell.activation})"
-        if s.cell == "gru":
-            cell += " (reset before)" if s.reset_before else " (reset after)"
-        if s.cell == "lstm":
-            cell += f" (forget bias {m.cell.forget_bias:g})"
+        cell = m.cell.summary                                   # e.g. "LSTM (forget bias 1)"
         clip = []
         if s.clip_value:
             clip.append(f"clip-value {_g(s.clip_value)}")

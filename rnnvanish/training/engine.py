@@ -9,6 +9,7 @@ for a task):
     check             loss and every gradient finite (else stop, or drop the step: nonfinite)
     clip              by value (entry-wise), then by norm (global, or per tensor)
     update            optimizer.step(grads, lr(step))
+    constrain         model.constrain(): each cell projects its parameters back (IndRNN: |u| <= U_max)
     health            the smoothed loss far above the untrained loss stops the run (health.py)
     carry             s_0 <- s_T for the next batch (reset when the objective starts over)
 
@@ -166,6 +167,7 @@ class Trainer:
         self.health.record(step, loss, norm, norm_clipped, lr)     # raises before a diverged update
         with np.errstate(over="ignore", invalid="ignore"):
             self.optimizer.step(grads, lr)
+        self.model.constrain()                                     # the cells' own parameter constraints
         self._check_params(step, norm, lr)
         self.state, self.step, self.consecutive_skips = state_T, step, 0
         clipped = n_changed > 0 or norm_clipped < norm

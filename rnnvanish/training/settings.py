@@ -20,11 +20,12 @@ from ..errors import RnnvanishError
 @dataclass
 class TrainConfig:
     # -- model
-    cell: str = "lstm"                  # tanh, lstm or gru
+    cell: str = "lstm"                  # tanh, lstm, gru, irnn or indrnn (rnnvanish.choices.CELLS)
     hidden: int = 128                   # hidden size H
     activation: str | None = None       # tanh cell: tanh (default), sigmoid or relu
     reset_before: bool | None = None    # GRU: reset gate before the recurrent product (Cho et al. 2014)
     forget_bias: float | None = None    # LSTM: forget-gate bias at the start
+    chrono: float | None = None         # LSTM, GRU: forget/update-gate biases log U[1, T_max - 1] (Tallec & Ollivier)
     init_xh: str | None = None          # initialiser of W_xh (None: the cell's)
     init_hh: str | None = None          # initialiser of W_hh (None: orthogonal)
     radius: float | None = None         # rescale each W_hh gate block to this spectral radius
@@ -99,6 +100,10 @@ class TrainConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0.0 <= value < 1.0):
                 raise RnnvanishError(f"--{name} is a probability in [0, 1), got {value!r}")
+        if self.chrono is not None and not (isinstance(self.chrono, (int, float)) and math.isfinite(self.chrono)
+                                            and self.chrono > 2):
+            raise RnnvanishError(f"--chrono T_MAX must be above 2 (the time scales are drawn from U[1, T_MAX - 1]), "
+                                 f"got {self.chrono!r}")
         if self.variational and not self.dropout:
             raise RnnvanishError("--variational chooses how --dropout draws its masks; give --dropout P too")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
