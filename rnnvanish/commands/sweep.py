@@ -71,7 +71,8 @@ def run(args):
     if (folder / RECORD).exists() and not args.overwrite:
         raise RnnvanishError(f"the folder {folder} already holds a sweep; pass --overwrite to replace it")
     if args.scheduler is not None and args.workers:
-        raise RnnvanishError("--workers sizes the local process pool; with --scheduler the cluster's workers run the jobs")
+        raise RnnvanishError("--workers sizes the local process pool; "
+                             "with --scheduler the cluster's workers run the jobs")
     if args.scheduler is None:
         workers = min(args.workers or default_workers(), len(specs))
         connection = contextlib.nullcontext((None, workers))

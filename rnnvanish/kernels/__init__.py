@@ -10,6 +10,9 @@ pair equal:
     output.py     input_rows, output_layer, softmax_xent, window_grads, embed_backward:
                   the language model's pieces around the recurrence; dense_rows, outer_sum,
                   back_rows: the same whole-window products for dense inputs (stacks, tasks)
+    linear.py     mingru_forward, mingru_backward, minlstm_forward, minlstm_backward: the
+                  linear recurrences minGRU and minLSTM (Feng et al. 2024); linear_scan,
+                  log_scan: their prefix scans (SCANS: the forward kernels' scan codes)
     optim.py      adam_update: `rnnvanish.optim.Adam`'s update in one pass, bit for bit
 
 Kernels take arrays, sizes and activation codes, never objects: `rnnvanish.model` strings a
@@ -24,6 +27,9 @@ Importing the package calls `memory.keep_freed_memory()`: glibc's malloc then re
 blocks a window frees instead of mapping them anew each step (see memory.py).
 """
 from ..reference import ACTIVATIONS
+from ..reference.linear import SCANS
+from .linear import (linear_scan, log_scan, mingru_backward, mingru_forward, minlstm_backward,
+                     minlstm_forward)
 from .memory import keep_freed_memory
 from .optim import adam_update
 from .output import (back_rows, dense_rows, embed_backward, input_rows, outer_sum, output_layer, softmax_xent,
@@ -36,6 +42,7 @@ __all__ = ["tanh_forward", "tanh_backward", "lstm_forward", "lstm_backward", "gr
            "tanh_generate", "lstm_generate", "gru_generate",
            "input_rows", "output_layer", "softmax_xent", "window_grads", "embed_backward",
            "dense_rows", "outer_sum", "back_rows",
-           "adam_update", "TANH", "SIGMOID", "RELU", "ACTIVATIONS"]
+           "adam_update", "TANH", "SIGMOID", "RELU", "ACTIVATIONS",
+           "mingru_forward", "mingru_backward", "minlstm_forward", "minlstm_backward", "linear_scan", "log_scan", "SCANS"]
 
 keep_freed_memory()
