@@ -585,8 +585,10 @@ def chrono_biases(T_max, H, rng):
     return np.log(rng.uniform(1.0, T_max - 1.0, size=H))
 
 
+from .indrnn import IndRNN  # noqa: E402  (it builds on Cell, defined above)
+
 # The registry: every cell by name (rnnvanish.choices.CELLS names the same, without importing numpy).
-CELLS = {"tanh": TanhRNN, "lstm": LSTM, "gru": GRU, "irnn": IRNN}
+CELLS = {"tanh": TanhRNN, "lstm": LSTM, "gru": GRU, "irnn": IRNN, "indrnn": IndRNN}
 
 
 def make_cell(name, input_size, hidden_size, **options):

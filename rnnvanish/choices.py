@@ -2,13 +2,13 @@
 
 The command line offers these names (without importing any numerical code, so `--help` stays
 quick); the library checks against them. `cell_options` is the one place that routes the
-cell-specific settings (activation, GRU form, forget bias, chrono) and the
+cell-specific settings (activation, GRU form, forget bias, chrono, the IndRNN's horizon) and the
 initialisers to a cell. `CELLS` names the cells of `rnnvanish.cells.CELLS`, the registry, in
 its order (a test holds the two equal).
 """
 from .errors import RnnvanishError
 
-CELLS = ("tanh", "lstm", "gru", "irnn")
+CELLS = ("tanh", "lstm", "gru", "irnn", "indrnn")
 CLASSIC_CELLS = ("tanh", "lstm", "gru")          # what a sweep compares unless told otherwise
 ACTIVATIONS = ("tanh", "sigmoid", "relu")        # of the tanh-family cell
 DTYPES = ("float64", "float32")
@@ -22,6 +22,9 @@ CELL_SPECIFIC = {
     "forget_bias": (("lstm",), "forget_bias"),
     "reset_before": (("gru",), "reset_after"),
     "chrono": (("lstm", "gru"), "chrono"),
+    # the sequence length the IndRNN's bound |u| <= gamma^(1/T) is for; filled in from the
+    # run (the task's length, the language model's window), not a flag of its own
+    "horizon": (("indrnn",), "horizon"),
 }
 # settings every cell takes: initialisers of the two weight matrices and the spectral radius
 CELL_GENERAL = ("init_xh", "init_hh", "radius")

@@ -56,11 +56,11 @@ def to_torch_state_dict(model, prefix=""):
     cells, lm = _layer_cells(model)
     state = {}
     for k, cell in enumerate(cells):
+        if cell.torch_layer is None:
+            raise ValueError(f"the {cell.name} cell has no PyTorch counterpart whose weights map onto its own")
         p = cell.params
         state[f"{prefix}weight_ih_l{k}"] = p["W_xh"].T.copy()
         state[f"{prefix}weight_hh_l{k}"] = p["W_hh"].T.copy()
-        if cell.torch_layer is None:
-            raise ValueError(f"the {cell.name} cell has no PyTorch counterpart whose weights map onto its own")
         if len(cell.bias_names) == 2:                                  # the GRU keeps both biases
             state[f"{prefix}bias_ih_l{k}"] = p[cell.bias_names[0]].copy()
             state[f"{prefix}bias_hh_l{k}"] = p[cell.bias_names[1]].copy()

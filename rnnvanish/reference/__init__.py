@@ -10,6 +10,7 @@ files of the same names; tests hold each pair equal:
     output.py     input_rows, output_layer, softmax_xent, window_grads, embed_backward:
                   the language model's pieces around the recurrence; dense_rows, outer_sum,
                   back_rows: the same whole-window products for dense inputs (stacks, tasks)
+    indrnn.py     indrnn_forward, indrnn_backward: the IndRNN recurrence (Li et al. 2018)
     linear.py     mingru_forward, mingru_backward, minlstm_forward, minlstm_backward: the
                   linear recurrences minGRU and minLSTM (Feng et al. 2024); linear_scan,
                   log_scan: their prefix scans (SCANS: the forward kernels' scan codes)
@@ -25,6 +26,7 @@ One window of the language model (`rnnvanish.model`) is five calls on either bac
 
 Kernels take arrays, sizes and activation codes (`ACTIVATIONS`), never objects.
 """
+from .indrnn import indrnn_backward, indrnn_forward
 from .linear import (SCANS, linear_scan, log_scan, mingru_backward, mingru_forward, minlstm_backward,
                      minlstm_forward)
 from .optim import adam_update
@@ -41,4 +43,5 @@ __all__ = ["tanh_forward", "tanh_backward", "lstm_forward", "lstm_backward", "gr
            "input_rows", "output_layer", "softmax_xent", "window_grads", "embed_backward",
            "dense_rows", "outer_sum", "back_rows",
            "adam_update", "TANH", "SIGMOID", "RELU", "ACTIVATIONS",
+           "indrnn_forward", "indrnn_backward",
            "mingru_forward", "mingru_backward", "minlstm_forward", "minlstm_backward", "linear_scan", "log_scan", "SCANS"]

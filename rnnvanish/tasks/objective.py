@@ -75,7 +75,8 @@ def build(config):
     if config.length < task.min_length:
         raise RnnvanishError(f"the {task.name} task needs --length of at least {task.min_length}, got {config.length}")
     model = TaskModel(task, config.cell, config.hidden, seed=config.seed, dtype=config.dtype, backend=config.backend,
-                      **stack_options(config), **cell_options(config.cell, config, CELL_DEFAULTS))
+                      **stack_options(config), **cell_options(config.cell, config,
+                                                              {**CELL_DEFAULTS, "horizon": config.length}))
     # The held-out set has its own stream: the same sequences whatever the batch size or steps.
     heldout = task.generate(config.eval_size, config.length, rng=np.random.default_rng([config.seed, 3]))
     return task, model, None, heldout

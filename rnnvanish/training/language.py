@@ -66,7 +66,7 @@ def build_model(config, vocab_size: int) -> LanguageModel:
     try:
         return LanguageModel(config.cell, vocab_size, config.hidden, seed=config.seed, dtype=config.dtype,
                              backend=config.backend, **stack_options(config),
-                             **cell_options(config.cell, config, CELL_DEFAULTS))
+                             **cell_options(config.cell, config, {**CELL_DEFAULTS, "horizon": config.window}))
     except ValueError as err:
         raise RnnvanishError(f"cannot build the model: {err}") from None
 
