@@ -1,6 +1,7 @@
 """minGRU and minLSTM (Feng et al. 2024) as kernels: the reference's truncated BPTT against
 central differences of the truncated objective, the Numba twins against the reference, the
-prefix and log-space scans against the step loop, and the closed form of the lag profile."""
+prefix and log-space scans against the step loop, and the closed form of the lag profile; the
+same for the LRU (Orvieto et al. 2023), whose state is complex, and its ring initialisation."""
 import inspect
 
 import numpy as np
@@ -169,14 +170,123 @@ def _public_functions(module):
 def test_the_two_files_read_alike():
     """Same public functions with the same arguments, listed by both packages; the same helpers."""
     from rnnvanish import kernels, reference
-    names = _public_functions(r_linear)
+    names = _public_functions(r_linear) - {"lru_ring_init"}                # a NumPy helper, no kernel
     assert names == _public_functions(k_linear) == {"mingru_forward", "mingru_backward", "minlstm_forward",
-                                                    "minlstm_backward", "linear_scan", "log_scan"}
+                                                    "minlstm_backward", "linear_scan", "log_scan",
+                                                    "lru_forward", "lru_backward"}
     for name in names:
         assert name in kernels.__all__ and name in reference.__all__, name
         k_args = list(inspect.signature(getattr(k_linear, name).py_func).parameters)
         assert k_args == list(inspect.signature(getattr(r_linear, name)).parameters), name
     assert kernels.SCANS == reference.SCANS == {"loop": k_linear.LOOP, "prefix": k_linear.PREFIX_SCAN,
                                                 "log": k_linear.LOG_SCAN}
-    for helper in ("_candidate", "_candidate_grad", "_log_candidate", "_loop", "_run", "_check_log_scan"):
+    for helper in ("_candidate", "_candidate_grad", "_log_candidate", "_loop", "_run", "_check_log_scan",
+                   "_lru_lambda", "_complex_norms"):
         assert hasattr(k_linear, helper) and hasattr(r_linear, helper), helper
+
+
+# --------------------------------------------------------------------------- LRU
+# Complex arrays carry gradients as dE/dRe + i dE/dIm; their float view interleaves the two,
+# so central differences on the view of an input give the view of its gradient.
+
+COMPLEX = {np.float64: np.complex128, np.float32: np.complex64}
+
+
+def make_lru_case(T, B, dtype=np.float64, seed=0):
+    rng = np.random.default_rng(seed)
+    nu_log, theta_log, gamma_log = r_linear.lru_ring_init(H, rng, r_min=0.5, r_max=0.95, max_phase=np.pi)
+
+    def complex_normal(*shape):
+        return (rng.normal(size=shape) + 1j * rng.normal(size=shape)).astype(COMPLEX[dtype])
+    return {"bu": complex_normal(T, B, H), "x0": complex_normal(B, H), "dx": complex_normal(T, B, H),
+            "dx_T": complex_normal(B, H), "nu_log": nu_log.astype(dtype), "theta_log": theta_log.astype(dtype),
+            "gamma_log": gamma_log.astype(dtype)}
+
+
+def lru_forward_backward(module, c, truncate, scan=LOOP):
+    params = (c["nu_log"], c["theta_log"], c["gamma_log"])
+    x = module.lru_forward(c["bu"], c["x0"], *params, scan)
+    dbu, dnu_log, dtheta_log, dgamma_log, dx0, norms = module.lru_backward(c["dx"], c["dx_T"], x, c["bu"], *params,
+                                                                          truncate or 0)
+    return {"x": x, "dbu": dbu, "dnu_log": dnu_log, "dtheta_log": dtheta_log, "dgamma_log": dgamma_log,
+            "dx0": dx0, "norms": norms}
+
+
+class LRUCell:
+    state_names = ("x",)
+
+    def __init__(self, case):
+        self.case = case
+
+    def forward(self, bu, state0):
+        c = self.case
+        x = r_linear.lru_forward(bu, state0[0], c["nu_log"], c["theta_log"], c["gamma_log"], LOOP)
+        return x, (x[-1],), {"x": x, "T": len(bu)}
+
+
+@GRID
+def test_lru_backward_is_the_gradient_of_the_truncated_objective(T, B, truncate):
+    c = make_lru_case(T, B, seed=10 * T + B)
+    result = lru_forward_backward(r_linear, c, truncate)
+    model = LRUCell(c)
+    fixed = states_in_cache(model, model.forward(c["bu"], (c["x0"],))[2])
+
+    def step_loss(s, x_s, _state):                             # Re sum conj(dx) x: its gradient is dx
+        loss = (np.conj(c["dx"][s - 1]) * x_s).real.sum()
+        return float(loss + ((np.conj(c["dx_T"]) * x_s).real.sum() if s == T else 0.0))
+
+    def objective():
+        return truncated_objective(model, c["bu"], (c["x0"],), step_loss, truncate, fixed)
+
+    for name, array, analytic in (("dbu", c["bu"].view(np.float64), result["dbu"].view(np.float64)),
+                                  ("dx0", c["x0"].view(np.float64), result["dx0"].view(np.float64)),
+                                  ("dnu_log", c["nu_log"], result["dnu_log"]),
+                                  ("dtheta_log", c["theta_log"], result["dtheta_log"]),
+                                  ("dgamma_log", c["gamma_log"], result["dgamma_log"])):
+        numeric = numerical_gradient(objective, array, eps=1e-6)
+        assert np.abs(analytic).max() > 0.0, f"{name} is identically zero: the check would be empty"
+        err = relative_error(analytic, numeric)
+        assert err <= 1e-7, f"lru {name}: relative error {err:.2e}"
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@GRID
+def test_the_lru_kernels_equal_the_reference(T, B, truncate, dtype):
+    c = make_lru_case(T, B, dtype=dtype, seed=100 * T + 10 * B + (truncate or 0))
+    for scan in (LOOP, PREFIX):
+        expected = lru_forward_backward(r_linear, c, truncate, scan)
+        actual = lru_forward_backward(k_linear, c, truncate, scan)
+        for name, value in expected.items():
+            assert actual[name].dtype == value.dtype, f"{name}: dtype {actual[name].dtype} != {value.dtype}"
+            assert_close(actual[name], value, rtol=RTOL[dtype], name=f"lru scan {scan} {name}")
+
+
+@pytest.mark.parametrize("module", [r_linear, k_linear], ids=["reference", "numba"])
+def test_the_lru_lag_profile_is_a_power_of_lambda(module):
+    """dx_T/dx_k = Lambda^(T-k): forward from x_k with no input, and backward from a loss at T."""
+    T, B = 12, 2
+    c = make_lru_case(T, B, seed=7)
+    lam = np.exp(-np.exp(c["nu_log"]) + 1j * np.exp(c["theta_log"]))
+    silent = {**c, "bu": np.zeros_like(c["bu"]), "dx": np.zeros_like(c["dx"])}
+    result = lru_forward_backward(module, silent, None)
+    for k in range(T + 1):
+        assert_close(result["x"][T], lam ** (T - k) * result["x"][k], name=f"x_T from x_{k}")
+        assert_close(result["norms"][k], np.linalg.norm(np.conj(lam) ** (T - k) * c["dx_T"]), name=f"norms[{k}]")
+    assert_close(result["dx0"], np.conj(lam) ** T * c["dx_T"], name="dx0")
+    for scan in (PREFIX,):
+        assert_close(lru_forward_backward(module, c, None, scan)["x"], lru_forward_backward(module, c, None)["x"],
+                     name="x by the prefix scan")
+    with pytest.raises(ValueError, match="log-space"):
+        module.lru_forward(c["bu"], c["x0"], c["nu_log"], c["theta_log"], c["gamma_log"], LOG)
+
+
+def test_the_ring_initialisation():
+    """|lambda| on the ring, |lambda|^2 uniform on [r_min^2, r_max^2], phase in [0, max_phase], gamma normalises."""
+    rng = np.random.default_rng(0)
+    nu_log, theta_log, gamma_log = r_linear.lru_ring_init(20000, rng, r_min=0.4, r_max=0.9, max_phase=np.pi / 5)
+    modulus = np.exp(-np.exp(nu_log))
+    phase = np.exp(theta_log)
+    assert modulus.min() >= 0.4 and modulus.max() <= 0.9 and phase.min() >= 0 and phase.max() <= np.pi / 5
+    assert abs(np.mean(modulus ** 2) - (0.4 ** 2 + 0.9 ** 2) / 2) < 0.005
+    assert abs(np.mean(phase) - np.pi / 10) < 0.005
+    assert_close(np.exp(gamma_log), np.sqrt(1.0 - modulus ** 2), name="gamma")

@@ -12,8 +12,9 @@ pair equal:
                   back_rows: the same whole-window products for dense inputs (stacks, tasks)
     indrnn.py     indrnn_forward, indrnn_backward: the IndRNN recurrence (Li et al. 2018)
     linear.py     mingru_forward, mingru_backward, minlstm_forward, minlstm_backward: the
-                  linear recurrences minGRU and minLSTM (Feng et al. 2024); linear_scan,
-                  log_scan: their prefix scans (SCANS: the forward kernels' scan codes)
+                  linear recurrences minGRU and minLSTM (Feng et al. 2024); lru_forward,
+                  lru_backward: the LRU (Orvieto et al. 2023); linear_scan, log_scan: their
+                  prefix scans (SCANS: the forward kernels' scan codes)
     optim.py      adam_update: `rnnvanish.optim.Adam`'s update in one pass, bit for bit
 
 Kernels take arrays, sizes and activation codes, never objects: `rnnvanish.model` strings a
@@ -29,8 +30,8 @@ blocks a window frees instead of mapping them anew each step (see memory.py).
 """
 from ..reference import ACTIVATIONS
 from ..reference.linear import SCANS
-from .linear import (linear_scan, log_scan, mingru_backward, mingru_forward, minlstm_backward,
-                     minlstm_forward)
+from .linear import (linear_scan, log_scan, lru_backward, lru_forward, mingru_backward,
+                     mingru_forward, minlstm_backward, minlstm_forward)
 from .memory import keep_freed_memory
 from .indrnn import indrnn_backward, indrnn_forward
 from .optim import adam_update
@@ -46,6 +47,7 @@ __all__ = ["tanh_forward", "tanh_backward", "lstm_forward", "lstm_backward", "gr
            "dense_rows", "outer_sum", "back_rows",
            "adam_update", "TANH", "SIGMOID", "RELU", "ACTIVATIONS",
            "indrnn_forward", "indrnn_backward",
-           "mingru_forward", "mingru_backward", "minlstm_forward", "minlstm_backward", "linear_scan", "log_scan", "SCANS"]
+           "mingru_forward", "mingru_backward", "minlstm_forward", "minlstm_backward", "linear_scan", "log_scan",
+           "lru_forward", "lru_backward", "SCANS"]
 
 keep_freed_memory()

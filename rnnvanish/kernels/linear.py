@@ -1,5 +1,5 @@
-"""Numba twins of `rnnvanish.reference.linear`: minGRU and minLSTM (Feng et al. 2024), their
-truncated BPTT, the prefix scan and the log-space scan.
+"""Numba twins of `rnnvanish.reference.linear`: minGRU and minLSTM (Feng et al. 2024) and the
+LRU (Orvieto et al. 2023), their truncated BPTT, the prefix scan and the log-space scan.
 
 The equations, gate orders, scan codes and the meaning of every argument are in the
 reference's docstring; each public function here has its name, arguments and results and
@@ -307,3 +307,90 @@ def minlstm_backward(dh, dh_T, h, gates, positive, truncate):
             for j in range(H):
                 g_h[first - 1, n, j] += g[n, j]
     return da, g_h[0].copy(), _step_norms(g_h)
+
+
+# --------------------------------------------------------------------------- LRU
+
+@jit
+def _lru_lambda(nu_log, theta_log, dtype_of):
+    """lambda (N,) = exp(-exp(nu_log) + i exp(theta_log)), in the complex type of `dtype_of`."""
+    lam = np.empty(nu_log.shape[0], dtype=dtype_of.dtype)
+    for j in range(nu_log.shape[0]):
+        lam[j] = np.exp(-np.exp(nu_log[j]) + 1j * np.exp(theta_log[j]))
+    return lam
+
+
+@jit
+def lru_forward(bu, x0, nu_log, theta_log, gamma_log, scan):
+    """x_t = lambda x_{t-1} + gamma bu_t: x (T+1, B, N) complex."""
+    if scan == LOG_SCAN:
+        raise ValueError("the LRU runs by the loop or the prefix scan; the log-space scan needs positive values")
+    T, B, N = bu.shape
+    lam = _lru_lambda(nu_log, theta_log, bu)
+    a = np.empty_like(bu)
+    b = np.empty_like(bu)
+    for t in range(T):
+        for n in range(B):
+            for j in range(N):
+                a[t, n, j] = lam[j]
+                b[t, n, j] = np.exp(gamma_log[j]) * bu[t, n, j]   # gamma bu_t
+    return _run(a, b, x0, scan)
+
+
+@jit
+def _complex_norms(g_x):
+    """norms[t] = sqrt(sum |g|^2) over the batch and units."""
+    T1, B, N = g_x.shape
+    norms = np.empty(T1, dtype=g_x.real.dtype)
+    for t in range(T1):
+        total = 0.0
+        for n in range(B):
+            for j in range(N):
+                g = g_x[t, n, j]
+                total += g.real * g.real + g.imag * g.imag
+        norms[t] = np.sqrt(total)
+    return norms
+
+
+@jit
+def lru_backward(dx, dx_T, x, bu, nu_log, theta_log, gamma_log, truncate):
+    """Truncated BPTT through the LRU: dbu (T, B, N), dnu_log, dtheta_log, dgamma_log (N,), dx0, norms."""
+    T, B, N = dx.shape
+    lam = _lru_lambda(nu_log, theta_log, dx)
+    db = np.zeros_like(dx)
+    dlam = np.zeros(N, dtype=dx.dtype)
+    g_x = np.zeros_like(x)
+    g = np.empty((B, N), dtype=dx.dtype)
+    k, last = _walks(T, truncate)
+    for s in range(T, last, -1):
+        first = max(s - k + 1, 1)
+        g[:] = 0.0
+        for t in range(s, first - 1, -1):
+            for n in range(B):
+                for j in range(N):
+                    g_nj = g[n, j]
+                    if t == s or k == T:
+                        g_nj += dx[t - 1, n, j]              # backprop into x_t: local + from x_{t+1}
+                        if t == T:
+                            g_nj += dx_T[n, j]
+                    g_x[t, n, j] += g_nj
+                    db[t - 1, n, j] += g_nj                  # x_t = lambda x_{t-1} + b_t
+                    dlam[j] += np.conj(x[t - 1, n, j]) * g_nj
+                    g[n, j] = np.conj(lam[j]) * g_nj         # to x_{t-1}
+        for n in range(B):
+            for j in range(N):
+                g_x[first - 1, n, j] += g[n, j]
+    dbu = np.empty_like(db)
+    dnu_log, dtheta_log, dgamma_log = np.empty_like(nu_log), np.empty_like(theta_log), np.empty_like(gamma_log)
+    for j in range(N):
+        gamma = np.exp(gamma_log[j])
+        total = 0.0
+        for t in range(T):
+            for n in range(B):
+                dbu[t, n, j] = gamma * db[t, n, j]            # b_t = gamma bu_t
+                total += (np.conj(bu[t, n, j]) * db[t, n, j]).real
+        dgamma_log[j] = gamma * total
+        dmu = np.conj(lam[j]) * dlam[j]                       # lambda = exp(mu)
+        dnu_log[j] = -np.exp(nu_log[j]) * dmu.real
+        dtheta_log[j] = np.exp(theta_log[j]) * dmu.imag
+    return dbu, dnu_log, dtheta_log, dgamma_log, g_x[0].copy(), _complex_norms(g_x)

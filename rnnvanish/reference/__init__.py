@@ -12,8 +12,9 @@ files of the same names; tests hold each pair equal:
                   back_rows: the same whole-window products for dense inputs (stacks, tasks)
     indrnn.py     indrnn_forward, indrnn_backward: the IndRNN recurrence (Li et al. 2018)
     linear.py     mingru_forward, mingru_backward, minlstm_forward, minlstm_backward: the
-                  linear recurrences minGRU and minLSTM (Feng et al. 2024); linear_scan,
-                  log_scan: their prefix scans (SCANS: the forward kernels' scan codes)
+                  linear recurrences minGRU and minLSTM (Feng et al. 2024); lru_forward,
+                  lru_backward: the LRU (Orvieto et al. 2023); linear_scan, log_scan: their
+                  prefix scans (SCANS: the forward kernels' scan codes)
     optim.py      adam_update: `rnnvanish.optim.Adam`'s update
 
 One window of the language model (`rnnvanish.model`) is five calls on either backend:
@@ -27,8 +28,8 @@ One window of the language model (`rnnvanish.model`) is five calls on either bac
 Kernels take arrays, sizes and activation codes (`ACTIVATIONS`), never objects.
 """
 from .indrnn import indrnn_backward, indrnn_forward
-from .linear import (SCANS, linear_scan, log_scan, mingru_backward, mingru_forward, minlstm_backward,
-                     minlstm_forward)
+from .linear import (SCANS, linear_scan, log_scan, lru_backward, lru_forward, mingru_backward,
+                     mingru_forward, minlstm_backward, minlstm_forward)
 from .optim import adam_update
 from .output import (back_rows, dense_rows, embed_backward, input_rows, outer_sum, output_layer, softmax_xent,
                      window_grads)
@@ -44,4 +45,5 @@ __all__ = ["tanh_forward", "tanh_backward", "lstm_forward", "lstm_backward", "gr
            "dense_rows", "outer_sum", "back_rows",
            "adam_update", "TANH", "SIGMOID", "RELU", "ACTIVATIONS",
            "indrnn_forward", "indrnn_backward",
-           "mingru_forward", "mingru_backward", "minlstm_forward", "minlstm_backward", "linear_scan", "log_scan", "SCANS"]
+           "mingru_forward", "mingru_backward", "minlstm_forward", "minlstm_backward", "linear_scan", "log_scan",
+           "lru_forward", "lru_backward", "SCANS"]

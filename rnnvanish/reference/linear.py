@@ -1,9 +1,10 @@
 """NumPy reference of the linear recurrences minGRU and minLSTM (Feng, Tung, Ahmed, Bengio &
-Hajimirsadeghi 2024, "Were RNNs All We Needed?"), their truncated BPTT and their scans.
+Hajimirsadeghi 2024, "Were RNNs All We Needed?") and the LRU (Orvieto et al. 2023, at the
+end of the file), their truncated BPTT and their scans.
 
-These are kernels awaiting their cell classes: no `--cell mingru` / `--cell minlstm` yet (the
-cell registry in cells.py is being rewritten); a cell will compute the input term
-xw = x W_xh + b for the whole window, as the other cells do, and call these.
+These are kernels awaiting their cell classes: no `--cell mingru`, `minlstm` or `lru` yet (the
+cell registry is being rewritten); a cell will compute the input term xw = x W_xh + b for
+the whole window, as the other cells do, and call these.
 
 Legend: T steps, B batch, H hidden. Time-major; h has shape (T+1, B, H) with h[0] = h_prev.
 Every public function has a Numba twin of the same name, arguments and results in
@@ -271,3 +272,84 @@ def minlstm_backward(dh, dh_T, h, gates, positive, truncate):
             da[t - 1] += da_t
         g_h[first - 1] += g                                   # reaches h_{s-k}; stops there (or is dh0)
     return da, g_h[0].copy(), _step_norms(g_h)
+
+
+# --------------------------------------------------------------------------- LRU
+# The Linear Recurrent Unit (Orvieto, Smith, Gu, Fernando, Gulcehre, Pascanu & De 2023,
+# "Resurrecting Recurrent Neural Networks for Long Sequences"): a complex diagonal linear
+# recurrence on a state x (N units), its eigenvalues in exponential form, real parameters:
+#
+#     lambda = exp(-exp(nu_log) + i exp(theta_log))      |lambda| = exp(-exp(nu_log)) < 1
+#     gamma  = exp(gamma_log)                            (ring init: sqrt(1 - |lambda|^2))
+#     x_t    = lambda * x_{t-1} + gamma * bu_t,   bu_t = u_t (B_re + i B_im)   (B, N) complex
+#
+# bu (T, B, N) comes from outside, like the other cells' xw; so do the readout
+# y_t = Re(x_t C) + u_t D and the position-wise nonlinearity of the paper's block. As the paper's
+# code does, gamma_log is a parameter of its own, set by the ring initialisation to
+# log sqrt(1 - |lambda|^2) so that a white-noise input keeps the state's variance.
+# Complex gradients are written g = dE/dRe z + i dE/dIm z (E real): through z' = a z it is
+# dz = conj(a) dz', so with no loss between k and T, dx_k = conj(lambda)^(T-k) dx_T, the
+# conjugate of the closed form dx_T/dx_k = Lambda^(T-k).
+
+def lru_ring_init(N, rng, r_min=0.0, r_max=1.0, max_phase=2 * np.pi):
+    """The paper's ring initialisation: |lambda| uniform on the ring r_min <= |lambda| <= r_max
+    (|lambda|^2 uniform in [r_min^2, r_max^2]), phase uniform in [0, max_phase].
+    Returns nu_log, theta_log, gamma_log (N,). A NumPy helper, no kernel (no Numba twin)."""
+    u1, u2 = rng.uniform(size=N), rng.uniform(size=N)
+    modulus_sq = u1 * (r_max ** 2 - r_min ** 2) + r_min ** 2
+    nu_log = np.log(-0.5 * np.log(modulus_sq))                # exp(-exp(nu_log)) = |lambda|
+    theta_log = np.log(max_phase * u2)
+    gamma_log = 0.5 * np.log(1.0 - modulus_sq)                # log sqrt(1 - |lambda|^2)
+    return nu_log, theta_log, gamma_log
+
+
+def _lru_lambda(nu_log, theta_log):
+    """lambda (N,) = exp(-exp(nu_log) + i exp(theta_log))."""
+    return np.exp(-np.exp(nu_log) + 1j * np.exp(theta_log))
+
+
+def lru_forward(bu, x0, nu_log, theta_log, gamma_log, scan):
+    """x_t = lambda x_{t-1} + gamma bu_t for t = 1..T; bu (T, B, N), x0 (B, N) complex.
+
+    Returns x (T+1, B, N). scan: LOOP or PREFIX_SCAN (the log-space scan is for positive reals)."""
+    if scan == LOG_SCAN:
+        raise ValueError("the LRU runs by the loop or the prefix scan; the log-space scan needs positive values")
+    lam = _lru_lambda(nu_log, theta_log).astype(bu.dtype)
+    b = np.exp(gamma_log) * bu                                 # gamma bu_t (T, B, N)
+    a = np.broadcast_to(lam, bu.shape)
+    return _run(a, b, x0, scan)
+
+
+def _complex_norms(g_x):
+    """norms[t] = ||g_x[t]|| = sqrt(sum |g|^2) over the batch and units, t = 0..T."""
+    return np.sqrt((g_x.real ** 2 + g_x.imag ** 2).sum(axis=(1, 2)))
+
+
+def lru_backward(dx, dx_T, x, bu, nu_log, theta_log, gamma_log, truncate):
+    """Truncated BPTT through the LRU; dx (T, B, N), dx_T (B, N) the outside gradients on x_t.
+
+    Returns dbu (T, B, N), dnu_log, dtheta_log, dgamma_log (N,), dx0 (B, N), norms (T+1,)."""
+    T, B, N = dx.shape
+    lam = _lru_lambda(nu_log, theta_log).astype(dx.dtype)
+    db = np.zeros_like(dx)                   # the gradient on b_t = gamma bu_t
+    dlam = np.zeros(N, dtype=dx.dtype)
+    g_x = np.zeros_like(x)
+    k, last = _walks(T, truncate)
+    for s in range(T, last, -1):
+        first = max(s - k + 1, 1)
+        g = np.zeros((B, N), dtype=dx.dtype)
+        for t in range(s, first - 1, -1):
+            if t == s or k == T:
+                g = _add_loss_grad(dx, dx_T, t, g)            # backprop into x_t: local + from x_{t+1}
+            g_x[t] += g
+            db[t - 1] += g                                    # x_t = lambda x_{t-1} + b_t
+            dlam += (np.conj(x[t - 1]) * g).sum(axis=0)       # ... the same lambda at every step
+            g = np.conj(lam) * g                              # to x_{t-1}: conj(lambda) g
+        g_x[first - 1] += g                                   # reaches x_{s-k}; stops there (or is dx0)
+    gamma = np.exp(gamma_log)
+    dbu = gamma * db                                          # b_t = gamma bu_t
+    dgamma_log = gamma * (np.conj(bu) * db).real.sum(axis=(0, 1))   # dE/dgamma = Re sum conj(bu) db
+    dmu = np.conj(lam) * dlam                                 # lambda = exp(mu)
+    dnu_log = -np.exp(nu_log) * dmu.real                      # Re mu = -exp(nu_log)
+    dtheta_log = np.exp(theta_log) * dmu.imag                 # Im mu = exp(theta_log)
+    return dbu, dnu_log, dtheta_log, dgamma_log, g_x[0].copy(), _complex_norms(g_x)
