@@ -577,11 +577,13 @@ def check_chrono(chrono):
 
 
 def chrono_biases(T_max, H, rng):
-    """b = log u, u ~ U[1, T_max - 1] per unit (H,): chrono initialisation (Tallec & Ollivier 2018).
+    """b = log u, u ~ U[1, T_max - 1] per unit (H,): chrono initialisation, b ~ log(U([1, T_max - 1]))
+    (Tallec & Ollivier 2018, equation 16).
 
     A gate sigmoid(b) with zero input keeps a fraction f = u / (1 + u) of the state per step,
-    a forgetting time 1 / (1 - f) = 1 + u steps: the units' time scales spread log-uniformly
-    over the range of dependencies up to T_max."""
+    a forgetting time 1 / (1 - f) = 1 + u steps: the units' time scales u are uniform over the
+    range of dependencies expected, up to T_max (so b itself is the log of a uniform variable,
+    not uniform)."""
     return np.log(rng.uniform(1.0, T_max - 1.0, size=H))
 
 
