@@ -309,7 +309,7 @@ def test_a_worker_killed_mid_run_hands_the_run_to_another(local_cluster):
     import time
     from distributed import Client
     from rnnvanish.tasks.cluster import dask_executor
-    spec = {**grid(BASE, [8], ["tanh"], 1)[0], "steps": 3000, "eval_every": 1000}      # about 3 s
+    spec = {**grid(BASE, [8], ["tanh"], 1)[0], "steps": 1500, "eval_every": 500}      # about 1.5 s
     with Client(local_cluster.scheduler_address, set_as_default=False) as watcher, \
             dask_executor(local_cluster.scheduler_address) as (executor, _):
         future = executor.submit(run_one, spec)
@@ -322,3 +322,19 @@ def test_a_worker_killed_mid_run_hands_the_run_to_another(local_cluster):
         os.kill(pid, signal.SIGKILL)
         result = future.result(timeout=120)
     assert _untimed(result) == _untimed(run_one(spec))
+
+
+def test_a_killed_dask_job_is_a_failed_run():
+    """Past the scheduler's allowed failures a job's future raises KilledWorker: a failed run."""
+    import types
+    KilledWorker = pytest.importorskip("distributed").KilledWorker
+
+    class Killed(InlineExecutor):
+        def submit(self, fn, /, *args, **kwargs):
+            future = concurrent.futures.Future()
+            future.set_exception(KilledWorker("run_one-key", types.SimpleNamespace(address="tcp://127.0.0.1:1"), 3))
+            return future
+
+    result, = run_sweep(grid(BASE, [8], ["gru"], 1), executor=Killed())
+    assert result["stopped"] == "failed" and result["error"].startswith("worker lost: KilledWorker")
+    assert "tcp://127.0.0.1:1" in result["error"] and result["solved"] is None

@@ -22,6 +22,7 @@ Failures, and what the sweep does with them:
 """
 import concurrent.futures.process
 import contextlib
+import sys
 
 from ..errors import RnnvanishError
 
@@ -31,14 +32,12 @@ INSTALL = 'pip install "rnnvanish[dask]"'
 
 def lost_worker_errors():
     """The exceptions a future raises when the process running its job died, not the job:
-    a broken local process pool, and (where Dask is installed) KilledWorker."""
+    a broken local process pool, and KilledWorker where Dask is in use (imported: a sweep
+    on the process pool does not pay for importing it)."""
     errors = [concurrent.futures.process.BrokenProcessPool]
-    try:
-        from distributed import KilledWorker
-    except ImportError:
-        pass
-    else:
-        errors.append(KilledWorker)
+    distributed = sys.modules.get("distributed")
+    if distributed is not None:
+        errors.append(distributed.KilledWorker)
     return tuple(errors)
 
 

@@ -108,7 +108,11 @@ def failed_result(spec, err):
     """The result of a run whose worker died under it (see cluster.py): stopped = "failed",
     solved None. It is kept in runs.csv and sweep.json and left out of the summary, which is
     over the runs that finished: a lost machine says nothing about the cell."""
-    return _unfinished(TaskConfig.from_dict(spec), "failed", f"worker lost: {type(err).__name__}: {err}")
+    try:
+        reason = f"{type(err).__name__}: {err}"
+    except Exception:                         # a message that cannot be built must not end the sweep
+        reason = type(err).__name__
+    return _unfinished(TaskConfig.from_dict(spec), "failed", f"worker lost: {reason}")
 
 
 class InlineExecutor(concurrent.futures.Executor):
