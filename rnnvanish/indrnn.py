@@ -27,7 +27,7 @@ its Numba twin); masks (recurrent dropout, zoneout) as for the tanh cell.
 """
 import numpy as np
 
-from .cells import Cell, truncate_code
+from .cellbase import Cell, truncate_code
 
 GAMMA = 2.0                  # the largest gradient factor over the horizon (Li et al. 2018, section 4.1)
 
