@@ -1,7 +1,7 @@
 """`rnnvanish sweep TASK`: held-out success against sequence length, over cells and seeds, in parallel."""
 import argparse
 
-from ..choices import CELLS
+from ..choices import CELLS, CLASSIC_CELLS
 from ._args import add_budget_arguments, duration, nonneg_int, positive_int
 from .task import TASK_NAMES, add_task_training_arguments
 
@@ -32,8 +32,8 @@ def add_arguments(p):
     g = p.add_argument_group("grid")
     g.add_argument("--lengths", type=int_list, default=[10, 20, 50, 100],
                    help="sequence lengths, comma-separated (default: 10,20,50,100)")
-    g.add_argument("--cells", type=cell_list, default=list(CELLS),
-                   help="cells, comma-separated (default: tanh,lstm,gru)")
+    g.add_argument("--cells", type=cell_list, default=list(CLASSIC_CELLS),
+                   help=f"cells, comma-separated, of {', '.join(CELLS)} (default: {','.join(CLASSIC_CELLS)})")
     g.add_argument("--seeds", type=positive_int, default=3, help="seeds per cell and length: 0..N-1 (default: 3)")
     C = add_task_training_arguments(p)
     g = add_budget_arguments(p, C, title="budget of each run")
