@@ -136,3 +136,20 @@ def test_irnn_through_the_commands(tmp_path, capsys):
                          "--batch", "3", "--no-jacobian", "--data-out", tmp_path / "t.npz")
     assert code == 0, err
     assert "IRNN" in out and "IndRNN" in out
+
+
+def test_trace_compares_chrono_and_refuses_it_for_other_cells(tmp_path, capsys):
+    code, out, err = cli(capsys, "trace", "--cell", "gru", "--compare", "chrono=none,40", "--hidden", "6", "--length",
+                         "12", "--batch", "3", "--no-jacobian")
+    assert code == 0, err
+    assert "no chrono" in out and "chrono 40" in out
+    code, out, err = cli(capsys, "trace", "--cell", "tanh", "--compare", "chrono=none,40")
+    assert code == 2 and "changes only the lstm and gru cells" in err and len(err.strip().splitlines()) == 1
+
+
+def test_every_cell_option_belongs_to_registered_cells():
+    from rnnvanish import cells, choices
+    assert choices.CELLS == tuple(cells.CELLS)
+    for name, (owners, _) in choices.CELL_SPECIFIC.items():
+        assert set(owners) <= set(cells.CELLS), name
+    assert set(choices.CLASSIC_CELLS) <= set(choices.CELLS)

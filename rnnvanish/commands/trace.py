@@ -42,9 +42,8 @@ def add_arguments(p):
     m.add_argument("--checkpoint", metavar="PATH", default=None,
                    help="trace a trained language model: a checkpoint .npz or a run folder")
     m.add_argument("--compare", metavar="KEY=V1,V2,...", default=None,
-                   help="vary one setting: cell, init, radius, activation, forget-bias, layers, residual or "
-                        "zoneout "
-                        "(e.g. cell=tanh,lstm,gru or radius=0.9,1.0,1.1)")
+                   help="vary one setting: cell, init, radius, activation, forget-bias, layers, residual, "
+                        "zoneout, chrono (e.g. cell=tanh,lstm,gru or radius=0.9,1.0,1.1 or chrono=none,100)")
     i = p.add_argument_group("inputs (default: random dense vectors)")
     i.add_argument("--length", type=positive_int, metavar="T", default=100, help="sequence length T (default: 100)")
     i.add_argument("--batch", type=positive_int, metavar="B", default=32, help="number of sequences B (default: 32)")
@@ -131,9 +130,10 @@ def _settings(args):
         raise RnnvanishError(f"--chrono applies to the {' and '.join(owners)} cells only, not {args.cell}")
     if args.compare is None:
         return [(base, base.label())]
-    only = {"forget_bias": "lstm", "activation": "tanh"}.get(field)
-    if only and args.cell != only:
-        raise RnnvanishError(f"--compare {field.replace('_', '-')} changes only the {only} cell; add --cell {only}")
+    only = {"forget_bias": ("lstm",), "activation": ("tanh",), "chrono": owners}.get(field)
+    if only and args.cell not in only:
+        raise RnnvanishError(f"--compare {field.replace('_', '-')} changes only the {' and '.join(only)} "
+                             f"cell{'s' if len(only) > 1 else ''}; add --cell {only[0]}")
     return [(s, s.label(field)) for s in vary(base, field, values)]
 
 
@@ -205,7 +205,8 @@ def _legend(lags, jac_lag, traces):
     methods = {tr.meta.get("jacobian_method") for tr in traces} - {None}
     notes = ["lag l: median over sequences of ||dE_T/dh_(T-l)||, the share of the signal at T left l steps back",
              "decay/step: per-step factor of a log-linear fit to that median (above 1: it grows)",
-             "bound/step: gamma * sigma_max(W_hh); the signal at lag l is at most bound^l (tanh-family RNN only)"]
+             "bound/step: gamma * sigma_max(W_hh) (IndRNN: max |u_i|); the signal at lag l is at most bound^l "
+             "(tanh-family RNN and IndRNN only)"]
     if methods:
         how = " and ".join(sorted(methods))
         notes.append(f"|J| lag {jac_lag}: median over t of ||ds_t/ds_(t-{jac_lag})||_2 on sequence 0 ({how})")

@@ -23,7 +23,7 @@ from ..init import parse_init
 # --compare KEY -> the Setting field it varies
 COMPARE_KEYS = {"cell": "cell", "init": "init", "radius": "radius", "activation": "activation",
                 "forget-bias": "forget_bias", "forget_bias": "forget_bias",
-                "layers": "layers", "residual": "residual", "zoneout": "zoneout"}
+                "layers": "layers", "residual": "residual", "zoneout": "zoneout", "chrono": "chrono"}
 DEPTH_FIELDS = ("layers", "residual", "zoneout")
 SWITCH = {"on": True, "off": False, "yes": True, "no": False, "true": True, "false": False, "1": True, "0": False}
 ACTIVATION_NAMES = ("tanh", "sigmoid", "relu")
@@ -68,7 +68,7 @@ class Setting:
         if varied == "forget_bias":
             return f"forget bias {self.forget_bias:g}"
         if varied == "chrono":
-            return f"chrono {self.chrono:g}"
+            return "no chrono" if self.chrono is None else f"chrono {self.chrono:g}"
         depth = ", ".join(p for p in (f"{self.layers} layers" if self.layers > 1 else "",
                                       "residual" if self.residual else "",
                                       f"zoneout {self.zoneout:g}" if self.zoneout else "") if p)
@@ -146,7 +146,8 @@ def parse_compare(text):
         raise RnnvanishError(f"--compare wants KEY=V1,V2,... (e.g. cell=tanh,lstm,gru), got {text!r}")
     if key not in COMPARE_KEYS:
         raise RnnvanishError(f"--compare cannot vary {key!r}; "
-                             "choose one of cell, init, radius, activation, forget-bias, layers, residual, zoneout")
+                             "choose one of cell, init, radius, activation, forget-bias, chrono, layers, residual, "
+                             "zoneout")
     items = [v.strip() for v in values.split(",")]
     if any(not v for v in items):
         raise RnnvanishError(f"--compare {text!r} has an empty value")
@@ -171,6 +172,10 @@ def vary(base: Setting, field, values):
     for text in values:
         if field in ("radius", "forget_bias", "zoneout"):
             value = _number(field, text)
+        elif field == "chrono":
+            value = None if text.lower() in ("none", "off") else _number(field, text)
+            if value is not None and value <= 2:
+                raise RnnvanishError(f"chrono T_MAX must be above 2 (time scales from U[1, T_MAX - 1]), got {text!r}")
         elif field == "layers":
             value = _number(field, text)
             if value != int(value):
