@@ -8,6 +8,7 @@ import pytest
 
 from conftest import assert_close
 from rnnvanish import kernels, reference
+from rnnvanish.kernels import recurrent as recurrent_kernels
 from rnnvanish.cells import make_cell
 from rnnvanish.model import LanguageModel
 
@@ -29,7 +30,7 @@ def assert_same(actual, expected, dtype, label):
         assert_close(actual[name], value, rtol=RTOL[dtype], name=f"{label} {name}")
 
 
-def kernel_case(cell, options, T, B, dtype, seed):
+def kernel_case(cell, options, T, B, dtype, seed, H=H):
     """Random arguments for a cell's forward and backward kernels (saturating inputs included)."""
     rng = np.random.default_rng(seed)
     G = GATES[cell]
@@ -74,6 +75,29 @@ def test_recurrence_kernels_equal_the_reference(cell, options, truncate, T, B, d
     expected = forward_backward(reference, cell, options, case, truncate)
     actual = forward_backward(kernels, cell, options, case, truncate)
     assert_same(actual, expected, dtype, f"{cell} {options} T={T} B={B} truncate={truncate}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+@pytest.mark.parametrize("T,B,H_", [(1, 8, 5), (7, 9, 5), (7, 17, 11), (4, 32, 16)])
+@pytest.mark.parametrize("truncate", [0, 3])
+@pytest.mark.parametrize("cell,options", CONFIGS, ids=IDS)
+def test_feature_major_kernels_equal_the_reference(cell, options, truncate, T, B, H_, dtype):
+    """From FEATURE_MAJOR_BATCH streams on, the kernels run feature-major (state (H, B)); sizes
+    that are and are not multiples of the transposes' 8 x 8 blocks."""
+    assert B >= recurrent_kernels.FEATURE_MAJOR_BATCH
+    case = kernel_case(cell, options, T, B, dtype, seed=100 * T + 10 * B + truncate, H=H_)
+    expected = forward_backward(reference, cell, options, case, truncate)
+    actual = forward_backward(kernels, cell, options, case, truncate)
+    assert_same(actual, expected, dtype, f"{cell} {options} T={T} B={B} H={H_} truncate={truncate}")
+
+
+def test_feature_major_path_takes_the_batch_from_its_threshold():
+    """The test above runs the feature-major path, the one of the (1, 3) batches the other path."""
+    assert recurrent_kernels._feature_major(recurrent_kernels.FEATURE_MAJOR_BATCH, False, False)
+    assert not recurrent_kernels._feature_major(recurrent_kernels.FEATURE_MAJOR_BATCH - 1, False, False)
+    assert not recurrent_kernels._feature_major(32, True, False)
+    assert not recurrent_kernels._feature_major(32, False, True)
+    assert recurrent_kernels.FEATURE_MAJOR_BATCH > 3
 
 
 def test_truncation_changes_the_gradient():

@@ -333,6 +333,8 @@ def tanh_forward(xw, h0, W_hh, act, m=None, d=None, h_new=None):
     T, B, H = xw.shape
     m, d, h_new = _or_empty(m, h0), _or_empty(d, xw), _or_empty(h_new, xw)
     dropout, zoneout = m.shape[0] > 0, d.shape[0] > 0
+    if _feature_major(B, dropout, zoneout):
+        return _tanh_forward_fm(xw, h0, W_hh, act)
     h = np.empty((T + 1, B, H), dtype=xw.dtype)
     h_in = np.empty((B, H), dtype=xw.dtype)                  # h_{t-1} * m
     _copy_into(h[0], h0)
@@ -362,6 +364,8 @@ def tanh_backward(dh, dh_T, h, W_hh, act, truncate, m=None, d=None, h_new=None):
     T, B, H = dh.shape
     m, d, h_new = _or_empty(m, h[0]), _or_empty(d, dh), _or_empty(h_new, dh)
     dropout, zoneout = m.shape[0] > 0, d.shape[0] > 0
+    if _feature_major(B, dropout, zoneout):
+        return _tanh_backward_fm(dh, dh_T, h, W_hh, act, truncate)
     da = np.zeros_like(dh)
     g_h = np.zeros_like(h)                   # total gradient reaching each h_t (for the norms)
     W_hh_T = W_hh.T
@@ -419,6 +423,8 @@ def lstm_forward(xw, h0, c0, W_hh, m=None, d=None):
     H = G4 // 4
     m, d = _or_empty(m, h0), _or_empty(d, xw)
     dropout, zoneout = m.shape[0] > 0, d.shape[0] > 0
+    if _feature_major(B, dropout, zoneout):
+        return _lstm_forward_fm(xw, h0, c0, W_hh)
     h = np.empty((T + 1, B, H), dtype=xw.dtype)
     c = np.empty((T + 1, B, H), dtype=xw.dtype)
     gates = np.empty((T, B, G4), dtype=xw.dtype)
@@ -466,6 +472,8 @@ def lstm_backward(dh, dh_T, dc_T, h, c, gates, W_hh, truncate, m=None, d=None):
     T, B, H = dh.shape
     m, d = _or_empty(m, h[0]), _or_empty(d, dh)
     dropout, zoneout = m.shape[0] > 0, d.shape[0] > 0
+    if _feature_major(B, dropout, zoneout):
+        return _lstm_backward_fm(dh, dh_T, dc_T, h, c, gates, W_hh, truncate)
     da = np.zeros_like(gates)
     g_h = np.zeros_like(h)
     g_c = np.zeros_like(c)
@@ -570,11 +578,13 @@ def gru_forward(xw, h0, W_hh, b_hh, reset_after, m=None, d=None):
     """
     T, B, G3 = xw.shape
     H = G3 // 3
+    m, d = _or_empty(m, h0), _or_empty(d, xw)
+    dropout, zoneout = m.shape[0] > 0, d.shape[0] > 0
+    if _feature_major(B, dropout, zoneout):
+        return _gru_forward_fm(xw, h0, W_hh, b_hh, reset_after)
     h = np.empty((T + 1, B, H), dtype=xw.dtype)
     gates = np.empty((T, B, G3), dtype=xw.dtype)
     hn = np.empty((T, B, H), dtype=xw.dtype)
-    m, d = _or_empty(m, h0), _or_empty(d, xw)
-    dropout, zoneout = m.shape[0] > 0, d.shape[0] > 0
     _copy_into(h[0], h0)
     W_rz, W_hn = _gru_split(W_hh, reset_after)
     ah = np.empty((B, (3 if reset_after else 2) * H), dtype=xw.dtype)
@@ -650,6 +660,8 @@ def gru_backward(dh, dh_T, h, gates, hn, W_hh, reset_after, truncate, m=None, d=
     T, B, H = dh.shape
     m, d = _or_empty(m, h[0]), _or_empty(d, dh)
     dropout, zoneout = m.shape[0] > 0, d.shape[0] > 0
+    if _feature_major(B, dropout, zoneout):
+        return _gru_backward_fm(dh, dh_T, h, gates, hn, W_hh, reset_after, truncate)
     dax = np.zeros_like(gates)
     dah = np.zeros_like(gates)
     g_h = np.zeros_like(h)
@@ -683,6 +695,369 @@ def gru_backward(dh, dh_T, h, gates, hn, W_hh, reset_after, truncate, m=None, d=
             _add_into(dah[t - 1], dah_t)
         _add_into(g_h[first - 1], g)
     return dax, dah, g_h[0].copy(), _step_norms(g_h)
+
+
+# --------------------------------------------------------------------------- feature-major path
+# At B >= FEATURE_MAJOR_BATCH (and without masks) the recurrences run feature-major: the state
+# and gates of a step are held as (H, B) and (G*H, B) arrays, so the per-step product is
+# W_hh^T (G*H, H) @ h_{t-1}^T (H, B) forward and W_hh (H, G*H) @ da_t^T (G*H, B) backward. In
+# that orientation OpenBLAS packs the small (H, B) operand, not W_hh, and runs its fast kernel:
+# about twice the FLOP rate of (B, H) @ (H, G*H) at B = 32 in float32 (rnnvanish bench). The
+# elementwise loops then run along the batch, the same steps as above with the indices swapped
+# ([b, j] becomes [j, b]). The arrays the kernels take and return keep their (T, B, .) layout:
+# each step's slices are transposed in and out in 8 x 8 blocks, which costs a small fraction of
+# the product. Same results as the (B, H) steps up to the order of the sums inside BLAS.
+
+FEATURE_MAJOR_BATCH = 8
+
+
+@jit
+def _feature_major(B, dropout, zoneout):
+    """Whether a call runs feature-major: a batch wide enough to fill the vector lanes, no masks."""
+    return B >= FEATURE_MAJOR_BATCH and not dropout and not zoneout
+
+
+@jit
+def _transpose_into(dst, src):
+    """dst (n, m) = src (m, n)^T, in 8 x 8 blocks (fixed trip counts: LLVM turns them into shuffles)."""
+    m, n = src.shape
+    m8, n8 = m - m % 8, n - n % 8
+    for i0 in range(0, m8, 8):
+        for j0 in range(0, n8, 8):
+            for j in range(8):
+                for i in range(8):
+                    dst[j0 + j, i0 + i] = src[i0 + i, j0 + j]
+        for j in range(n8, n):
+            for i in range(i0, i0 + 8):
+                dst[j, i] = src[i, j]
+    for i in range(m8, m):
+        for j in range(n):
+            dst[j, i] = src[i, j]
+
+
+@jit
+def _add_transposed(dst, src):
+    """dst (n, m) += src (m, n)^T, in 8 x 8 blocks."""
+    m, n = src.shape
+    m8, n8 = m - m % 8, n - n % 8
+    for i0 in range(0, m8, 8):
+        for j0 in range(0, n8, 8):
+            for j in range(8):
+                for i in range(8):
+                    dst[j0 + j, i0 + i] += src[i0 + i, j0 + j]
+        for j in range(n8, n):
+            for i in range(i0, i0 + 8):
+                dst[j, i] += src[i, j]
+    for i in range(m8, m):
+        for j in range(n):
+            dst[j, i] += src[i, j]
+
+
+@jit
+def _add_loss_grad_fm(dh, dh_T, s, gT):
+    """_add_loss_grad into a feature-major gT (H, B)."""
+    _add_transposed(gT, dh[s - 1])
+    if s == dh.shape[0]:
+        _add_transposed(gT, dh_T)
+
+
+@jit
+def _transposed(x):
+    """x (m, n)^T as a new C-contiguous (n, m) array."""
+    out = np.empty((x.shape[1], x.shape[0]), dtype=x.dtype)
+    _transpose_into(out, x)
+    return out
+
+
+# -- tanh RNN
+
+@jit
+def _tanh_step_fm(xwT_t, hT_prev, W_hhT, act, hT_t):
+    """_tanh_step feature-major: hT_t = f(xw_t^T + W_hh^T h_{t-1}^T), (H, B)."""
+    np.dot(W_hhT, hT_prev, hT_t)                              # W_hh^T h_{t-1}^T  (H, B)
+    _add_activate(xwT_t, hT_t, act)
+
+
+@jit
+def _tanh_forward_fm(xw, h0, W_hh, act):
+    T, B, H = xw.shape
+    h = np.empty((T + 1, B, H), dtype=xw.dtype)
+    W_hhT = _transposed(W_hh)                                 # packed once per window
+    scratch = np.empty((3, H, B), dtype=xw.dtype)
+    xwT, hT, hT_prev = scratch[0], scratch[1], scratch[2]
+    _copy_into(h[0], h0)
+    _transpose_into(hT_prev, h0)
+    for t in range(1, T + 1):
+        _transpose_into(xwT, xw[t - 1])
+        _tanh_step_fm(xwT, hT_prev, W_hhT, act, hT)
+        _transpose_into(h[t], hT)
+        hT, hT_prev = hT_prev, hT
+    return h
+
+
+@jit
+def _tanh_step_back_fm(gT, hT_t, W_hh, act, daT):
+    """_tanh_step_back feature-major: daT, then gT <- dh_{t-1}^T, (H, B)."""
+    _times_activate_grad(gT, hT_t, act, daT)                  # through f
+    np.dot(W_hh, daT, gT)                                     # dh_{t-1}^T = W_hh da_t^T  (H, B)
+
+
+@jit
+def _tanh_backward_fm(dh, dh_T, h, W_hh, act, truncate):
+    T, B, H = dh.shape
+    da = np.zeros_like(dh)
+    g_hT = np.zeros((T + 1, H, B), dtype=dh.dtype)          # the norms do not care about the layout
+    scratch = np.empty((3, H, B), dtype=dh.dtype)
+    gT, daT, hT_t = scratch[0], scratch[1], scratch[2]
+    k, last = _walks(T, truncate)
+    for s in range(T, last, -1):
+        first = max(s - k + 1, 1)
+        gT.fill(0.0)
+        for t in range(s, first - 1, -1):
+            if t == s or k == T:
+                _add_loss_grad_fm(dh, dh_T, t, gT)
+            _add_into(g_hT[t], gT)
+            _transpose_into(hT_t, h[t])
+            _tanh_step_back_fm(gT, hT_t, W_hh, act, daT)
+            _add_transposed(da[t - 1], daT)
+        _add_into(g_hT[first - 1], gT)
+    return da, _transposed(g_hT[0]), _step_norms(g_hT)
+
+
+# -- LSTM
+
+@jit
+def _lstm_step_fm(xwT_t, hT_prev, cT_prev, W_hhT, hT_t, cT_t, gT_t):
+    """_lstm_step feature-major: hT_t, cT_t (H, B), gT_t (4H, B) = i, f, g, o."""
+    H, B = hT_t.shape
+    np.dot(W_hhT, hT_prev, gT_t)                              # W_hh^T h_{t-1}^T  (4H, B)
+    for j in range(H):
+        for b in range(B):
+            i = _sigmoid(xwT_t[j, b] + gT_t[j, b])
+            f = _sigmoid(xwT_t[H + j, b] + gT_t[H + j, b])
+            g = _tanh(xwT_t[2 * H + j, b] + gT_t[2 * H + j, b])
+            o = _sigmoid(xwT_t[3 * H + j, b] + gT_t[3 * H + j, b])
+            cT_t[j, b] = f * cT_prev[j, b] + i * g
+            hT_t[j, b] = o * _tanh(cT_t[j, b])
+            gT_t[j, b], gT_t[H + j, b], gT_t[2 * H + j, b], gT_t[3 * H + j, b] = i, f, g, o
+
+
+@jit
+def _lstm_forward_fm(xw, h0, c0, W_hh):
+    T, B, G4 = xw.shape
+    H = G4 // 4
+    h = np.empty((T + 1, B, H), dtype=xw.dtype)
+    c = np.empty((T + 1, B, H), dtype=xw.dtype)
+    gates = np.empty((T, B, G4), dtype=xw.dtype)
+    W_hhT = _transposed(W_hh)                                 # packed once per window
+    scratch = np.empty((2, G4, B), dtype=xw.dtype)
+    xwT, gT = scratch[0], scratch[1]
+    scratch = np.empty((4, H, B), dtype=xw.dtype)
+    hT, hT_prev, cT, cT_prev = scratch[0], scratch[1], scratch[2], scratch[3]
+    _copy_into(h[0], h0)
+    _copy_into(c[0], c0)
+    _transpose_into(hT_prev, h0)
+    _transpose_into(cT_prev, c0)
+    for t in range(1, T + 1):
+        _transpose_into(xwT, xw[t - 1])
+        _lstm_step_fm(xwT, hT_prev, cT_prev, W_hhT, hT, cT, gT)
+        _transpose_into(h[t], hT)
+        _transpose_into(c[t], cT)
+        _transpose_into(gates[t - 1], gT)
+        hT, hT_prev = hT_prev, hT
+        cT, cT_prev = cT_prev, cT
+    return h, c, gates
+
+
+@jit
+def _lstm_step_back_fm(gT_h, gT_c, cT_prev, cT_t, gT_t, W_hh, daT, gT_c_total):
+    """_lstm_step_back feature-major: daT (4H, B), gT_c_total, then gT_h <- dh_{t-1}^T, gT_c <- dc_{t-1}^T."""
+    H, B = cT_t.shape
+    for j in range(H):
+        for b in range(B):
+            i, f = gT_t[j, b], gT_t[H + j, b]
+            g, o = gT_t[2 * H + j, b], gT_t[3 * H + j, b]
+            tanh_c = _tanh(cT_t[j, b])
+            do = gT_h[j, b] * tanh_c                          # h_t = o * tanh(c_t)
+            gc = gT_c[j, b] + gT_h[j, b] * o * (1.0 - tanh_c * tanh_c)   # backprop into c_t through tanh
+            di, dg, df = gc * g, gc * i, gc * cT_prev[j, b]   # c_t = f c_{t-1} + i g
+            gT_c[j, b] = gc * f                               # dc_{t-1}
+            gT_c_total[j, b] = gc
+            daT[j, b] = di * i * (1.0 - i)                    # through the sigmoids and tanh
+            daT[H + j, b] = df * f * (1.0 - f)
+            daT[2 * H + j, b] = dg * (1.0 - g * g)
+            daT[3 * H + j, b] = do * o * (1.0 - o)
+    np.dot(W_hh, daT, gT_h)                                   # dh_{t-1}^T = W_hh da_t^T  (H, B)
+
+
+@jit
+def _lstm_backward_fm(dh, dh_T, dc_T, h, c, gates, W_hh, truncate):
+    T, B, H = dh.shape
+    da = np.zeros_like(gates)
+    g_hT = np.zeros((T + 1, H, B), dtype=dh.dtype)
+    g_cT = np.zeros((T + 1, H, B), dtype=dh.dtype)
+    scratch = np.empty((5, H, B), dtype=dh.dtype)
+    ghT, gcT, gcT_total, cT_t, cT_prev = scratch[0], scratch[1], scratch[2], scratch[3], scratch[4]
+    scratch = np.empty((2, 4 * H, B), dtype=dh.dtype)
+    daT, gT = scratch[0], scratch[1]
+    k, last = _walks(T, truncate)
+    for s in range(T, last, -1):
+        first = max(s - k + 1, 1)
+        ghT.fill(0.0)
+        gcT.fill(0.0)
+        if s == T:
+            _add_transposed(gcT, dc_T)                        # the final cell state's gradient
+        _transpose_into(cT_t, c[s])
+        for t in range(s, first - 1, -1):
+            if t == s or k == T:
+                _add_loss_grad_fm(dh, dh_T, t, ghT)
+            _add_into(g_hT[t], ghT)
+            _transpose_into(cT_prev, c[t - 1])
+            _transpose_into(gT, gates[t - 1])
+            _lstm_step_back_fm(ghT, gcT, cT_prev, cT_t, gT, W_hh, daT, gcT_total)
+            _add_into(g_cT[t], gcT_total)
+            _add_transposed(da[t - 1], daT)
+            cT_t, cT_prev = cT_prev, cT_t                     # c_{t-1} is the next step's c_t
+        _add_into(g_hT[first - 1], ghT)
+        _add_into(g_cT[first - 1], gcT)
+    return da, _transposed(g_hT[0]), _transposed(g_cT[0]), _step_norms(g_hT), _step_norms(g_cT)
+
+
+# -- GRU
+
+@jit
+def _gru_step_fm(xwT_t, hT_prev, W_hhT, W_rzT, W_hnT, b_hh, reset_after, hT_t, gT_t, hnT_t, ahT, rhT):
+    """_gru_step feature-major: hT_t (H, B), gT_t (3H, B) = r, z, n, hnT_t (H, B); scratch ahT, rhT."""
+    H, B = hT_t.shape
+    if reset_after:
+        np.dot(W_hhT, hT_prev, ahT)                           # W_hh^T h_{t-1}^T  (3H, B)
+    else:
+        np.dot(W_rzT, hT_prev, ahT)                           # W_hr,z^T h_{t-1}^T  (2H, B)
+    for j in range(H):
+        for b in range(B):
+            gT_t[j, b] = _sigmoid(xwT_t[j, b] + (ahT[j, b] + b_hh[j]))                 # r
+            gT_t[H + j, b] = _sigmoid(xwT_t[H + j, b] + (ahT[H + j, b] + b_hh[H + j]))  # z
+    if reset_after:
+        for j in range(H):
+            for b in range(B):
+                hnT_t[j, b] = ahT[2 * H + j, b] + b_hh[2 * H + j]   # h_{t-1} W_hn + b_hn
+    else:
+        for j in range(H):
+            for b in range(B):
+                rhT[j, b] = gT_t[j, b] * hT_prev[j, b]
+        np.dot(W_hnT, rhT, hnT_t)                             # W_hn^T (r * h_{t-1})^T  (H, B)
+        for j in range(H):
+            for b in range(B):
+                hnT_t[j, b] += b_hh[2 * H + j]
+    for j in range(H):
+        for b in range(B):
+            r, z = gT_t[j, b], gT_t[H + j, b]
+            if reset_after:
+                n = _tanh(xwT_t[2 * H + j, b] + r * hnT_t[j, b])
+            else:
+                n = _tanh(xwT_t[2 * H + j, b] + hnT_t[j, b])
+            hT_t[j, b] = (1.0 - z) * n + z * hT_prev[j, b]
+            gT_t[2 * H + j, b] = n
+
+
+@jit
+def _gru_forward_fm(xw, h0, W_hh, b_hh, reset_after):
+    T, B, G3 = xw.shape
+    H = G3 // 3
+    h = np.empty((T + 1, B, H), dtype=xw.dtype)
+    gates = np.empty((T, B, G3), dtype=xw.dtype)
+    hn = np.empty((T, B, H), dtype=xw.dtype)
+    W_rz, W_hn = _gru_split(W_hh, reset_after)
+    W_hhT, W_rzT, W_hnT = _transposed(W_hh), _transposed(W_rz), _transposed(W_hn)   # packed once per window
+    scratch = np.empty((2, G3, B), dtype=xw.dtype)
+    xwT, gT = scratch[0], scratch[1]
+    ahT = np.empty(((3 if reset_after else 2) * H, B), dtype=xw.dtype)
+    scratch = np.empty((4, H, B), dtype=xw.dtype)
+    hT, hT_prev, hnT, rhT = scratch[0], scratch[1], scratch[2], scratch[3]
+    _copy_into(h[0], h0)
+    _transpose_into(hT_prev, h0)
+    for t in range(1, T + 1):
+        _transpose_into(xwT, xw[t - 1])
+        _gru_step_fm(xwT, hT_prev, W_hhT, W_rzT, W_hnT, b_hh, reset_after, hT, gT, hnT, ahT, rhT)
+        _transpose_into(h[t], hT)
+        _transpose_into(gates[t - 1], gT)
+        _transpose_into(hn[t - 1], hnT)
+        hT, hT_prev = hT_prev, hT
+    return h, gates, hn
+
+
+@jit
+def _gru_step_back_fm(gT_h, hT_prev, gT_t, hnT_t, W_hh, W_rz, W_hn, reset_after, daxT, dahT,
+                      dhT_prev, danT, d_rhT, da_rzT):
+    """_gru_step_back feature-major (no recurrent dropout): daxT, dahT (3H, B), then gT_h <- dh_{t-1}^T."""
+    H, B = gT_h.shape
+    for j in range(H):
+        for b in range(B):
+            r, z, n = gT_t[j, b], gT_t[H + j, b], gT_t[2 * H + j, b]
+            g = gT_h[j, b]
+            dn = g * (1.0 - z)                                # h_t = (1 - z) n + z h_{t-1}
+            dz = g * (hT_prev[j, b] - n)
+            dhT_prev[j, b] = g * z
+            danT[j, b] = dn * (1.0 - n * n)                   # through tanh
+            daz = dz * z * (1.0 - z)                          # through the sigmoid
+            daxT[H + j, b] = daz
+            dahT[H + j, b] = daz
+            daxT[2 * H + j, b] = danT[j, b]
+            if reset_after:
+                dr = danT[j, b] * hnT_t[j, b]                 # n = tanh(xw_n + r * hn)
+                dar = dr * r * (1.0 - r)
+                daxT[j, b] = dar
+                dahT[j, b] = dar
+                dahT[2 * H + j, b] = danT[j, b] * r
+            else:
+                dahT[2 * H + j, b] = danT[j, b]               # n = tanh(xw_n + hn), hn = (r h) W_hn + b_hn
+    if reset_after:
+        np.dot(W_hh, dahT, gT_h)                              # W_hh dah_t^T  (H, B)
+    else:
+        np.dot(W_hn, danT, d_rhT)                             # dE/d(r h_{t-1})^T  (H, B)
+        for j in range(H):
+            for b in range(B):
+                r = gT_t[j, b]
+                dr = d_rhT[j, b] * hT_prev[j, b]
+                dhT_prev[j, b] = dhT_prev[j, b] + d_rhT[j, b] * r
+                dar = dr * r * (1.0 - r)
+                daxT[j, b] = dar
+                dahT[j, b] = dar
+                da_rzT[j, b] = dar
+                da_rzT[H + j, b] = dahT[H + j, b]
+        np.dot(W_rz, da_rzT, gT_h)                            # W_hr,z [dar, daz]^T  (H, B)
+    _add_into(gT_h, dhT_prev)
+
+
+@jit
+def _gru_backward_fm(dh, dh_T, h, gates, hn, W_hh, reset_after, truncate):
+    T, B, H = dh.shape
+    dax = np.zeros_like(gates)
+    dah = np.zeros_like(gates)
+    g_hT = np.zeros((T + 1, H, B), dtype=dh.dtype)
+    W_rz, W_hn = _gru_split(W_hh, reset_after)
+    scratch = np.empty((6, H, B), dtype=dh.dtype)
+    gT, hT_prev, hnT, dhT_prev, danT, d_rhT = scratch[0], scratch[1], scratch[2], scratch[3], scratch[4], scratch[5]
+    scratch = np.empty((3, 3 * H, B), dtype=dh.dtype)
+    gatesT, daxT, dahT = scratch[0], scratch[1], scratch[2]
+    da_rzT = np.empty((2 * H, B), dtype=dh.dtype)
+    k, last = _walks(T, truncate)
+    for s in range(T, last, -1):
+        first = max(s - k + 1, 1)
+        gT.fill(0.0)
+        for t in range(s, first - 1, -1):
+            if t == s or k == T:
+                _add_loss_grad_fm(dh, dh_T, t, gT)
+            _add_into(g_hT[t], gT)
+            _transpose_into(hT_prev, h[t - 1])
+            _transpose_into(gatesT, gates[t - 1])
+            _transpose_into(hnT, hn[t - 1])
+            _gru_step_back_fm(gT, hT_prev, gatesT, hnT, W_hh, W_rz, W_hn, reset_after, daxT, dahT,
+                              dhT_prev, danT, d_rhT, da_rzT)
+            _add_transposed(dax[t - 1], daxT)
+            _add_transposed(dah[t - 1], dahT)
+        _add_into(g_hT[first - 1], gT)
+    return dax, dah, _transposed(g_hT[0]), _step_norms(g_hT)
 
 
 # --------------------------------------------------------------------------- generation
