@@ -82,13 +82,21 @@ def clip_by_global_norm(grads, max_norm, eps=1e-6):
     nothing is scaled (PyTorch would turn every gradient into NaN): call `check_finite` to
     find out which parameter went bad.
     """
-    c, eps = _threshold(max_norm), _eps(eps)
     total = global_norm(grads)
-    coef = c / (total + eps)
-    if coef < 1.0 and math.isfinite(total):
+    coef = clip_coefficient(total, max_norm, eps)
+    if coef < 1.0:
         for g in grads.values():
             g *= coef
     return total
+
+
+def clip_coefficient(norm, max_norm, eps=1e-6):
+    """The factor clipping by global norm scales every gradient by: c / (N + eps) when that is
+    below 1 and N is finite, else 1.0. An optimiser can apply it in its own pass
+    (`Optimizer.step(grads, lr, scale=...)`) instead of `clip_by_global_norm` scaling first."""
+    c, eps = _threshold(max_norm), _eps(eps)
+    coef = c / (norm + eps)
+    return coef if coef < 1.0 and math.isfinite(norm) else 1.0
 
 
 # ----------------------------------------------------------------------------- non-finite values

@@ -61,6 +61,7 @@ class Optimizer:
     """
     name = "base"
     slots = ()
+    fuses_scale = False       # whether `_update` takes the clipping factor (`scale=`) into its own pass
 
     def __init__(self, params, lr, weight_decay=0.0):
         for key, p in params.items():
@@ -72,20 +73,29 @@ class Optimizer:
         self.t = 0
         self.state = {slot: {key: np.zeros_like(p) for key, p in params.items()} for slot in self.slots}
 
-    def step(self, grads, lr=None):
+    def step(self, grads, lr=None, scale=1.0):
         """One update of every parameter from `grads`; `lr` overrides self.lr for this step only.
 
+        `scale` multiplies every gradient first: a clipping factor (`clip.clip_coefficient`),
+        which gives the same bits as scaling `grads` in place beforehand, without that pass.
         `grads` is not modified. An override of 0 leaves the parameters as they are but still
         advances the state (t, buffers), as it would in PyTorch.
         """
         lr = self.lr if lr is None else _number(lr, "learning rate", _NONNEG)
+        scale = _number(scale, "gradient scale", _NONNEG)
         self._check_grads(grads)
         self.t += 1
         for key, p in self.params.items():
-            g = grads[key]
+            g, s = grads[key], scale
+            if s != 1.0 and (self.weight_decay or not self.fuses_scale):
+                g, s = g * p.dtype.type(s), 1.0  # the clipped gradient, as `g *= s` would leave it
             if self.weight_decay:
                 g = g + self.weight_decay * p    # gradient of (wd/2) ||p||^2 added
-            self._update(p, g, lr, *(self.state[slot][key] for slot in self.slots))
+            slot_arrays = (self.state[slot][key] for slot in self.slots)
+            if self.fuses_scale:
+                self._update(p, g, lr, *slot_arrays, scale=s)
+            else:
+                self._update(p, g, lr, *slot_arrays)
 
     def _update(self, p, g, lr, *slot_arrays):
         raise NotImplementedError
@@ -224,6 +234,7 @@ class Adam(Optimizer):
     """
     name = "adam"
     slots = ("m", "v")
+    fuses_scale = True
 
     def __init__(self, params, lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, backend=None):
         super().__init__(params, lr, weight_decay)
@@ -232,8 +243,8 @@ class Adam(Optimizer):
         self.eps = _number(eps, "eps", _NONNEG)
         self._kernel = get_kernels(backend).adam_update
 
-    def _update(self, p, g, lr, m, v):
-        self._kernel(p, g, m, v, lr, self.beta1, self.beta2, self.eps, self.t)
+    def _update(self, p, g, lr, m, v, scale=1.0):
+        self._kernel(p, g, m, v, lr, self.beta1, self.beta2, self.eps, self.t, scale)
 
 
 OPTIMIZERS = {cls.name: cls for cls in (SGD, Momentum, Nesterov, Adagrad, RMSprop, Adam)}

@@ -275,3 +275,58 @@ def test_make_schedule_errors(name, base_lr, total, kw, match):
 def test_schedule_rejects_negative_step():
     with pytest.raises(RnnvanishError, match="zero or more"):
         make_schedule("constant", 0.1, 10)(-1)
+
+
+# -- the clipping factor inside the update ---------------------------------------------------------
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("name,weight_decay", [("adam", 0.0), ("adam", 0.1), ("sgd", 0.0), ("rmsprop", 0.01)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_scaled_step_equals_the_step_on_clipped_gradients_bit_for_bit(name, weight_decay, dtype, backend):
+    """step(grads, scale=c) gives the bits of clip_by_global_norm(grads) then step(grads)."""
+    from rnnvanish.clip import clip_by_global_norm, clip_coefficient, global_norm
+    rng = np.random.default_rng(7)
+    shapes = {"W": (5, 7), "b": (7,), "V": (3, 2, 4)}
+    start = {k: rng.standard_normal(s).astype(dtype) for k, s in shapes.items()}
+    fused_p, plain_p = ({k: v.copy() for k, v in start.items()} for _ in range(2))
+    kw = {"backend": backend} if name == "adam" else {}
+    fused, plain = (make_optimizer(name, p, 1e-2, weight_decay=weight_decay, **kw) for p in (fused_p, plain_p))
+    clipped_steps = 0
+    for _ in range(4):
+        grads = {k: (3 * rng.standard_normal(s)).astype(dtype) for k, s in shapes.items()}
+        scale = clip_coefficient(global_norm(grads), 5.0)
+        clipped_steps += scale < 1.0
+        kept = {k: g.copy() for k, g in grads.items()}
+        fused.step(grads, scale=scale)
+        for k in grads:                                        # the gradients are left as they were
+            np.testing.assert_array_equal(grads[k], kept[k])
+        clip_by_global_norm(grads, 5.0)
+        plain.step(grads)
+        for k in shapes:
+            np.testing.assert_array_equal(fused_p[k], plain_p[k], err_msg=f"{name} {k}")
+    assert clipped_steps == 4                                  # norms about 3 sqrt(55) > 5: every step clips
+
+
+def test_clip_coefficient_is_the_factor_of_clip_by_global_norm():
+    from rnnvanish.clip import clip_coefficient
+    assert clip_coefficient(10.0, 5.0, eps=0.0) == 0.5
+    assert clip_coefficient(10.0, 5.0) == 5.0 / (10.0 + 1e-6)
+    assert clip_coefficient(4.0, 5.0) == 1.0                   # under the threshold: untouched
+    assert clip_coefficient(float("inf"), 5.0) == 1.0          # not finite: left for the diagnosis
+    assert clip_coefficient(float("nan"), 5.0) == 1.0
+
+
+def test_training_clips_inside_the_update_as_it_did_before():
+    """The engine folds the global-norm factor into the update; a clip by value that changes
+    nothing sends the same run through clip_by_global_norm and a plain update instead. Same
+    parameters bit for bit; the logged clipped norm within rounding of the recomputed one."""
+    from conftest import make_lm_trainer
+    fused = make_lm_trainer(clip_norm=0.05, lr=1e-2, backend="numba")
+    plain = make_lm_trainer(clip_norm=0.05, lr=1e-2, backend="numba", clip_value=1e30)
+    for _ in range(4):
+        a, b = fused.train_step(), plain.train_step()
+        assert a.clipped and b.clipped and a.norm > 0.05       # every step clips
+        assert a.norm == b.norm
+        assert a.norm_clipped == pytest.approx(b.norm_clipped, rel=1e-12)
+        for k, p in fused.model.params.items():
+            np.testing.assert_array_equal(p, plain.model.params[k], err_msg=k)

@@ -1,5 +1,7 @@
 """Numba twin of `rnnvanish.reference.optim.adam_update`, the update of `rnnvanish.optim.Adam`:
-one pass over the arrays instead of about a dozen NumPy passes and their temporaries. At
+one pass over the arrays instead of about a dozen NumPy passes and their temporaries, the
+clipping factor applied on the way (g * scale: clipping by global norm and the update in one
+pass, the same bits as scaling g first). At
 B = 1 the NumPy update is the largest part of a training step (see `rnnvanish bench`);
 `optim.Adam` calls this on the numba backend.
 
@@ -16,19 +18,20 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _adam_pass(p, g, m, v, b1, one_minus_b1, b2, one_minus_b2, step_size, root_bias2, eps):
+def _adam_pass(p, g, m, v, b1, one_minus_b1, b2, one_minus_b2, step_size, root_bias2, eps, scale):
     p, g, m, v = p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1)
     for i in range(p.shape[0]):
-        m[i] = m[i] * b1 + one_minus_b1 * g[i]               # m_t = b1 m_{t-1} + (1 - b1) g_t
-        v[i] = v[i] * b2 + one_minus_b2 * g[i] * g[i]        # v_t = b2 v_{t-1} + (1 - b2) g_t^2
+        g_i = g[i] * scale                                    # the clipped gradient
+        m[i] = m[i] * b1 + one_minus_b1 * g_i                 # m_t = b1 m_{t-1} + (1 - b1) g_t
+        v[i] = v[i] * b2 + one_minus_b2 * g_i * g_i           # v_t = b2 v_{t-1} + (1 - b2) g_t^2
         p[i] -= step_size * m[i] / (np.sqrt(v[i]) / root_bias2 + eps)
 
 
-def adam_update(p, g, m, v, lr, beta1, beta2, eps, t):
-    """Adam's update at step t = 1, 2, ..., in place on p, m and v."""
+def adam_update(p, g, m, v, lr, beta1, beta2, eps, t, scale=1.0):
+    """Adam's update at step t = 1, 2, ..., in place on p, m and v, from the gradient g * scale."""
     s = p.dtype.type
     scalars = (s(beta1), s(1.0 - beta1), s(beta2), s(1.0 - beta2),
-               s(lr / (1.0 - beta1 ** t)), s(math.sqrt(1.0 - beta2 ** t)), s(eps))
+               s(lr / (1.0 - beta1 ** t)), s(math.sqrt(1.0 - beta2 ** t)), s(eps), s(scale))
     g = np.ascontiguousarray(g, dtype=p.dtype)
     if p.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous:
         _adam_pass(p, g, m, v, *scalars)

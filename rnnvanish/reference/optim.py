@@ -11,8 +11,10 @@ import math
 import numpy as np
 
 
-def adam_update(p, g, m, v, lr, beta1, beta2, eps, t):
-    """Adam's update at step t = 1, 2, ..., in place on p, m and v."""
+def adam_update(p, g, m, v, lr, beta1, beta2, eps, t, scale=1.0):
+    """Adam's update at step t = 1, 2, ..., in place on p, m and v, from the gradient g * scale."""
+    if scale != 1.0:
+        g = g * p.dtype.type(scale)                           # the clipped gradient
     m *= beta1
     m += (1.0 - beta1) * g                                    # m_t = b1 m_{t-1} + (1 - b1) g_t
     v *= beta2
