@@ -255,6 +255,28 @@ def test_stacked_summary_gives_the_ratios_numba_over_torch():
         "2-layer lstm, B 1, H 128, float64, 1 thread: numba / torch training 1.5x, generation 5.0x")
 
 
+def test_flagship_is_the_batched_float32_lstm_of_train_and_refuses_grid_flags(capsys):
+    assert bench_command.FLAGSHIP == ("lstm", 256, 32, 64, "float32", 2, 1)
+    args = build_parser(only="bench").parse_args(["bench", "--flagship"])
+    assert bench_command._grid(args) == []                     # the flagship runs on its own, after the grid
+    code, out, err = cli(capsys, "bench", "--flagship", "--batch", "8", "--no-progress")
+    assert code == 2 and out == ""
+    assert err.strip().splitlines() == ["rnnvanish bench: error: --flagship runs one configuration; drop --batch"]
+    code, _, err = cli(capsys, "bench", "--flagship", "--stacked", "--no-progress")
+    assert code == 2 and "--stacked runs its own two configurations; drop --flagship" in err
+
+
+def test_flagship_line_gives_both_speeds_the_ratio_and_the_share_of_peak():
+    base = {"cell": "lstm", "layers": 1, "hidden": 256, "batch": 32, "window": 64, "dtype": "float32", "threads": 2,
+            "gflops": 50.0}
+    records = [dict(base, impl="numba", train_tok_s=54000.0, peak_fraction=0.62),
+               dict(base, impl="torch", train_tok_s=45000.0, peak_fraction=0.5)]
+    assert bench_command.flagship_line(records) == (
+        "flagship (rnnvanish train --hidden 256 --dtype float32 --threads 2: LSTM, B 32, T 64): "
+        "numba 54.0k tok/s (62% of peak), torch 45.0k tok/s, numba / torch 1.2x")
+    assert bench_command.flagship_line(records[:1]).endswith("numba 54.0k tok/s (62% of peak)")
+
+
 def test_startup_probe_reports_its_times():
     result = bench.startup_times([["tanh", "float64"]], backend="numpy")
     assert set(result) >= {"import_s", "first_step_s", "to_first_step_s", "process_s"}

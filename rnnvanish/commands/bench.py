@@ -11,7 +11,7 @@ torch and prints the ratios numba/torch.
 """
 import os
 
-from ..choices import CELLS, DTYPES
+from ..choices import CLASSIC_CELLS, DTYPES
 from ..errors import RnnvanishError
 from ._args import positive_float, positive_int
 
@@ -20,6 +20,10 @@ QUICK_GRID = {"hidden": [128], "batch": [1, 32], "dtype": ["float64", "float32"]
 # --stacked: a 2-layer LSTM, batched in float32 on both cores and one stream in float64 on one:
 # (cell, H, B, dtype, threads, layers)
 STACKED = [("lstm", 256, 32, "float32", 2, 2), ("lstm", 128, 1, "float64", 1, 2)]
+# The run a user starts first: `rnnvanish train --hidden 256 --dtype float32 --threads 2`, a
+# character-level LSTM at B 32 and window 64. (cell, H, B, T, dtype, threads, layers)
+FLAGSHIP = ("lstm", 256, 32, 64, "float32", 2, 1)
+BENCH_CELLS = CLASSIC_CELLS                           # the cells torch.nn has, to compare with
 GRID_FLAGS = ("quick", "cells", "hidden", "batch", "dtype", "threads", "layers")
 
 
@@ -30,7 +34,11 @@ def add_arguments(p):
     g.add_argument("--stacked", action="store_true",
                    help="only a 2-layer LSTM against torch's num_layers=2: B 32, H 256, float32, 2 threads "
                         "and B 1, H 128, float64, 1 thread; prints the ratios numba/torch")
-    g.add_argument("--cells", nargs="+", choices=CELLS, help="cells to measure (default: all three)")
+    g.add_argument("--flagship", action="store_true",
+                   help="only the flagship line: LSTM, H 256, B 32, T 64, float32, 2 threads, beside torch "
+                        "(the full grid ends with it too)")
+    g.add_argument("--cells", nargs="+", choices=BENCH_CELLS,
+                   help="cells to measure (default: all three; the cells PyTorch also has)")
     g.add_argument("--layers", nargs="+", type=positive_int, metavar="L",
                    help="numbers of stacked layers (default: 1)")
     g.add_argument("--hidden", nargs="+", type=positive_int, help="hidden sizes H (default: 64 128 512)")
@@ -54,15 +62,20 @@ def add_arguments(p):
 
 def _grid(args):
     """The configurations (cell, H, B, T, dtype, threads, layers) the flags ask for."""
-    if args.stacked:
+    if args.stacked or args.flagship:
         given = [f"--{flag}" for flag in GRID_FLAGS if getattr(args, flag)]
+        if args.stacked and args.flagship:
+            given.append("--flagship")
         if given:
-            raise RnnvanishError(f"--stacked runs its own two configurations; drop {', '.join(given)}")
+            what = "--stacked runs its own two configurations" if args.stacked else "--flagship runs one configuration"
+            raise RnnvanishError(f"{what}; drop {', '.join(given)}")
+        if args.flagship:
+            return []
         return [(cell, H, B, args.window, dtype, threads, L) for cell, H, B, dtype, threads, L in STACKED]
     base = QUICK_GRID if args.quick else FULL_GRID
     pick = {key: getattr(args, key) or values for key, values in base.items()}
     return [(cell, H, B, args.window, dtype, threads, L)
-            for threads in pick["threads"] for dtype in pick["dtype"] for cell in args.cells or CELLS
+            for threads in pick["threads"] for dtype in pick["dtype"] for cell in args.cells or BENCH_CELLS
             for L in args.layers or [1] for H in pick["hidden"] for B in pick["batch"]]
 
 
@@ -130,6 +143,18 @@ def stacked_summary(records):
     return "\n".join(lines)
 
 
+def flagship_line(records):
+    """The flagship configuration's tokens/s on numba and torch, their ratio and numba's share of peak."""
+    cell, H, B, T, dtype, threads, _ = FLAGSHIP
+    by_impl = {r["impl"]: r for r in records}
+    nb, th = by_impl.get("numba"), by_impl.get("torch")
+    parts = [f"numba {_fmt(nb['train_tok_s'])} tok/s ({100 * nb['peak_fraction']:.0f}% of peak)" if nb else None,
+             f"torch {_fmt(th['train_tok_s'])} tok/s" if th else None,
+             f"numba / torch {_ratio(nb['train_tok_s'], th['train_tok_s'])}" if nb and th else None]
+    return (f"flagship (rnnvanish train --hidden {H} --dtype {dtype} --threads {threads}: {cell.upper()}, B {B}, "
+            f"T {T}): " + ", ".join(p for p in parts if p))
+
+
 def _startup_report(cells, dtypes):
     import tempfile
 
@@ -180,7 +205,13 @@ def run(args):
     min_time = args.min_time or (0.3 if args.quick else 1.0)
     load_before = _load()
     records, peaks = run_grid(configs, impls, min_time=min_time, vocab=args.vocab, progress=not args.no_progress)
-    print(table(records))
+    if records:
+        print(table(records))
+    if args.flagship or not (args.stacked or args.quick or any(getattr(args, f) for f in GRID_FLAGS)):
+        flagship, peaks = run_grid([FLAGSHIP], [i for i in impls if i != "numpy"], min_time=min_time,
+                                   vocab=args.vocab, progress=not args.no_progress, peaks=peaks)
+        print(flagship_line(flagship))
+        records += flagship
     summary = stacked_summary(records) if args.stacked else ""
     if summary:
         print(summary + "\n(1.0x or more: numba at least as fast as torch)")
@@ -189,10 +220,10 @@ def run(args):
     print("peak (SciPy BLAS, 1024 x 1024 product): "
           + ", ".join(f"{dtype} {threads} thread{'s' if threads > 1 else ''} {gf:.1f} GFLOP/s"
                       for (dtype, threads), gf in peaks.items()))
-    cells = sorted({c[0] for c in configs}, key=CELLS.index)
-    if not args.stacked and not args.no_trace and "numba" in impls:
+    cells = sorted({c[0] for c in configs}, key=BENCH_CELLS.index)
+    if cells and not args.stacked and not args.no_trace and "numba" in impls:
         print(_trace_report(cells))
-    if not args.stacked and not args.no_startup and "numba" in impls:
+    if cells and not args.stacked and not args.no_startup and "numba" in impls:
         print(_startup_report(cells, sorted({c[4] for c in configs}))[0])
     if args.json:
         try:
