@@ -1,7 +1,7 @@
-"""The three recurrent cells: TanhRNN, LSTM, GRU.
+"""The recurrent cells: TanhRNN, LSTM, GRU, the IRNN preset, IndRNN, and their registry `CELLS`.
 
 A cell holds its parameters in `cell.params` (a dict of arrays, keys as in DESIGN.md) and
-has an explicit carry: `(h,)` for TanhRNN and GRU, `(h, c)` for LSTM.
+has an explicit carry: `(h,)` for TanhRNN, GRU, IRNN and IndRNN, `(h, c)` for LSTM.
 
     h, state_T, cache = cell.forward(x, state, masks)          # x: ids (T, B) or inputs (T, B, I)
     grads, dstate_0, norms = cell.backward(dh, cache, dstate_T, truncate=k)
