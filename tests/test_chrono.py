@@ -153,3 +153,13 @@ def test_every_cell_option_belongs_to_registered_cells():
     for name, (owners, _) in choices.CELL_SPECIFIC.items():
         assert set(owners) <= set(cells.CELLS), name
     assert set(choices.CLASSIC_CELLS) <= set(choices.CELLS)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["gradcheck", "--cell", "lstm", "--activation", "relu"], "activation applies to the tanh cell only, not lstm"),
+    (["gradcheck", "--cell", "indrnn", "--reset-before"], "reset-before applies to the gru cell only, not indrnn"),
+])
+def test_gradcheck_refuses_an_option_of_another_cell(argv, message, capsys):
+    code, out, err = cli(capsys, *argv)
+    assert code == 2 and out == ""
+    assert err.strip().splitlines() == [f"rnnvanish gradcheck: error: --{message}"]

@@ -63,6 +63,7 @@ def run(args):
     from ..stack import Stack
 
     k = args.truncate
+    configs = configurations(args)                                     # a misplaced cell option fails before any output
     print(f"gradient check: float64, central differences (eps {args.eps:g}), T={args.window} B={args.batch} "
           f"H={args.hidden} V={args.vocab}, truncate={'none' if k is None else k}, tolerance {args.tolerance:g}")
     if k is not None and k >= args.window:
@@ -78,7 +79,7 @@ def run(args):
               + (", variational" if args.variational else "") + (", residual" if args.residual else ""))
     worst = 0.0
     failed = []
-    for label, cell, options in configurations(args):
+    for label, cell, options in configs:
         common = dict(hidden=args.hidden, window=args.window, batch=args.batch, truncate=k, vocab=args.vocab,
                       seed=args.seed, backend=args.backend, eps=args.eps, **options)
         rows = (check_stacked_language_model(cell, **{**depth, **common}) if stacked
