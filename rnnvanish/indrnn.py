@@ -81,7 +81,8 @@ class IndRNN(Cell):
 
     def describe(self):
         return {"horizon": self.horizon, "gamma": self.gamma, "u_max": self.u_max,
-                "u_abs_max": float(np.max(np.abs(self.params["u"])))}
+                "u_abs_max": float(np.max(np.abs(self.params["u"]))),
+                "closed_form": "dh_t/dh_{t-1} = diag(relu'(a_t) u): dh_T[i]/dh_k[i] = u_i^(T-k) on an active path"}
 
     # -- the recurrence -----------------------------------------------------------------
     def forward(self, x, state=None, masks=None):

@@ -163,13 +163,16 @@ def test_step_jacobians_equal_finite_differences_of_one_step():
         assert_close(J[t - 1], numeric, rtol=1e-6, atol=1e-9, name=f"J_{t}")
 
 
-def test_jacobian_products_are_u_to_the_lag_on_the_active_path():
+@pytest.mark.parametrize("u", [[0.98, -0.9, 1.01, 0.5, 0.75], [0.6, -0.95, 1.02, 0.2, 0.9, -0.3]],
+                         ids=["H5", "H6"])                        # an even H takes the tracer's block path
+def test_jacobian_products_are_u_to_the_lag_on_the_active_path(u):
     """All units active (a large positive bias): ds_t/ds_k = diag(u^(t-k)), and the tracer's
     log10 ||ds_t/ds_k||_2 is (t-k) log10 max|u_i| for every pair."""
     from rnnvanish.tracer import trace
     from rnnvanish.tracer.jacobians import step_chain
-    cell = make_cell("indrnn", 3, 5, seed=0, backend="numba", horizon=30)
-    u = np.array([0.98, -0.9, 1.01, 0.5, 0.75])
+    u = np.array(u)
+    H = u.size
+    cell = make_cell("indrnn", 3, H, seed=0, backend="numba", horizon=30)
     cell.params["u"][...] = u
     cell.params["b_h"][...] = 50.0                                   # a_t > 0 for every unit and step
     x = np.random.default_rng(2).standard_normal((30, 2, 3))
@@ -179,8 +182,9 @@ def test_jacobian_products_are_u_to_the_lag_on_the_active_path():
     assert_close(tr.jacobian_log10[t, k], expected, rtol=1e-12, atol=1e-12, name="log10 ||ds_t/ds_k||")
     # Unit by unit: the product of the step Jacobians is diag(u_i^(T-k)).
     _, _, cache = cell.forward(x)
+    assert np.all(cache["h"][1:] > 0), "the premise: every unit active at every step"
     J = step_chain(cell, cache, 0).full()
-    P = np.eye(5)
+    P = np.eye(H)
     for lag in range(1, 31):
         P = P @ J[30 - lag]                                          # ds_T/ds_{T-lag}
         assert_close(np.diag(P), u ** lag, rtol=1e-12, name=f"diag ds_T/ds_(T-{lag})")
