@@ -3,6 +3,10 @@ curve to hold rnnvanish's against, step for step.
 
     python benchmarks/torch_lm.py TEXT --steps 3000 --out torch.csv                # PyTorch's own initialisation
     python benchmarks/torch_lm.py TEXT --steps 3000 --init rnnvanish --out same.csv  # rnnvanish's initial weights
+    python benchmarks/torch_lm.py TEXT --steps 3000 --engine rnnvanish --init torch --out rv.csv
+
+`--engine rnnvanish` runs rnnvanish's own training step (`rnnvanish.training.engine.Trainer`)
+in the same loop instead, so either engine can start from either initialisation.
 
 Everything but the model is rnnvanish's: the vocabulary, the train/validation split, the B
 parallel streams cut into windows of T steps (state carried, reset when the streams start over),
@@ -27,8 +31,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rnnvanish.data import TokenStream, eval_windows  # noqa: E402
-from rnnvanish.interop import to_torch_state_dict  # noqa: E402
-from rnnvanish.training.language import build_model, encode_corpus, read_corpus  # noqa: E402
+from rnnvanish.interop import from_torch_state_dict, to_torch_state_dict  # noqa: E402
+from rnnvanish.training.engine import Trainer  # noqa: E402
+from rnnvanish.training.language import LanguageObjective, build_model, encode_corpus, read_corpus  # noqa: E402
 from rnnvanish.training.settings import LanguageConfig  # noqa: E402
 
 LAYERS = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "tanh": torch.nn.RNN}
@@ -66,6 +71,38 @@ def evaluate(model, config, val_ids):
     return total / count
 
 
+def torch_engine(config, model, a, train_ids, val_ids):
+    """(one training step -> loss, evaluation -> validation loss) of PyTorch's loop."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=a.lr)
+    stream = TokenStream(train_ids, a.batch, a.window)
+    carry = {"state": None}
+
+    def step():
+        x, y, new_epoch = stream.next_window()
+        if new_epoch:
+            carry["state"] = None
+        logits, carry["state"] = model(torch.from_numpy(x), detach(carry["state"]))
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, model.V), torch.from_numpy(y).reshape(-1))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), a.clip_norm)
+        optimizer.step()
+        return float(loss.detach())
+    return step, lambda: evaluate(model, config, val_ids)
+
+
+def rnnvanish_engine(config, model, vocab, train_ids, val_ids):
+    """The same two for rnnvanish's Trainer, starting from `model`'s weights (the two biases summed)."""
+    weights = {k: v.detach().numpy().astype(config.dtype) for k, v in model.state_dict().items()}
+    lm = from_torch_state_dict({k.removeprefix("rnn."): v for k, v in weights.items()}, cell=config.cell,
+                               dtype=config.dtype)
+    target = build_model(config, len(vocab))
+    target.set_params(lm.params)
+    objective = LanguageObjective(config, vocab, train_ids, val_ids)
+    trainer = Trainer(config, target, objective)
+    return (lambda: float(trainer.train_step().loss)), (lambda: objective.evaluate(target)["val_loss"])
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("text")
@@ -83,6 +120,11 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--init", default="torch", choices=("torch", "rnnvanish"))
+    p.add_argument("--torch-parts", default="", metavar="PARTS",
+                   help="with --init rnnvanish: take these parts from PyTorch's initialisation instead, "
+                        "comma-separated from weight_ih, weight_hh, bias, decoder (to find which part matters)")
+    p.add_argument("--engine", default="torch", choices=("torch", "rnnvanish"),
+                   help="whose training step runs: torch.optim on nn.LSTM, or rnnvanish's Trainer")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
 
@@ -97,26 +139,28 @@ def main(argv=None):
     model = TorchLM(a.cell, V, a.hidden, a.layers).to(dtype)
     if a.init == "rnnvanish":
         weights = to_torch_state_dict(build_model(config, V), prefix="rnn.")
+        parts = {part for part in a.torch_parts.split(",") if part}
+        unknown = parts - {"weight_ih", "weight_hh", "bias", "decoder"}
+        if unknown:
+            p.error(f"unknown --torch-parts {', '.join(sorted(unknown))}")
+        own = model.state_dict()
+        for name in weights:
+            if any(name.removeprefix("rnn.").startswith(part) for part in parts):
+                weights[name] = own[name].detach().numpy()
         model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in weights.items()})
-    optimizer = torch.optim.Adam(model.parameters(), lr=a.lr)
-    stream = TokenStream(train_ids, a.batch, a.window)
-    rows, state, start = [], None, time.perf_counter()
+    if a.engine == "rnnvanish":
+        step_fn, evaluate_fn = rnnvanish_engine(config, model, vocab, train_ids, val_ids)
+    else:
+        step_fn, evaluate_fn = torch_engine(config, model, a, train_ids, val_ids)
+    rows, start = [], time.perf_counter()
     for step in range(1, a.steps + 1):
-        x, y, new_epoch = stream.next_window()
-        if new_epoch:
-            state = None
-        logits, state = model(torch.from_numpy(x), detach(state))
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, V), torch.from_numpy(y).reshape(-1))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), a.clip_norm)
-        optimizer.step()
-        row = {"step": step, "loss": float(loss), "val_loss": "", "elapsed": ""}
+        loss = step_fn()
+        row = {"step": step, "loss": loss, "val_loss": "", "elapsed": ""}
         over = a.max_time is not None and time.perf_counter() - start > a.max_time
         if step % a.eval_every == 0 or step == a.steps or over:
-            row["val_loss"] = evaluate(model, config, val_ids)
+            row["val_loss"] = evaluate_fn()
             row["elapsed"] = round(time.perf_counter() - start, 2)
-            print(f"step {step} | loss {float(loss):.4f} | val {row['val_loss']:.4f} | {row['elapsed']:.0f}s",
+            print(f"step {step} | loss {loss:.4f} | val {row['val_loss']:.4f} | {row['elapsed']:.0f}s",
                   flush=True)
         rows.append(row)
         if over:

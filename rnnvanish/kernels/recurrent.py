@@ -10,7 +10,11 @@ side by side. What differs is only how the work is done:
     `np.dot(a, b, out)` on contiguous (B, .) slices (BLAS via SciPy);
   - the elementwise parts are plain loops over (b, j), so each step's gates are computed
     in one pass; exp, tanh and sigmoid are written as plain arithmetic (below) so that
-    LLVM vectorises those loops (a call to libm's exp or tanh cannot be vectorised).
+    LLVM vectorises those loops (a call to libm's exp or tanh cannot be vectorised);
+  - from B = FEATURE_MAJOR_BATCH streams on (and without masks) each driver hands the window
+    to its feature-major twin (`_lstm_forward_fm`, ...), which holds the step's state as
+    (H, B) so the per-step products run in BLAS's fast orientation: the same steps with the
+    indices swapped, in the section "feature-major path" below.
 Legend: T steps, B batch, H hidden, G gates (tanh 1, GRU 3, LSTM 4), V vocabulary.
 
 Recurrent dropout (m, (B, H)) and zoneout (d, (T, B, H)) are the forward and backward
