@@ -33,6 +33,7 @@ import numpy as np
 
 from .cellbase import DTYPES, Cell, CellMasks, is_token_input, truncate_code  # noqa: F401  (the cells' shared names)
 from .indrnn import IndRNN
+from .lnlstm import LNLSTM
 from .reference import ACTIVATIONS
 
 
@@ -362,7 +363,8 @@ def chrono_biases(T_max, H, rng):
 
 
 # The registry: every cell by name (rnnvanish.choices.CELLS names the same, without importing numpy).
-CELLS = {"tanh": TanhRNN, "lstm": LSTM, "gru": GRU, "irnn": IRNN, "indrnn": IndRNN}
+CELLS = {"tanh": TanhRNN, "lstm": LSTM, "gru": GRU, "irnn": IRNN, "indrnn": IndRNN,
+         "lnlstm": LNLSTM}
 
 
 def make_cell(name, input_size, hidden_size, **options):
