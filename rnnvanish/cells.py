@@ -1,7 +1,8 @@
 """The recurrent cells: TanhRNN, LSTM, GRU, the IRNN preset, IndRNN, and their registry `CELLS`.
 
 A cell holds its parameters in `cell.params` (a dict of arrays, keys as in DESIGN.md) and
-has an explicit carry: `(h,)` for TanhRNN, GRU, IRNN and IndRNN, `(h, c)` for LSTM.
+has an explicit carry: `(h,)` for TanhRNN, GRU, IRNN, IndRNN, minGRU and minLSTM, `(h, c)` for LSTM,
+`(s,)` for the LRU (its complex state as real and imaginary halves).
 
     h, state_T, cache = cell.forward(x, state, masks)          # x: ids (T, B) or inputs (T, B, I)
     grads, dstate_0, norms = cell.backward(dh, cache, dstate_T, truncate=k)
@@ -27,13 +28,16 @@ The recurrence runs in a kernel (`rnnvanish.kernels` or `rnnvanish.reference`, c
 at once, and every weight gradient as one window-sized matrix product, e.g.
 dW_hh = sum_t h_{t-1}^T da_t = h[:-1]^T da. That shared machinery is `Cell` in
 `rnnvanish.cellbase`; `CELLS` at the end of this module is the registry of every cell by name
-(IRNN a preset of the tanh cell, IndRNN in `rnnvanish.indrnn`).
+(IRNN a preset of the tanh cell, IndRNN in `rnnvanish.indrnn`, minGRU and minLSTM in
+`rnnvanish.mincells`, the LRU in `rnnvanish.lru`).
 """
 import numpy as np
 
 from .cellbase import DTYPES, Cell, CellMasks, is_token_input, truncate_code  # noqa: F401  (the cells' shared names)
 from .indrnn import IndRNN
 from .lnlstm import LNLSTM
+from .lru import LRU
+from .mincells import MinGRU, MinLSTM
 from .reference import ACTIVATIONS
 
 
@@ -364,7 +368,7 @@ def chrono_biases(T_max, H, rng):
 
 # The registry: every cell by name (rnnvanish.choices.CELLS names the same, without importing numpy).
 CELLS = {"tanh": TanhRNN, "lstm": LSTM, "gru": GRU, "irnn": IRNN, "indrnn": IndRNN,
-         "lnlstm": LNLSTM}
+         "mingru": MinGRU, "minlstm": MinLSTM, "lru": LRU, "lnlstm": LNLSTM}
 
 
 def make_cell(name, input_size, hidden_size, **options):

@@ -8,7 +8,7 @@ its order (a test holds the two equal).
 """
 from .errors import RnnvanishError
 
-CELLS = ("tanh", "lstm", "gru", "irnn", "indrnn", "lnlstm")
+CELLS = ("tanh", "lstm", "gru", "irnn", "indrnn", "mingru", "minlstm", "lru", "lnlstm")
 CLASSIC_CELLS = ("tanh", "lstm", "gru")          # what a sweep compares unless told otherwise
 ACTIVATIONS = ("tanh", "sigmoid", "relu")        # of the tanh-family cell
 DTYPES = ("float64", "float32")

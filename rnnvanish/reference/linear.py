@@ -2,9 +2,9 @@
 Hajimirsadeghi 2024, "Were RNNs All We Needed?") and the LRU (Orvieto et al. 2023, at the
 end of the file), their truncated BPTT and their scans.
 
-These are kernels awaiting their cell classes: no `--cell mingru`, `minlstm` or `lru` yet (the
-cell registry is being rewritten); a cell will compute the input term xw = x W_xh + b for
-the whole window, as the other cells do, and call these.
+The cells that call them are `rnnvanish.mincells` (`--cell mingru`, `--cell minlstm`) and
+`rnnvanish.lru` (`--cell lru`); each computes the input term (xw = x W_xh + b, or the LRU's
+u B) for the whole window, as the other cells do, and passes it here.
 
 Legend: T steps, B batch, H hidden. Time-major; h has shape (T+1, B, H) with h[0] = h_prev.
 Every public function has a Numba twin of the same name, arguments and results in
