@@ -1,6 +1,6 @@
 """rnnvanish: recurrent networks and backpropagation through time, made visible.
 
-    from rnnvanish import TanhRNN, LSTM, GRU, IRNN, IndRNN, LanguageModel
+    from rnnvanish import TanhRNN, LSTM, GRU, IRNN, IndRNN, MinGRU, MinLSTM, LRU, LanguageModel
 
 Names are loaded on first use, so `import rnnvanish` (and `rnnvanish --help`) stays quick
 and Numba is imported only when a Numba kernel first runs.
@@ -11,6 +11,7 @@ from ._version import __version__
 
 _EXPORTS = {
     "TanhRNN": "cells", "LSTM": "cells", "GRU": "cells", "IRNN": "cells", "IndRNN": "cells",
+    "MinGRU": "mincells", "MinLSTM": "mincells", "LRU": "lru",
     "make_cell": "cells", "CELLS": "cells",
     "LanguageModel": "model", "Stack": "stack", "CellMasks": "cells",
     "clip_by_value": "clip", "clip_by_norm": "clip", "clip_by_global_norm": "clip", "global_norm": "clip",

@@ -27,6 +27,10 @@ QUANTITY_LABELS = {
 }
 
 
+# the base b of each cell's bound b^lag on the signal (the tanh family's by default)
+BOUND_NAMES = {None: "γ σ$_{max}$(W$_{hh}$)", "indrnn": "max |u$_i$|", "lru": "max |λ$_j$|"}
+
+
 def _positive(values):
     """Values for a log axis: zeros and non-finite entries become NaN (gaps, not -inf)."""
     v = np.asarray(values, dtype=np.float64)
@@ -75,7 +79,8 @@ def plot_lag_profiles(traces, ax=None, quantity="h", bound=True, band=True, titl
         b = tr.bound if quantity == "h" and bound else None
         if b is not None:
             ax.plot(tr.lags, _positive(b), color=colour, lw=1.3, ls="--",
-                    label=f"  bound (γ σ$_{{max}}$(W$_{{hh}}$))$^{{lag}}$ = {tr.bound_base:.3g}$^{{lag}}$")
+                    label=f"  bound ({BOUND_NAMES.get(tr.meta.get('cell'), BOUND_NAMES[None])})$^{{lag}}$ = "
+                          f"{tr.bound_base:.3g}$^{{lag}}$")
     ax.set_yscale("log")
     _fit_log_limits(ax, seen)
     if quantity != "contribution":
