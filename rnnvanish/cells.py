@@ -34,6 +34,7 @@ dW_hh = sum_t h_{t-1}^T da_t = h[:-1]^T da. That shared machinery is `Cell` in
 import numpy as np
 
 from .cellbase import DTYPES, Cell, CellMasks, is_token_input, truncate_code  # noqa: F401  (the cells' shared names)
+from .exprnn import ExpRNN
 from .indrnn import IndRNN
 from .lnlstm import LNLSTM
 from .lru import LRU
@@ -368,7 +369,8 @@ def chrono_biases(T_max, H, rng):
 
 # The registry: every cell by name (rnnvanish.choices.CELLS names the same, without importing numpy).
 CELLS = {"tanh": TanhRNN, "lstm": LSTM, "gru": GRU, "irnn": IRNN, "indrnn": IndRNN,
-         "mingru": MinGRU, "minlstm": MinLSTM, "lru": LRU, "lnlstm": LNLSTM}
+         "mingru": MinGRU, "minlstm": MinLSTM, "lru": LRU, "exprnn": ExpRNN,
+         "lnlstm": LNLSTM}
 
 
 def make_cell(name, input_size, hidden_size, **options):

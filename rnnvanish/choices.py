@@ -8,9 +8,10 @@ its order (a test holds the two equal).
 """
 from .errors import RnnvanishError
 
-CELLS = ("tanh", "lstm", "gru", "irnn", "indrnn", "mingru", "minlstm", "lru", "lnlstm")
+CELLS = ("tanh", "lstm", "gru", "irnn", "indrnn", "mingru", "minlstm", "lru", "exprnn", "lnlstm")
 CLASSIC_CELLS = ("tanh", "lstm", "gru")          # what a sweep compares unless told otherwise
 ACTIVATIONS = ("tanh", "sigmoid", "relu")        # of the tanh-family cell
+NONLINEARITIES = ("modrelu", "tanh")             # of the expRNN (modReLU: the paper's default)
 DTYPES = ("float64", "float32")
 BACKENDS = ("numba", "numpy")
 CLIP_MODES = ("global", "per-tensor")
@@ -25,6 +26,7 @@ CELL_SPECIFIC = {
     # the sequence length the IndRNN's bound |u| <= gamma^(1/T) is for; filled in from the
     # run (the task's length, the language model's window), not a flag of its own
     "horizon": (("indrnn",), "horizon"),
+    "nonlinearity": (("exprnn",), "nonlinearity"),
 }
 # settings every cell takes: initialisers of the two weight matrices and the spectral radius
 CELL_GENERAL = ("init_xh", "init_hh", "radius")

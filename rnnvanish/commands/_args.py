@@ -118,7 +118,7 @@ def _default(config_cls, key, shown=None):
 
 
 def add_model_arguments(p, config_cls, forget_bias_default=1.0):
-    from ..choices import ACTIVATIONS, BACKENDS, CELLS, DTYPES
+    from ..choices import ACTIVATIONS, BACKENDS, CELLS, DTYPES, NONLINEARITIES
     d = lambda key, shown=None: _default(config_cls, key, shown)       # noqa: E731
     g = p.add_argument_group("model")
     g.add_argument("--cell", choices=CELLS, help="recurrent cell" + d("cell"))
@@ -131,6 +131,8 @@ def add_model_arguments(p, config_cls, forget_bias_default=1.0):
     g.add_argument("--chrono", type=chrono_horizon, metavar="T_MAX",
                    help="LSTM, GRU: chrono initialisation (Tallec & Ollivier 2018), forget (GRU: update) gate "
                         "biases log u, u ~ U[1, T_MAX - 1]; the LSTM's input gate the negative")
+    g.add_argument("--nonlinearity", choices=NONLINEARITIES,
+                   help="expRNN: sign(z) relu(|z| + b) (modrelu, the paper's) or tanh (default: modrelu)")
     g.add_argument("--init-xh", type=init_spec, metavar="SPEC",
                    help="initialiser of W_xh, e.g. glorot_uniform, uniform:0.08 (default: the cell's)")
     g.add_argument("--init-hh", type=init_spec, metavar="SPEC",

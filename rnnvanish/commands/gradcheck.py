@@ -4,6 +4,8 @@ from ..errors import RnnvanishError
 from ._args import nonneg_int, optional_truncate, positive_float, positive_int, probability
 
 CELL_CHOICES = (*CELLS, "all")
+# the expRNN is checked with each nonlinearity (the gradient on A goes through expm either way)
+EXPRNN_CONFIGS = [(f"exprnn/{n}", "exprnn", {"nonlinearity": n}) for n in ("modrelu", "tanh")]
 
 
 def add_arguments(p):
@@ -44,7 +46,8 @@ def configurations(args):
         configs.append(("lstm", "lstm", {}))
         configs.append(("gru/reset-after", "gru", {"reset_after": True}))
         configs.append(("gru/reset-before", "gru", {"reset_after": False}))
-        return configs + [(name, name, {}) for name in CELLS if name not in ("tanh", "lstm", "gru")]
+        configs += [(name, name, {}) for name in CELLS if name not in ("tanh", "lstm", "gru", "exprnn")]
+        return configs + EXPRNN_CONFIGS
     if args.activation is not None and args.cell != "tanh":
         raise RnnvanishError(f"--activation applies to the tanh cell only, not {args.cell}")
     if args.reset_before and args.cell != "gru":
@@ -55,6 +58,8 @@ def configurations(args):
     if args.cell == "gru":
         form = "reset-before" if args.reset_before else "reset-after"
         return [(f"gru/{form}", "gru", {"reset_after": not args.reset_before})]
+    if args.cell == "exprnn":
+        return list(EXPRNN_CONFIGS)                                      # both nonlinearities
     return [(args.cell, args.cell, {})]                                 # the cells without options of their own
 
 

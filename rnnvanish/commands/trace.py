@@ -12,7 +12,7 @@ import argparse
 import re
 from pathlib import Path
 
-from ..choices import ACTIVATIONS, BACKENDS, CELLS
+from ..choices import ACTIVATIONS, BACKENDS, CELLS, NONLINEARITIES
 from ._args import chrono_horizon, finite_float, init_spec, nonneg_int, positive_float, positive_int, probability
 
 CHART_SUFFIXES = (".png", ".svg")
@@ -23,6 +23,8 @@ def add_arguments(p):
     m.add_argument("--cell", choices=CELLS, default="tanh", help="recurrent cell (default: tanh)")
     m.add_argument("--activation", choices=ACTIVATIONS, default="tanh",
                    help="activation of the tanh-family RNN (default: tanh)")
+    m.add_argument("--nonlinearity", choices=NONLINEARITIES, default=None,
+                   help="expRNN: modrelu (the paper's, default) or tanh")
     m.add_argument("--init-hh", dest="init", type=init_spec, metavar="SPEC", default=None,
                    help="W_hh initialiser per gate block, e.g. orthogonal, glorot_uniform, normal:1.0 "
                         "(default: orthogonal)")
@@ -43,7 +45,7 @@ def add_arguments(p):
                    help="trace a trained language model: a checkpoint .npz or a run folder")
     m.add_argument("--compare", metavar="KEY=V1,V2,...", default=None,
                    help="vary one setting: cell, init, radius, activation, forget-bias, layers, residual, "
-                        "zoneout, chrono (e.g. cell=tanh,lstm,gru or radius=0.9,1.0,1.1 or chrono=none,100)")
+                        "zoneout, chrono, nonlinearity (e.g. cell=tanh,lstm,gru or radius=0.9,1.0,1.1 or chrono=none,100)")
     i = p.add_argument_group("inputs (default: random dense vectors)")
     i.add_argument("--length", type=positive_int, metavar="T", default=100, help="sequence length T (default: 100)")
     i.add_argument("--batch", type=positive_int, metavar="B", default=32, help="number of sequences B (default: 32)")
@@ -123,14 +125,18 @@ def _settings(args):
 
     base = Setting(cell=args.cell, hidden=args.hidden, activation=args.activation, init=args.init,
                    radius=args.radius, forget_bias=args.forget_bias, reset_after=not args.reset_before,
-                   layers=args.layers, residual=args.residual, zoneout=args.zoneout, chrono=args.chrono).check()
+                   layers=args.layers, residual=args.residual, zoneout=args.zoneout, chrono=args.chrono,
+                   nonlinearity=args.nonlinearity).check()
     field, values = parse_compare(args.compare) if args.compare is not None else (None, None)
     owners = cells_taking("chrono")
     if args.chrono is not None and field != "cell" and args.cell not in owners:
         raise RnnvanishError(f"--chrono applies to the {' and '.join(owners)} cells only, not {args.cell}")
+    if args.nonlinearity is not None and field != "cell" and args.cell not in cells_taking("nonlinearity"):
+        raise RnnvanishError(f"--nonlinearity applies to the exprnn cell only, not {args.cell}")
     if args.compare is None:
         return [(base, base.label())]
-    only = {"forget_bias": ("lstm",), "activation": ("tanh",), "chrono": owners}.get(field)
+    only = {"forget_bias": ("lstm",), "activation": ("tanh",), "chrono": owners,
+            "nonlinearity": cells_taking("nonlinearity")}.get(field)
     if only and args.cell not in only:
         raise RnnvanishError(f"--compare {field.replace('_', '-')} changes only the {' and '.join(only)} "
                              f"cell{'s' if len(only) > 1 else ''}; add --cell {only[0]}")

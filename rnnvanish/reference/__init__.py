@@ -11,6 +11,8 @@ files of the same names; tests hold each pair equal:
                   the language model's pieces around the recurrence; dense_rows, outer_sum,
                   back_rows: the same whole-window products for dense inputs (stacks, tasks)
     indrnn.py     indrnn_forward, indrnn_backward: the IndRNN recurrence (Li et al. 2018)
+    exprnn.py     modrelu_forward, modrelu_backward: expRNN's modReLU recurrence with a fixed
+                  W_hh = expm(A) (Lezcano-Casado & Martinez-Rubio 2019)
     lnlstm.py     lnlstm_forward, lnlstm_backward: the layer-normalised LSTM (Ba et al. 2016);
                   layer_norm_forward, layer_norm_backward: its layer norm over a window
     linear.py     mingru_forward, mingru_backward, minlstm_forward, minlstm_backward: the
@@ -29,6 +31,7 @@ One window of the language model (`rnnvanish.model`) is five calls on either bac
 
 Kernels take arrays, sizes and activation codes (`ACTIVATIONS`), never objects.
 """
+from .exprnn import modrelu_backward, modrelu_forward
 from .indrnn import indrnn_backward, indrnn_forward
 from .lnlstm import layer_norm_backward, layer_norm_forward, lnlstm_backward, lnlstm_forward
 from .linear import (SCANS, linear_scan, log_scan, lru_backward, lru_forward, mingru_backward,
@@ -50,4 +53,5 @@ __all__ = ["tanh_forward", "tanh_backward", "lstm_forward", "lstm_backward", "gr
            "indrnn_forward", "indrnn_backward",
            "lnlstm_forward", "lnlstm_backward", "layer_norm_forward", "layer_norm_backward",
            "mingru_forward", "mingru_backward", "minlstm_forward", "minlstm_backward", "linear_scan", "log_scan",
-           "lru_forward", "lru_backward", "SCANS"]
+           "lru_forward", "lru_backward", "SCANS",
+           "modrelu_forward", "modrelu_backward"]

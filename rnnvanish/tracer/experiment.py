@@ -16,14 +16,15 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..cells import CELLS, make_cell
-from ..choices import CELLS as CELL_NAMES, cells_taking
+from ..choices import CELLS as CELL_NAMES, NONLINEARITIES, cells_taking
 from ..errors import RnnvanishError
 from ..init import parse_init
 
 # --compare KEY -> the Setting field it varies
 COMPARE_KEYS = {"cell": "cell", "init": "init", "radius": "radius", "activation": "activation",
                 "forget-bias": "forget_bias", "forget_bias": "forget_bias",
-                "layers": "layers", "residual": "residual", "zoneout": "zoneout", "chrono": "chrono"}
+                "layers": "layers", "residual": "residual", "zoneout": "zoneout", "chrono": "chrono",
+                "nonlinearity": "nonlinearity"}
 DEPTH_FIELDS = ("layers", "residual", "zoneout")
 SWITCH = {"on": True, "off": False, "yes": True, "no": False, "true": True, "false": False, "1": True, "0": False}
 ACTIVATION_NAMES = ("tanh", "sigmoid", "relu")
@@ -45,6 +46,7 @@ class Setting:
     forget_bias: float = 1.0
     reset_after: bool = True
     chrono: float | None = None
+    nonlinearity: str | None = None       # expRNN: modrelu or tanh (None: the cell's, modrelu)
     layers: int = 1
     residual: bool = False
     zoneout: float = 0.0
@@ -57,9 +59,11 @@ class Setting:
     def label(self, varied=None) -> str:
         """Legend text: the varied setting alone when there is one, else the cell and its extras."""
         cell = CELLS[self.cell].title.format(activation=self.activation)
+        if self.nonlinearity is not None and self.cell in cells_taking("nonlinearity"):
+            cell = f"{cell} ({self.nonlinearity})"
         init = f"{pretty_init(self.init)} init"
         radius = f"radius {self.radius:g}" if self.radius is not None else ""
-        if varied == "cell" or varied == "activation":
+        if varied in ("cell", "activation", "nonlinearity"):
             return cell
         if varied == "init":
             return init
@@ -85,7 +89,8 @@ class Setting:
         for setting, field, value in (("activation", "activation", self.activation),
                                       ("forget_bias", "forget_bias", self.forget_bias),
                                       ("reset_before", "reset_after", self.reset_after),
-                                      ("chrono", "chrono", self.chrono)):
+                                      ("chrono", "chrono", self.chrono),
+                                      ("nonlinearity", "nonlinearity", self.nonlinearity)):
             if self.cell in cells_taking(setting) and value is not None:
                 options[field] = value
         try:
@@ -103,6 +108,8 @@ class Setting:
             raise RnnvanishError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELL_NAMES)}")
         if self.activation not in ACTIVATION_NAMES:
             raise RnnvanishError(f"unknown activation {self.activation!r}; choose one of {', '.join(ACTIVATION_NAMES)}")
+        if self.nonlinearity is not None and self.nonlinearity not in NONLINEARITIES:
+            raise RnnvanishError(f"unknown nonlinearity {self.nonlinearity!r}; choose one of {', '.join(NONLINEARITIES)}")
         if self.init is not None:
             parse_init(self.init)                                      # raises on a bad spec
         if self.radius is not None and not (np.isfinite(self.radius) and self.radius > 0):
@@ -146,8 +153,8 @@ def parse_compare(text):
         raise RnnvanishError(f"--compare wants KEY=V1,V2,... (e.g. cell=tanh,lstm,gru), got {text!r}")
     if key not in COMPARE_KEYS:
         raise RnnvanishError(f"--compare cannot vary {key!r}; "
-                             "choose one of cell, init, radius, activation, forget-bias, chrono, layers, residual, "
-                             "zoneout")
+                             "choose one of cell, init, radius, activation, forget-bias, chrono, nonlinearity, layers, "
+                             "residual, zoneout")
     items = [v.strip() for v in values.split(",")]
     if any(not v for v in items):
         raise RnnvanishError(f"--compare {text!r} has an empty value")
@@ -185,7 +192,7 @@ def vary(base: Setting, field, values):
             if text.lower() not in SWITCH:
                 raise RnnvanishError(f"residual is on or off, got {text!r}")
             value = SWITCH[text.lower()]
-        elif field in ("cell", "activation"):
+        elif field in ("cell", "activation", "nonlinearity"):
             value = text.lower()
         else:
             value = text

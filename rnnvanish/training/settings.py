@@ -13,7 +13,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from ..choices import BACKENDS, CLIP_MODES, DTYPES, NONFINITE_POLICIES, check_cell
+from ..choices import BACKENDS, CLIP_MODES, DTYPES, NONFINITE_POLICIES, NONLINEARITIES, check_cell
 from ..errors import RnnvanishError
 
 
@@ -26,6 +26,7 @@ class TrainConfig:
     reset_before: bool | None = None    # GRU: reset gate before the recurrent product (Cho et al. 2014)
     forget_bias: float | None = None    # LSTM: forget-gate bias at the start
     chrono: float | None = None         # LSTM, GRU: forget/update-gate biases log U[1, T_max - 1] (Tallec & Ollivier)
+    nonlinearity: str | None = None     # expRNN: modrelu (default) or tanh
     init_xh: str | None = None          # initialiser of W_xh (None: the cell's)
     init_hh: str | None = None          # initialiser of W_hh (None: orthogonal)
     radius: float | None = None         # rescale each W_hh gate block to this spectral radius
@@ -86,6 +87,8 @@ class TrainConfig:
             _choice("backend", self.backend, BACKENDS)
         _choice("clip-mode", self.clip_mode, CLIP_MODES)
         _choice("nonfinite", self.nonfinite, NONFINITE_POLICIES)
+        if self.nonlinearity is not None:
+            _choice("nonlinearity", self.nonlinearity, NONLINEARITIES)
         for name in ("hidden", "threads", "batch", "eval_every", "layers"):
             _whole(name, getattr(self, name), low=1)
         _whole("seed", self.seed, low=0)
