@@ -30,8 +30,8 @@ trace follows the state s: the step Jacobian on (Re x, Im x) is the rotation-sca
     ds_T/ds_k = Λ^(T-k) exactly,   ||ds_T/ds_k||_2 = max_j |lambda_j|^(T-k).
 
 The recurrence runs in `lru_forward` / `lru_backward` (rnnvanish.reference.linear and its
-Numba twin), by the loop (the Numba default) or the prefix scan (the NumPy default; see
-`rnnvanish.mincells` for why); the products with B, C and W_xh are whole-window matrix
+Numba twin), by the loop (the default, see `rnnvanish.mincells` for why) or the prefix
+scan (`scan="prefix"`); the products with B, C and W_xh are whole-window matrix
 products here. No recurrent dropout or zoneout.
 """
 import numpy as np
@@ -40,7 +40,7 @@ from .cellbase import Cell, truncate_code
 from .errors import RnnvanishError
 from .reference import linear as ref_linear
 
-DEFAULT_SCAN = {"numba": "loop", "numpy": "prefix"}
+DEFAULT_SCAN = {"numba": "loop", "numpy": "loop"}      # as the minGRU's (rnnvanish.mincells)
 COMPLEX = {np.dtype(np.float64): np.complex128, np.dtype(np.float32): np.complex64}
 
 

@@ -80,7 +80,8 @@ def test_numba_equals_the_reference_for_every_scan(T, B, truncate, cell):
 
 def test_the_default_scan_depends_on_the_backend_and_bad_scans_are_refused():
     assert make_cell("mingru", 3, 4, backend="numba").scan == "loop"
-    assert make_cell("minlstm", 3, 4, backend="numpy").scan == "prefix"
+    assert make_cell("minlstm", 3, 4, backend="numpy").scan == "loop"
+    assert make_cell("minlstm", 3, 4, scan="prefix").scan == "prefix"
     with pytest.raises(RnnvanishError, match="positive"):
         make_cell("mingru", 3, 4, scan="log")
     with pytest.raises(RnnvanishError, match="scan must be one of"):
