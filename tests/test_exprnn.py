@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.linalg import expm, expm_frechet
 
-from conftest import TEXT, assert_close, cli
+from conftest import TEXT, assert_close, cli, make_task_trainer
 from rnnvanish import kernels, reference
 from rnnvanish.cells import make_cell
 from rnnvanish.exprnn import expm_grad, skew, skew_init
@@ -216,6 +216,34 @@ def test_constrain_projects_onto_skew_matrices():
     cell.params["A"][0, 1] += 0.3
     cell.constrain()
     assert np.array_equal(cell.params["A"], -cell.params["A"].T)
+
+
+def test_a_resumed_run_continues_bit_for_bit():
+    """W_hh is recomputed from A every window and the projection is part of every update, so a
+    task run restored from a checkpoint computes the same parameters as one that never stopped."""
+    whole = make_task_trainer(cell="exprnn", lr=0.05, steps=8, hidden=6, backend="numba")
+    for _ in range(8):
+        whole.train_step()
+    first = make_task_trainer(cell="exprnn", lr=0.05, steps=8, hidden=6, backend="numba")
+    for _ in range(3):
+        first.train_step()
+    second = make_task_trainer(cell="exprnn", lr=0.05, steps=8, hidden=6, backend="numba")
+    second.restore(first.checkpoint())
+    for _ in range(5):
+        second.train_step()
+    for name, value in whole.model.params.items():
+        assert np.array_equal(second.model.params[name], value), name
+    assert not np.array_equal(first.model.params["A"], whole.model.params["A"])
+
+
+def test_a_language_model_rebuilds_with_its_nonlinearity():
+    from rnnvanish.model import LanguageModel
+    from rnnvanish.training.checkpoint import build_model
+    model = LanguageModel("exprnn", 7, 6, seed=3, backend="numpy", nonlinearity="tanh")
+    rebuilt = build_model(model.config(), backend="numpy")
+    assert set(rebuilt.params) == set(model.params) and "b_h" in rebuilt.params and "A" in rebuilt.params
+    samples = [LanguageModel("exprnn", 7, 6, seed=3, backend=b).sample([1, 2], 12, 1.0, rng=5) for b in ("numpy", "numba")]
+    assert samples[0].shape == (12,) and np.array_equal(samples[0], samples[1])
 
 
 # --------------------------------------------------------------------------- the tracer
