@@ -257,6 +257,13 @@ def test_trace_command(tmp_path, capsys):
     assert tr.meta["cell"] == "lnlstm" and tr.grad_c is not None and tr.meta["state_size"] == 12
 
 
+def test_sweep_command(tmp_path, capsys):
+    code, out, err = cli(capsys, "sweep", "adding", "--cells", "lnlstm", "--lengths", "10", "--seeds", "1", "--steps",
+                         "4", "--workers", "1", "--hidden", "6", "--out", tmp_path / "sweep")
+    assert code == 0, err
+    assert "lnlstm T=10 seed 0" in out
+
+
 def test_gradcheck_command(capsys):
     code, out, err = cli(capsys, "gradcheck", "--cell", "lnlstm", "--window", "3", "--batch", "2", "--backend", "numpy")
     assert code == 0, err
