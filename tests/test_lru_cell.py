@@ -183,3 +183,35 @@ def test_bad_options_are_one_line_errors(tmp_path, capsys, argv, words):
                          "--out", tmp_path / "run", *argv)
     assert code == 2, err
     assert len(err.strip().splitlines()) == 1 and words in err
+
+
+@pytest.mark.parametrize("cell", ["lru", "mingru", "minlstm"])
+def test_a_resumed_run_continues_bit_for_bit(cell):
+    """A task run restored from a checkpoint (the carry, every parameter and its optimiser state)
+    computes the same parameters as one that never stopped."""
+    from conftest import make_task_trainer
+    options = dict(cell=cell, lr=0.05, steps=8, hidden=6, layers=2, residual=True, backend="numba")
+    whole = make_task_trainer(**options)
+    for _ in range(8):
+        whole.train_step()
+    first = make_task_trainer(**options)
+    for _ in range(3):
+        first.train_step()
+    second = make_task_trainer(**options)
+    second.restore(first.checkpoint())
+    for _ in range(5):
+        second.train_step()
+    for name, value in whole.model.params.items():
+        assert np.array_equal(second.model.params[name], value), name
+    assert not np.array_equal(first.model.params["W_xh"], whole.model.params["W_xh"])
+
+
+def test_every_cell_on_one_lag_chart(tmp_path, capsys):
+    """`trace --compare cell=...` over the classic and the newer cells draws one chart."""
+    cells = "tanh,lstm,gru,irnn,indrnn,mingru,minlstm,lru"
+    code, out, err = cli(capsys, "trace", "--compare", f"cell={cells}", "--hidden", "6", "--length", "10", "--batch", "2",
+                         "--out", tmp_path / "t")
+    assert code == 0, err
+    assert (tmp_path / "t" / "lag.png").stat().st_size > 0
+    for title in ("minGRU", "minLSTM", "LRU", "IndRNN"):
+        assert title in out
