@@ -26,11 +26,16 @@ float64 for either dtype, and the recurrence is then the tanh recurrence (`tanh_
 `tanh_backward`) or its modReLU twin (`modrelu_forward`, `modrelu_backward`,
 `rnnvanish.reference.exprnn` and the Numba kernel of the same name) with a fixed W_hh.
 
-Initialisation of A (section 4 of the paper, after Henaff et al. 2016): block-diagonal with
-2 x 2 blocks [[0, s_i], [-s_i, 0]], so expm(A) is a rotation by s_i in each plane:
-    henaff   s_i ~ U[-π, π]                                           (their copying task)
-    cayley   s_i = -sqrt((1 - cos t_i) / (1 + cos t_i)), t_i ~ U[0, π/2]   (their MNIST, TIMIT)
+Initialisation of A (the two of the paper's experiments and the authors' code, after Henaff et
+al. 2016): block-diagonal with 2 x 2 blocks [[0, s_i], [-s_i, 0]], so expm(A) is a rotation by
+s_i in each plane:
+    henaff   s_i ~ U[-π, π]                                           (the default)
+    cayley   s_i = -sqrt((1 - cos t_i) / (1 + cos t_i)), t_i ~ U[0, π/2]
 An odd H leaves the last unit's row and column zero (W_hh keeps it at 1).
+
+Where b_mod > 0, modReLU jumps by 2 b_mod at z = 0 (sign(0) = 0 there); the derivative used is
+that of either side, exact away from the jump (finite differences step over it only if
+some |z_t| is within eps of 0).
 
 The step Jacobian is J_t = diag(σ'(a_t)) W_hh^T. W_hh's singular values are all 1; with
 |σ'| <= 1 (tanh: 1 - h_t^2 in (0, 1]; modReLU: 0 or 1, 1 where |z| + b_mod > 0) every
