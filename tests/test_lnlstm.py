@@ -229,6 +229,24 @@ def test_the_probe_matches_the_kernels_norms():
     assert_close(grad_c[0], norms["c"][::-1], rtol=1e-10, name="||dE/dc_k|| by lag")
 
 
+def test_a_resumed_run_continues_bit_for_bit():
+    """Every parameter, the norms' gains and biases included, is in the checkpoint."""
+    from conftest import make_task_trainer
+    whole = make_task_trainer(cell="lnlstm", lr=0.05, steps=6, hidden=6, layers=2, backend="numba")
+    for _ in range(6):
+        whole.train_step()
+    first = make_task_trainer(cell="lnlstm", lr=0.05, steps=6, hidden=6, layers=2, backend="numba")
+    for _ in range(2):
+        first.train_step()
+    second = make_task_trainer(cell="lnlstm", lr=0.05, steps=6, hidden=6, layers=2, backend="numba")
+    second.restore(first.checkpoint())
+    for _ in range(4):
+        second.train_step()
+    for name, value in whole.model.params.items():
+        assert np.array_equal(second.model.params[name], value), name
+    assert not np.array_equal(first.model.params["alpha_c"], whole.model.params["alpha_c"])
+
+
 # --------------------------------------------------------------------------- through the commands
 
 def test_train_command(tmp_path, capsys):
