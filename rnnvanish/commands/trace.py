@@ -211,8 +211,8 @@ def _legend(lags, jac_lag, traces):
     methods = {tr.meta.get("jacobian_method") for tr in traces} - {None}
     notes = ["lag l: median over sequences of ||dE_T/dh_(T-l)||, the share of the signal at T left l steps back",
              "decay/step: per-step factor of a log-linear fit to that median (above 1: it grows)",
-             "bound/step: gamma * sigma_max(W_hh) (IndRNN: max |u_i|; expRNN: 1); the signal at lag l is at "
-             "most bound^l (tanh-family RNN, IndRNN and expRNN only)"]
+             "bound/step: gamma * sigma_max(W_hh) (IndRNN: max |u_i|; expRNN: 1; LRU: max |lambda_j|); the signal "
+             "at lag l is at most bound^l (tanh-family RNN, IndRNN, expRNN and LRU only)"]
     if methods:
         how = " and ".join(sorted(methods))
         notes.append(f"|J| lag {jac_lag}: median over t of ||ds_t/ds_(t-{jac_lag})||_2 on sequence 0 ({how})")
