@@ -205,10 +205,16 @@ def test_expm_of_A_stays_orthogonal_after_1000_adam_steps():
             assert orthogonality_error(cell) <= 1e-12, f"step {step}: {orthogonality_error(cell):.2e}"
     assert np.array_equal(cell.params["A"], -cell.params["A"].T)
     assert np.max(np.abs(cell.params["A"] - A0)) > 0.5                        # A did move far
-    # A plain matrix W trained by the same Adam steps on dW_hh leaves the orthogonal group at once.
-    W = expm(A0)
-    W += 0.02 * np.sign(rng.standard_normal(W.shape))
-    assert np.max(np.abs(W.T @ W - np.eye(6))) > 1e-3
+    # An unconstrained W_hh, started at the same expm(A) and trained by the same Adam steps, leaves
+    # the orthogonal group: the check above can fail.
+    free = make_cell("tanh", 3, 6, seed=1, backend="numba")
+    free.params["W_hh"][...] = expm(A0)
+    opt = Adam(free.params, lr=0.02)
+    for _ in range(100):
+        h, _, cache = free.forward(x)
+        opt.step(free.backward(h[1:] - target, cache)[0])
+    W = free.params["W_hh"]
+    assert np.max(np.abs(W.T @ W - np.eye(6))) > 1e-2
 
 
 def test_constrain_projects_onto_skew_matrices():
