@@ -331,3 +331,12 @@ def test_a_misplaced_option_is_one_line_and_exit_2(argv, capsys, tmp_path):
     code, out, err = cli(capsys, *argv, *(() if argv[0] == "trace" else ("--out", tmp_path / "run")))
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and ("nonlinearity" in err or "radius" in err), err
+
+
+def test_trace_compares_the_two_nonlinearities(tmp_path, capsys):
+    code, out, err = cli(capsys, "trace", "--cell", "exprnn", "--compare", "nonlinearity=modrelu,tanh", "--hidden", "6",
+                         "--length", "12", "--batch", "3", "--no-jacobian")
+    assert code == 0, err
+    assert "expRNN (modrelu)" in out and "expRNN (tanh)" in out
+    code, out, err = cli(capsys, "trace", "--cell", "tanh", "--compare", "nonlinearity=modrelu,tanh")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "--cell exprnn" in err
