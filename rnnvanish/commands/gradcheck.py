@@ -16,7 +16,8 @@ def add_arguments(p):
                    help="activation of the tanh RNN (default: all three when --cell all, else tanh)")
     g.add_argument("--reset-before", action="store_true",
                    help="GRU: the reset gate acts before the recurrent product (Cho et al. 2014)")
-    g.add_argument("--hidden", type=positive_int, default=5, help="hidden size H (default: 5)")
+    g.add_argument("--hidden", type=positive_int, default=None,
+                   help="hidden size H (default: 5; 6 for the LRU, whose H must be even)")
     g.add_argument("--vocab", type=positive_int, default=6, help="vocabulary size V (default: 6)")
     d = p.add_argument_group("depth and regularisation (masks drawn once and held fixed)")
     d.add_argument("--layers", type=positive_int, default=1, help="stacked layers (default: 1)")
@@ -68,6 +69,8 @@ def run(args):
     from ..stack import Stack
 
     k = args.truncate
+    if args.hidden is None:
+        args.hidden = 6 if args.cell == "lru" else 5                  # the LRU carries H/2 complex units
     configs = configurations(args)                                     # a misplaced cell option fails before any output
     print(f"gradient check: float64, central differences (eps {args.eps:g}), T={args.window} B={args.batch} "
           f"H={args.hidden} V={args.vocab}, truncate={'none' if k is None else k}, tolerance {args.tolerance:g}")
