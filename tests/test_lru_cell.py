@@ -214,3 +214,13 @@ def test_every_cell_on_one_lag_chart(tmp_path, capsys):
     assert (tmp_path / "t" / "lag.png").stat().st_size > 0
     for title in ("minGRU", "minLSTM", "LRU", "IndRNN"):
         assert title in out
+
+
+@pytest.mark.parametrize("cell", ["lru", "mingru", "minlstm"])
+def test_sampling_agrees_between_backends_and_torch_interop_refuses(cell):
+    from rnnvanish.interop import to_torch_state_dict
+    from rnnvanish.model import LanguageModel
+    samples = [LanguageModel(cell, 7, 6, seed=3, backend=b).sample([1, 2], 12, 1.0, rng=5) for b in ("numpy", "numba")]
+    assert samples[0].shape == (12,) and np.array_equal(samples[0], samples[1])
+    with pytest.raises(ValueError, match="no PyTorch counterpart"):
+        to_torch_state_dict(make_cell(cell, 3, 4))
