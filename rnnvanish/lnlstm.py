@@ -27,13 +27,12 @@ x W_xh itself), and its backward after BPTT from the kernel's da (`layer_norm_ba
 recurrent kernel keeps only the two norms inside the loop. Truncation does not reach it: every
 loss's gradient on a_t passes into x_t W_xh whatever the horizon.
 
-Recurrent dropout and zoneout (the other cells' masks) are not implemented for this cell; dropout
-between stacked layers is.
+Masks as for the LSTM (`rnnvanish.reference.masks`): recurrent dropout multiplies h_{t-1} where
+it enters h_{t-1} W_hh; zoneout keeps h and c with one d_t, and LN(c) reads the updated c~_t.
 """
 import numpy as np
 
 from .cellbase import Cell, truncate_code
-from .errors import RnnvanishError
 from .reference.lnlstm import EPS
 
 LN_PARAMS = ("alpha_x", "beta_x", "alpha_h", "beta_h", "alpha_c", "beta_c")
@@ -75,26 +74,20 @@ class LNLSTM(Cell):
                 "closed_form": "J_t from the LN Jacobian diag(α) r (I - 11^T/n - ẑẑ^T/n) of each norm"}
 
     # -- the recurrence -----------------------------------------------------------------
-    def _no_masks(self, masks):
-        if masks is not None and (masks.recurrent is not None or masks.zoneout is not None):
-            raise RnnvanishError("the lnlstm cell has no recurrent dropout (--variational) or zoneout (--zoneout); "
-                                 "dropout between layers (--dropout) works")
-
     def forward(self, x, state=None, masks=None):
-        self._no_masks(masks)
         p, x = self.params, self._prepare_input(x)
         kernels = self._kernels()
         zero = np.zeros_like(p["b_h"])
         xw = np.ascontiguousarray(self._input_term(x, p["W_xh"], zero))     # x W_xh: (T, B, 4H)
         T, B = xw.shape[:2]
         h0, c0 = self._check_state(state, B)
+        cache = {"x": x, "T": T, "B": B, "masks": self._check_masks(masks, T, B)}
         ln_x, zx, rx = kernels.layer_norm_forward(xw, p["alpha_x"], p["beta_x"], self.eps)
         xn = ln_x + p["b_h"]                                                # LN(x W_xh) + b_h: (T, B, 4H)
         h, c, gates, zp, rp, zc, rc = kernels.lnlstm_forward(
             xn, np.ascontiguousarray(h0), np.ascontiguousarray(c0), p["W_hh"], p["alpha_h"], p["beta_h"],
-            p["alpha_c"], p["beta_c"], self.eps)
-        cache = {"x": x, "T": T, "B": B, "h": h, "c": c, "gates": gates, "zx": zx, "rx": rx, "zp": zp, "rp": rp,
-                 "zc": zc, "rc": rc}
+            p["alpha_c"], p["beta_c"], self.eps, *self._mask_args(cache))
+        cache.update(h=h, c=c, gates=gates, zx=zx, rx=rx, zp=zp, rp=rp, zc=zc, rc=rc)
         return h, (h[-1].copy(), c[-1].copy()), cache
 
     def backward(self, dh, cache, dstate=None, truncate=None):
@@ -103,11 +96,11 @@ class LNLSTM(Cell):
         da, dp, dy, dh0, dc0, norms_h, norms_c = kernels.lnlstm_backward(
             self._check_dh(dh, cache), np.ascontiguousarray(dh_T), np.ascontiguousarray(dc_T), h, cache["c"],
             cache["gates"], cache["zp"], cache["rp"], cache["zc"], cache["rc"], p["W_hh"], p["alpha_h"],
-            p["alpha_c"], p["beta_c"], truncate_code(truncate))
+            p["alpha_c"], p["beta_c"], truncate_code(truncate), *self._mask_args(cache))
         dxw = kernels.layer_norm_backward(da, cache["zx"], cache["rx"], p["alpha_x"])   # into x W_xh: (T, B, 4H)
         db = da.sum(axis=(0, 1))                                            # a_t = ... + β_x + β_h + b_h
         grads = {"W_xh": self._input_grad(cache["x"], dxw),
-                 "W_hh": self._window_outer(h[:-1], dp),                    # Σ_t h_{t-1}^T dp_t: (H, 4H)
+                 "W_hh": self._window_outer(self._dropped(h[:-1], cache), dp),   # Σ_t (h_{t-1} m)^T dp_t: (H, 4H)
                  "b_h": db,
                  "alpha_x": (da * cache["zx"]).sum(axis=(0, 1)), "beta_x": db.copy(),
                  "alpha_h": (da * cache["zp"]).sum(axis=(0, 1)), "beta_h": db.copy(),

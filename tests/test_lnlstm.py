@@ -11,7 +11,6 @@ import pytest
 from conftest import TEXT, assert_close, cli
 from rnnvanish import kernels, reference
 from rnnvanish.cells import CellMasks, make_cell
-from rnnvanish.errors import RnnvanishError
 from rnnvanish.gradcheck import (check_language_model, check_stacked_language_model, numerical_gradient,
                                  relative_error)
 from rnnvanish.kernels import lnlstm as k_lnlstm
@@ -105,18 +104,31 @@ def test_the_gradient_check_sees_a_wrong_layer_norm_backward(monkeypatch):
     assert max(err for _, err, _ in rows) > 1e-3
 
 
-def test_masks_inside_the_recurrence_are_refused():
-    cell = make_cell("lnlstm", 3, 5, backend="numpy")
-    with pytest.raises(RnnvanishError, match="zoneout"):
-        cell.forward(np.zeros((2, 1, 3)), masks=CellMasks(zoneout=np.zeros((2, 1, 5))))
+@pytest.mark.parametrize("variational", [False, True], ids=["dropout-zoneout", "variational-zoneout"])
+def test_gradients_with_masks_held_fixed(variational):
+    rows = check_stacked_language_model("lnlstm", layers=2, hidden=5, window=5, batch=2, truncate=3, vocab=6, seed=4,
+                                        backend="numpy", dropout=0.3, variational=variational, zoneout=0.3)
+    assert_gradients_match(rows, f"masked lnlstm variational={variational}", suffix="_l1")
+
+
+def test_without_masks_the_masked_call_is_the_plain_one():
+    cell = make_cell("lnlstm", 3, 5, seed=1, backend="numba")
+    x = np.random.default_rng(0).standard_normal((4, 2, 3))
+    plain, masked = cell.forward(x)[0], cell.forward(x, masks=CellMasks())[0]
+    assert np.array_equal(plain, masked)
+    zoned = cell.forward(x, masks=CellMasks(zoneout=np.ones((4, 2, 5))))[0]
+    assert np.all(zoned == zoned[0])                     # d = 1 keeps every unit: the state never moves
 
 
 # --------------------------------------------------------------------------- the Numba twin
 
-def case(T, B, H, dtype, seed):
+def case(T, B, H, dtype, seed, masks=False):
     rng = np.random.default_rng(seed)
     normal = lambda *shape, s=1.0: (s * rng.standard_normal(shape)).astype(dtype)    # noqa: E731
-    return {"xn": normal(T, B, 4 * H), "h0": normal(B, H, s=0.5), "c0": normal(B, H, s=0.5),
+    extra = {}
+    if masks:
+        extra = {"m": ((rng.random((B, H)) < 0.7) / 0.7).astype(dtype), "d": (rng.random((T, B, H)) < 0.3).astype(dtype)}
+    return {**extra, "xn": normal(T, B, 4 * H), "h0": normal(B, H, s=0.5), "c0": normal(B, H, s=0.5),
             "W_hh": normal(H, 4 * H, s=0.5), "alpha_h": 1 + normal(4 * H, s=0.3), "beta_h": normal(4 * H, s=0.3),
             "alpha_c": 1 + normal(H, s=0.3), "beta_c": normal(H, s=0.3), "dh": normal(T, B, H),
             "dh_T": normal(B, H), "dc_T": normal(B, H)}
@@ -124,23 +136,25 @@ def case(T, B, H, dtype, seed):
 
 def run(module, c, truncate):
     names = ("h", "c", "gates", "zp", "rp", "zc", "rc")
+    masks = (c["m"], c["d"]) if "m" in c else ()
     out = dict(zip(names, module.lnlstm_forward(c["xn"], c["h0"], c["c0"], c["W_hh"], c["alpha_h"], c["beta_h"],
-                                                c["alpha_c"], c["beta_c"], r_lnlstm.EPS)))
+                                                c["alpha_c"], c["beta_c"], r_lnlstm.EPS, *masks)))
     back = module.lnlstm_backward(c["dh"], c["dh_T"], c["dc_T"], *(out[n] for n in names), c["W_hh"], c["alpha_h"],
-                                  c["alpha_c"], c["beta_c"], truncate)
+                                  c["alpha_c"], c["beta_c"], truncate, *masks)
     out.update(zip(("da", "dp", "dy", "dh0", "dc0", "norms_h", "norms_c"), back))
     return out
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("masks", [False, True], ids=["plain", "masked"])
 @pytest.mark.parametrize("truncate", [0, 1, 3])
 @pytest.mark.parametrize("T,B", [(1, 1), (1, 3), (7, 1), (7, 3), (4, 2)])
-def test_the_kernels_equal_the_reference(T, B, truncate, dtype):
-    c = case(T, B, 5, dtype, seed=100 * T + 10 * B + truncate)
+def test_the_kernels_equal_the_reference(T, B, truncate, masks, dtype):
+    c = case(T, B, 5, dtype, seed=100 * T + 10 * B + truncate, masks=masks)
     expected, actual = run(reference, c, truncate), run(kernels, c, truncate)
     for name, value in expected.items():
         assert actual[name].dtype == value.dtype, name
-        assert_close(actual[name], value, rtol=RTOL[dtype], name=f"{name} T={T} B={B} k={truncate}")
+        assert_close(actual[name], value, rtol=RTOL[dtype], name=f"{name} T={T} B={B} k={truncate} masks={masks}")
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -292,7 +306,6 @@ def test_gradcheck_command(capsys):
     (["train", "--cell", "lnlstm", "--activation", "relu", "--steps", "1"], "activation"),
     (["task", "adding", "--cell", "lnlstm", "--reset-before", "--steps", "1"], "reset"),
     (["gradcheck", "--cell", "lnlstm", "--activation", "relu"], "activation"),
-    (["task", "adding", "--cell", "lnlstm", "--zoneout", "0.2", "--steps", "1"], "zoneout"),
 ])
 def test_a_bad_option_is_one_line_and_exit_2(argv, words, capsys, tmp_path):
     code, out, err = cli(capsys, *argv, *(["--out", tmp_path / "run"] if argv[0] != "gradcheck" else []))

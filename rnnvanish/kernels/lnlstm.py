@@ -9,17 +9,31 @@ are plain loops over (b, j).
 
     p_t = h_{t-1} W_hh;  a_t = xn[t-1] + LN(p_t; α_h, β_h);  c_t = f c_{t-1} + i g;
     h_t = o tanh(LN(c_t; α_c, β_c)),   LN(z) = α (z - μ) r + β,  r = 1/sqrt(var(z) + ε)
-Legend: T steps, B batch, H hidden, gate order i, f, g, o.
+Legend: T steps, B batch, H hidden, gate order i, f, g, o. Masks (m recurrent dropout (B, H),
+d zoneout (T, B, H)) are the last arguments; omitted, None or empty is off.
 
 No jitted function here calls one in another module (Numba's cache checks only the file of
 the function it compiled): the small helpers below are this file's own.
 """
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
 # The options of every kernel of the package (see recurrent.py): cached on disk, numpy's error
 # model, fused multiply-add allowed.
 jit = njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+
+
+def _or_empty(mask, like):
+    """`mask`, or an empty view of `like` (like[:0], same rank and dtype) when it is omitted or None."""
+    raise NotImplementedError
+
+
+@overload(_or_empty)
+def _or_empty_typed(mask, like):
+    if isinstance(mask, (types.NoneType, types.Omitted)):
+        return lambda mask, like: like[:0]
+    return lambda mask, like: mask
 
 
 @jit
@@ -35,6 +49,31 @@ def _add_into(dst, src):
     for b in range(dst.shape[0]):
         for j in range(dst.shape[1]):
             dst[b, j] += src[b, j]
+
+
+@jit
+def _times_into(dst, x, m):
+    """dst = x * m for (B, H) arrays (dst may be x)."""
+    for b in range(dst.shape[0]):
+        for j in range(dst.shape[1]):
+            dst[b, j] = x[b, j] * m[b, j]
+
+
+@jit
+def _zoneout(h_t, h_prev, d_t):
+    """h_t <- d_t h_{t-1} + (1 - d_t) h~_t, in place (h_t holds h~_t)."""
+    for b in range(h_t.shape[0]):
+        for j in range(h_t.shape[1]):
+            h_t[b, j] = d_t[b, j] * h_prev[b, j] + (1.0 - d_t[b, j]) * h_t[b, j]
+
+
+@jit
+def _zoneout_back(g, d_t, keep):
+    """keep = d_t g (straight to h_{t-1}); g <- (1 - d_t) g (into the cell), in place."""
+    for b in range(g.shape[0]):
+        for j in range(g.shape[1]):
+            keep[b, j] = d_t[b, j] * g[b, j]
+            g[b, j] = (1.0 - d_t[b, j]) * g[b, j]
 
 
 @jit
@@ -148,13 +187,16 @@ def _lnlstm_step(xn_t, h_prev, c_prev, W_hh, alpha_h, beta_h, alpha_c, beta_c, e
 
 
 @jit
-def lnlstm_forward(xn, h0, c0, W_hh, alpha_h, beta_h, alpha_c, beta_c, eps):
+def lnlstm_forward(xn, h0, c0, W_hh, alpha_h, beta_h, alpha_c, beta_c, eps, m=None, d=None):
     """The LN-LSTM recurrence; xn = LN(x W_xh; α_x, β_x) + b_h (T, B, 4H).
 
     Returns h (T+1, B, H), c (T+1, B, H), gates (T, B, 4H), zp (T, B, 4H), rp (T, B), zc (T, B, H),
     rc (T, B), as the reference."""
     T, B, G4 = xn.shape
     H = G4 // 4
+    m, d = _or_empty(m, h0), _or_empty(d, xn)
+    dropout, zoneout = m.shape[0] > 0, d.shape[0] > 0
+    h_in = np.empty((B, H), dtype=xn.dtype)                  # h_{t-1} * m
     h = np.empty((T + 1, B, H), dtype=xn.dtype)
     c = np.empty((T + 1, B, H), dtype=xn.dtype)
     gates = np.empty((T, B, G4), dtype=xn.dtype)
@@ -168,8 +210,15 @@ def lnlstm_forward(xn, h0, c0, W_hh, alpha_h, beta_h, alpha_c, beta_c, eps):
     h[0] = h0
     c[0] = c0
     for t in range(1, T + 1):
-        _lnlstm_step(xn[t - 1], h[t - 1], c[t - 1], W_hh, alpha_h, beta_h, alpha_c, beta_c, eps,
+        if dropout:
+            _times_into(h_in, h[t - 1], m)
+        else:
+            h_in[:, :] = h[t - 1]
+        _lnlstm_step(xn[t - 1], h_in, c[t - 1], W_hh, alpha_h, beta_h, alpha_c, beta_c, eps,
                      h[t], c[t], gates[t - 1], zp[t - 1], rp[t - 1], zc[t - 1], rc[t - 1], p_t, ln_t, y_t)
+        if zoneout:                                           # one d_t for h and c
+            _zoneout(h[t], h[t - 1], d[t - 1])
+            _zoneout(c[t], c[t - 1], d[t - 1])
     return h, c, gates, zp, rp, zc, rc
 
 
@@ -200,13 +249,18 @@ def _lnlstm_step_back(g_h, g_c, c_prev, gates_t, zp_t, rp_t, zc_t, rc_t, W_hh_T,
 
 
 @jit
-def lnlstm_backward(dh, dh_T, dc_T, h, c, gates, zp, rp, zc, rc, W_hh, alpha_h, alpha_c, beta_c, truncate):
+def lnlstm_backward(dh, dh_T, dc_T, h, c, gates, zp, rp, zc, rc, W_hh, alpha_h, alpha_c, beta_c, truncate,
+                    m=None, d=None):
     """Truncated BPTT through the LN-LSTM.
 
     Returns da (T, B, 4H), dp (T, B, 4H), dy (T, B, H), dh0 (B, H), dc0 (B, H), norms_h (T+1,),
     norms_c (T+1,), as the reference."""
     T, B, H = dh.shape
     G4 = gates.shape[2]
+    m, d = _or_empty(m, h[0]), _or_empty(d, dh)
+    dropout, zoneout = m.shape[0] > 0, d.shape[0] > 0
+    keep_h = np.empty((B, H), dtype=dh.dtype)
+    keep_c = np.empty((B, H), dtype=dh.dtype)
     da = np.zeros_like(gates)
     dp = np.zeros_like(gates)
     dy = np.zeros_like(dh)
@@ -231,8 +285,17 @@ def lnlstm_backward(dh, dh_T, dc_T, h, c, gates, zp, rp, zc, rc, W_hh, alpha_h, 
             if t == s or k == T:
                 _add_loss_grad(dh, dh_T, t, gh)               # backprop into h_t: local + from h_{t+1}
             _add_into(g_h[t], gh)
+            if zoneout:
+                _zoneout_back(gh, d[t - 1], keep_h)           # (1 - d_t) g into the cell, d_t g kept
+                _zoneout_back(gc, d[t - 1], keep_c)
             _lnlstm_step_back(gh, gc, c[t - 1], gates[t - 1], zp[t - 1], rp[t - 1], zc[t - 1], rc[t - 1], W_hh_T,
                               alpha_h, alpha_c, beta_c, da_t, dp_t, dy_t, gc_total)
+            if dropout:
+                _times_into(gh, gh, m)                        # through h_{t-1} * m
+            if zoneout:                                       # the identity paths to h_{t-1}, c_{t-1}
+                _add_into(gh, keep_h)
+                _add_into(gc, keep_c)
+                _add_into(gc_total, keep_c)
             _add_into(g_c[t], gc_total)
             _add_into(da[t - 1], da_t)                        # shared weights' gradients accumulate
             _add_into(dp[t - 1], dp_t)

@@ -21,11 +21,14 @@ Its backward (derived in `_layer_norm_back`): with dẑ = α ⊙ dy,
 
 Truncation, dh, dh_T, dc_T and the norms are those of `lstm_backward` (see `recurrent.py`
 and `_walks`); norms_c[t] is the gradient on the node c_t, its path through y_t and h_t
-included. The masks of the other cells (recurrent dropout, zoneout) are not implemented here.
+included. Masks, the last arguments, as for the LSTM (equations in `masks.py`): m (B, H)
+recurrent dropout, p_t = (h_{t-1} ⊙ m) W_hh; d (T, B, H) zoneout, c_t = d_t c_{t-1} + (1 - d_t) c~_t,
+h_t = d_t h_{t-1} + (1 - d_t) o tanh(LN(c~_t)): LN reads c~_t, and zc, rc are those of c~_t.
 """
 import numpy as np
 
 from .activations import sigmoid
+from .masks import _drop, _or_empty, _zoneout, _zoneout_back
 from .recurrent import _add_loss_grad, _step_norms, _walks
 
 EPS = 1e-5
@@ -84,7 +87,7 @@ def _lnlstm_step(xn_t, h_prev, c_prev, W_hh, alpha_h, beta_h, alpha_c, beta_c, e
     return h_t, c_t, np.concatenate([i, f, g, o], axis=1), zp_t, rp_t, zc_t, rc_t
 
 
-def lnlstm_forward(xn, h0, c0, W_hh, alpha_h, beta_h, alpha_c, beta_c, eps):
+def lnlstm_forward(xn, h0, c0, W_hh, alpha_h, beta_h, alpha_c, beta_c, eps, m=None, d=None):
     """The LN-LSTM recurrence (module docstring); xn = LN(x W_xh; α_x, β_x) + b_h (T, B, 4H).
 
     Returns h (T+1, B, H), c (T+1, B, H), gates (T, B, 4H) holding i, f, g, o after their
@@ -92,6 +95,8 @@ def lnlstm_forward(xn, h0, c0, W_hh, alpha_h, beta_h, alpha_c, beta_c, eps):
     and rc (T, B): ẑ and 1/σ of LN(c_t)."""
     T, B, G4 = xn.shape
     H = G4 // 4
+    m, d = _or_empty(m, h0), _or_empty(d, xn)
+    zoneout = d.shape[0] > 0
     h = np.empty((T + 1, B, H), dtype=xn.dtype)
     c = np.empty((T + 1, B, H), dtype=xn.dtype)
     gates = np.empty((T, B, G4), dtype=xn.dtype)
@@ -103,7 +108,10 @@ def lnlstm_forward(xn, h0, c0, W_hh, alpha_h, beta_h, alpha_c, beta_c, eps):
     c[0] = c0
     for t in range(1, T + 1):
         h[t], c[t], gates[t - 1], zp[t - 1], rp[t - 1], zc[t - 1], rc[t - 1] = _lnlstm_step(
-            xn[t - 1], h[t - 1], c[t - 1], W_hh, alpha_h, beta_h, alpha_c, beta_c, eps)
+            xn[t - 1], _drop(h[t - 1], m), c[t - 1], W_hh, alpha_h, beta_h, alpha_c, beta_c, eps)
+        if zoneout:                                           # one d_t for h and c
+            h[t] = _zoneout(h[t], h[t - 1], d[t - 1])
+            c[t] = _zoneout(c[t], c[t - 1], d[t - 1])
     return h, c, gates, zp, rp, zc, rc
 
 
@@ -127,14 +135,18 @@ def _lnlstm_step_back(g_h, g_c, c_prev, gates_t, zp_t, rp_t, zc_t, rc_t, W_hh_T,
     return da_t, dp_t, dy, dh_prev, dc_prev, gc
 
 
-def lnlstm_backward(dh, dh_T, dc_T, h, c, gates, zp, rp, zc, rc, W_hh, alpha_h, alpha_c, beta_c, truncate):
+def lnlstm_backward(dh, dh_T, dc_T, h, c, gates, zp, rp, zc, rc, W_hh, alpha_h, alpha_c, beta_c, truncate,
+                    m=None, d=None):
     """Truncated BPTT through the LN-LSTM; the chain runs through both h and c.
 
     Returns da (T, B, 4H) on a_t, dp (T, B, 4H) on p_t = h_{t-1} W_hh, dy (T, B, H) on
     y_t = LN(c_t), dh0 (B, H), dc0 (B, H), norms_h (T+1,), norms_c (T+1,). The parameter
     gradients follow: dW_hh = Σ_t h_{t-1}^T dp_t, dα_h = Σ da ⊙ ẑ_p, dβ_h = db_h = dβ_x = Σ da,
-    dα_c = Σ dy ⊙ ẑ_c, dβ_c = Σ dy, and LN(x W_xh)'s backward takes da."""
+    dα_c = Σ dy ⊙ ẑ_c, dβ_c = Σ dy, and LN(x W_xh)'s backward takes da (with recurrent dropout
+    dW_hh = Σ_t (h_{t-1} ⊙ m)^T dp_t)."""
     T, B, H = dh.shape
+    m, d = _or_empty(m, h[0]), _or_empty(d, dh)
+    zoneout = d.shape[0] > 0
     da = np.zeros_like(gates)
     dp = np.zeros_like(gates)
     dy = np.zeros_like(dh)
@@ -153,9 +165,15 @@ def lnlstm_backward(dh, dh_T, dc_T, h, c, gates, zp, rp, zc, rc, W_hh, alpha_h, 
             if t == s or k == T:
                 gh = _add_loss_grad(dh, dh_T, t, gh)          # backprop into h_t: local + from h_{t+1}
             g_h[t] += gh
+            if zoneout:
+                gh, keep_h = _zoneout_back(gh, d[t - 1])      # (1 - d_t) g into the cell, d_t g kept
+                gc, keep_c = _zoneout_back(gc, d[t - 1])
             da_t, dp_t, dy_t, gh, gc, gc_total = _lnlstm_step_back(
                 gh, gc, c[t - 1], gates[t - 1], zp[t - 1], rp[t - 1], zc[t - 1], rc[t - 1], W_hh_T,
                 alpha_h, alpha_c, beta_c)
+            gh = _drop(gh, m)                                 # through h_{t-1} ⊙ m
+            if zoneout:                                       # the identity paths to h_{t-1}, c_{t-1}
+                gh, gc, gc_total = gh + keep_h, gc + keep_c, gc_total + keep_c
             g_c[t] += gc_total
             da[t - 1] += da_t                                 # shared weights' gradients accumulate
             dp[t - 1] += dp_t
