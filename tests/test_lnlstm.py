@@ -261,6 +261,18 @@ def test_a_resumed_run_continues_bit_for_bit():
     assert not np.array_equal(first.model.params["alpha_c"], whole.model.params["alpha_c"])
 
 
+def test_sampling_works_and_agrees_between_backends():
+    from rnnvanish.model import LanguageModel
+    samples = [LanguageModel("lnlstm", 7, 6, seed=3, backend=b).sample([1, 2], 12, 1.0, rng=5) for b in ("numpy", "numba")]
+    assert samples[0].shape == (12,) and np.array_equal(samples[0], samples[1])
+
+
+def test_pytorch_interop_refuses_the_lnlstm():
+    from rnnvanish.interop import to_torch_state_dict
+    with pytest.raises(ValueError, match="no PyTorch counterpart"):
+        to_torch_state_dict(make_cell("lnlstm", 3, 4))
+
+
 # --------------------------------------------------------------------------- through the commands
 
 def test_train_command(tmp_path, capsys):
