@@ -1,7 +1,8 @@
 """The recurrent cells: TanhRNN, LSTM, GRU, the IRNN preset, IndRNN, and their registry `CELLS`.
 
 A cell holds its parameters in `cell.params` (a dict of arrays, keys as in DESIGN.md) and
-has an explicit carry: `(h,)` for TanhRNN, GRU, IRNN, IndRNN, minGRU and minLSTM, `(h, c)` for LSTM,
+has an explicit carry: `(h,)` for TanhRNN, GRU, IRNN, IndRNN, minGRU and minLSTM, `(h, c)` for LSTM
+and LN-LSTM,
 `(s,)` for the LRU (its complex state as real and imaginary halves).
 
     h, state_T, cache = cell.forward(x, state, masks)          # x: ids (T, B) or inputs (T, B, I)
@@ -29,7 +30,7 @@ at once, and every weight gradient as one window-sized matrix product, e.g.
 dW_hh = sum_t h_{t-1}^T da_t = h[:-1]^T da. That shared machinery is `Cell` in
 `rnnvanish.cellbase`; `CELLS` at the end of this module is the registry of every cell by name
 (IRNN a preset of the tanh cell, IndRNN in `rnnvanish.indrnn`, minGRU and minLSTM in
-`rnnvanish.mincells`, the LRU in `rnnvanish.lru`).
+`rnnvanish.mincells`, the LRU in `rnnvanish.lru`, the LN-LSTM in `rnnvanish.lnlstm`).
 """
 import numpy as np
 
