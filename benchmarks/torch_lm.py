@@ -32,6 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rnnvanish.data import TokenStream, eval_windows  # noqa: E402
 from rnnvanish.interop import from_torch_state_dict, to_torch_state_dict  # noqa: E402
+from rnnvanish.threads import limit_threads  # noqa: E402
 from rnnvanish.training.engine import Trainer  # noqa: E402
 from rnnvanish.training.language import LanguageObjective, build_model, encode_corpus, read_corpus  # noqa: E402
 from rnnvanish.training.settings import LanguageConfig  # noqa: E402
@@ -129,6 +130,8 @@ def main(argv=None):
     a = p.parse_args(argv)
 
     torch.set_num_threads(a.threads)
+    # rnnvanish's BLAS gets the threads, every other OpenBLAS one (idle BLAS threads spin otherwise)
+    limit_threads(a.threads if a.engine == "rnnvanish" else 1, "numba").__enter__()
     torch.manual_seed(a.seed)
     dtype = {"float32": torch.float32, "float64": torch.float64}[a.dtype]
     config = LanguageConfig(cell=a.cell, hidden=a.hidden, layers=a.layers, batch=a.batch, window=a.window,

@@ -138,7 +138,14 @@ class LSTM(Cell):
         i = sigmoid(a_i), f = sigmoid(a_f), g = tanh(a_g), o = sigmoid(a_o)
         c_t = f * c_{t-1} + i * g,   h_t = o * tanh(c_t)
     Takes x_t and (h_{t-1}, c_{t-1}), returns (h_t, c_t). Carry `(h, c)`. The forget-gate bias
-    starts at `forget_bias` (1.0), so early in training the cell keeps its memory.
+    starts at `forget_bias` (1.0), so early in training the cell keeps its memory (Gers et al.
+    2000; Jozefowicz et al. 2015): what the long-range tasks need (they start at 3.0). The
+    language model of `rnnvanish train` starts at 0.0 instead, PyTorch's effective default:
+    on tiny-shakespeare (H 256, B 32, window 64, Adam 2e-3, clipping 5, float32) PyTorch's
+    initialisation reached validation 2.11 nats/char at step 400 against 2.28 from this cell's,
+    PyTorch trained from this cell's weights followed this cell's curve (2.28), and of the parts
+    of PyTorch's initialisation put in one at a time only its biases helped, the forget bias
+    most (bias 0 alone: 2.18; W_xh, W_hh or the readout alone: 2.46, 2.33 at step 200, 2.29).
     """
 
     name = "lstm"

@@ -21,7 +21,7 @@ from rnnvanish.errors import NonFiniteError
 from rnnvanish.model import LanguageModel
 from rnnvanish.training.language import EVAL_COLUMNS
 from rnnvanish.training.runfolder import columns_around
-from rnnvanish.training.settings import LanguageConfig
+from rnnvanish.training.settings import LM_FORGET_BIAS, LanguageConfig
 
 TEXT = "the cat sat on the mat. a dog ran to the cat. " * 40
 SMALL = ["--hidden", "8", "--window", "6", "--batch", "3", "--no-progress"]
@@ -103,7 +103,7 @@ def test_first_rows_equal_losses_computed_from_the_definition(tmp_path):
     L = len(train_ids) // B
     x = np.stack([train_ids[b * L:b * L + T] for b in range(B)], axis=1)          # (T, B)
     y = np.stack([train_ids[b * L + 1:b * L + T + 1] for b in range(B)], axis=1)
-    fresh = LanguageModel("lstm", len(t.objective.vocab), 8, seed=0)
+    fresh = LanguageModel("lstm", len(t.objective.vocab), 8, seed=0, forget_bias=LM_FORGET_BIAS)
     expected, grads, _, _ = fresh.loss_and_grads(x, y, None)
     rows = []
 
@@ -430,3 +430,14 @@ def test_a_run_written_to_a_file_has_log_lines_and_no_bar(corpus, tmp_path, comm
         subprocess.call([sys.executable, "-m", "rnnvanish", command, *args, "--out", str(tmp_path / "p"), "--progress"],
                         stdout=f, stderr=subprocess.STDOUT, cwd=tmp_path)
     assert "\r" in log.read_bytes().decode("utf-8")
+
+
+def test_the_language_models_lstm_starts_at_forget_bias_zero_unless_told():
+    """train's LSTM takes LM_FORGET_BIAS (0, PyTorch's) where the cell alone takes 1.0."""
+    from rnnvanish.cells import LSTM
+    assert LM_FORGET_BIAS == 0.0 and LSTM(3, 4).forget_bias == 1.0
+    H = 8
+    t = make_lm_trainer()
+    assert np.all(t.model.params["b_h"][H:2 * H] == 0.0)
+    told = make_lm_trainer(forget_bias=2.0)
+    assert np.all(told.model.params["b_h"][H:2 * H] == 2.0)

@@ -25,7 +25,7 @@ from ..data import TokenStream, Vocab, default_corpus, eval_windows, load_corpus
 from ..errors import RnnvanishError
 from ..model import LanguageModel, bits_per_token, perplexity
 from .runfolder import columns_around
-from .settings import stack_options
+from .settings import LM_FORGET_BIAS, stack_options
 
 EVAL_COLUMNS = {
     "val_loss": "validation loss, nats per token (empty when there was no evaluation at this row)",
@@ -33,7 +33,7 @@ EVAL_COLUMNS = {
     "val_ppl": "validation perplexity: exp(val_loss)",
 }
 PROGRESS = ("tokens", "training tokens processed so far (step * batch * window)")
-CELL_DEFAULTS = {"activation": "tanh", "forget_bias": 1.0, "reset_before": False}
+CELL_DEFAULTS = {"activation": "tanh", "forget_bias": LM_FORGET_BIAS, "reset_before": False}
 
 
 def read_corpus(source):

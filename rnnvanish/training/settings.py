@@ -117,6 +117,13 @@ class TrainConfig:
         return self
 
 
+# The language model's LSTM starts with forget-gate bias 0, PyTorch's (its two biases are drawn
+# around 0), not the cell's 1.0: from the same weights otherwise, bias 0 learns faster per step on
+# tiny-shakespeare (validation 2.18 against 2.28 nats/char at step 400; the LSTM's docstring has
+# the measurements). Predicting the next character needs memory of tens of steps, not hundreds.
+LM_FORGET_BIAS = 0.0
+
+
 @dataclass
 class LanguageConfig(TrainConfig):
     """A language model over a token stream, trained with truncated BPTT (Williams & Peng's k1, k2)."""
