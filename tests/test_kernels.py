@@ -77,27 +77,41 @@ def test_recurrence_kernels_equal_the_reference(cell, options, truncate, T, B, d
     assert_same(actual, expected, dtype, f"{cell} {options} T={T} B={B} truncate={truncate}")
 
 
+class FeatureMajor:
+    """The feature-major twins under the public names, so forward_backward can call them."""
+    tanh_forward = staticmethod(recurrent_kernels._tanh_forward_fm)
+    tanh_backward = staticmethod(recurrent_kernels._tanh_backward_fm)
+    lstm_forward = staticmethod(recurrent_kernels._lstm_forward_fm)
+    lstm_backward = staticmethod(recurrent_kernels._lstm_backward_fm)
+    gru_forward = staticmethod(recurrent_kernels._gru_forward_fm)
+    gru_backward = staticmethod(recurrent_kernels._gru_backward_fm)
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
 @pytest.mark.parametrize("T,B,H_", [(1, 8, 5), (7, 9, 5), (7, 17, 11), (4, 32, 16)])
 @pytest.mark.parametrize("truncate", [0, 3])
 @pytest.mark.parametrize("cell,options", CONFIGS, ids=IDS)
 def test_feature_major_kernels_equal_the_reference(cell, options, truncate, T, B, H_, dtype):
-    """From FEATURE_MAJOR_BATCH streams on, the kernels run feature-major (state (H, B)); sizes
-    that are and are not multiples of the transposes' 8 x 8 blocks."""
-    assert B >= recurrent_kernels.FEATURE_MAJOR_BATCH
+    """The feature-major twins (state (H, B)) in both dtypes, at sizes that are and are not
+    multiples of the transposes' 8 x 8 blocks."""
     case = kernel_case(cell, options, T, B, dtype, seed=100 * T + 10 * B + truncate, H=H_)
     expected = forward_backward(reference, cell, options, case, truncate)
-    actual = forward_backward(kernels, cell, options, case, truncate)
+    actual = forward_backward(FeatureMajor, cell, options, case, truncate)
     assert_same(actual, expected, dtype, f"{cell} {options} T={T} B={B} H={H_} truncate={truncate}")
 
 
-def test_feature_major_path_takes_the_batch_from_its_threshold():
-    """The test above runs the feature-major path, the one of the (1, 3) batches the other path."""
-    assert recurrent_kernels._feature_major(recurrent_kernels.FEATURE_MAJOR_BATCH, False, False)
-    assert not recurrent_kernels._feature_major(recurrent_kernels.FEATURE_MAJOR_BATCH - 1, False, False)
-    assert not recurrent_kernels._feature_major(32, True, False)
-    assert not recurrent_kernels._feature_major(32, False, True)
-    assert recurrent_kernels.FEATURE_MAJOR_BATCH > 3
+@pytest.mark.parametrize("cell,options", CONFIGS, ids=IDS)
+def test_float32_batches_from_the_threshold_run_feature_major(cell, options):
+    """In float32 from FEATURE_MAJOR_BATCH streams on, the public kernels return exactly what the
+    feature-major twins do; below it they run the (B, H) steps, whose sums differ in rounding."""
+    assert recurrent_kernels.FEATURE_MAJOR_DTYPES == ("float32",)
+    B = recurrent_kernels.FEATURE_MAJOR_BATCH
+    for batch, same in ((B, True), (B - 1, False)):
+        case = kernel_case(cell, options, 6, batch, np.float32, seed=batch, H=24)
+        public = forward_backward(kernels, cell, options, case, 0)
+        twin = forward_backward(FeatureMajor, cell, options, case, 0)
+        identical = all(np.array_equal(public[k], twin[k]) for k in public)
+        assert identical == same, f"{cell} B={batch}"
 
 
 def test_truncation_changes_the_gradient():
