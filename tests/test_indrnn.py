@@ -242,36 +242,6 @@ def test_u_stays_within_the_bound_after_every_update():
     assert max(np.abs(c.params["u"]).max() for c in free.model.stack.cells) > u_max
 
 
-def test_a_resumed_run_continues_bit_for_bit():
-    """The projection is part of every update, so a run restored from a checkpoint computes the
-    same parameters as one that never stopped."""
-    whole = make_task_trainer(cell="indrnn", lr=0.05, steps=8, hidden=6, layers=2, backend="numba")
-    for _ in range(8):
-        whole.train_step()
-    first = make_task_trainer(cell="indrnn", lr=0.05, steps=8, hidden=6, layers=2, backend="numba")
-    for _ in range(3):
-        first.train_step()
-    second = make_task_trainer(cell="indrnn", lr=0.05, steps=8, hidden=6, layers=2, backend="numba")
-    second.restore(first.checkpoint())
-    for _ in range(5):
-        second.train_step()
-    for name, value in whole.model.params.items():
-        assert np.array_equal(second.model.params[name], value), name
-    assert not np.array_equal(first.model.params["u"], whole.model.params["u"])
-
-
-def test_sampling_works_and_agrees_between_backends():
-    from rnnvanish.model import LanguageModel
-    samples = [LanguageModel("indrnn", 7, 6, seed=3, backend=b).sample([1, 2], 12, 1.0, rng=5) for b in ("numpy", "numba")]
-    assert samples[0].shape == (12,) and np.array_equal(samples[0], samples[1])
-
-
-def test_pytorch_interop_refuses_the_indrnn():
-    from rnnvanish.interop import to_torch_state_dict
-    with pytest.raises(ValueError, match="no PyTorch counterpart"):
-        to_torch_state_dict(make_cell("indrnn", 3, 4))
-
-
 def test_init_hh_does_not_apply():
     with pytest.raises(ValueError, match="do not apply"):
         make_cell("indrnn", 3, 4, init_hh="orthogonal")

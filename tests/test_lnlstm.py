@@ -243,36 +243,6 @@ def test_the_probe_matches_the_kernels_norms():
     assert_close(grad_c[0], norms["c"][::-1], rtol=1e-10, name="||dE/dc_k|| by lag")
 
 
-def test_a_resumed_run_continues_bit_for_bit():
-    """Every parameter, the norms' gains and biases included, is in the checkpoint."""
-    from conftest import make_task_trainer
-    whole = make_task_trainer(cell="lnlstm", lr=0.05, steps=6, hidden=6, layers=2, backend="numba")
-    for _ in range(6):
-        whole.train_step()
-    first = make_task_trainer(cell="lnlstm", lr=0.05, steps=6, hidden=6, layers=2, backend="numba")
-    for _ in range(2):
-        first.train_step()
-    second = make_task_trainer(cell="lnlstm", lr=0.05, steps=6, hidden=6, layers=2, backend="numba")
-    second.restore(first.checkpoint())
-    for _ in range(4):
-        second.train_step()
-    for name, value in whole.model.params.items():
-        assert np.array_equal(second.model.params[name], value), name
-    assert not np.array_equal(first.model.params["alpha_c"], whole.model.params["alpha_c"])
-
-
-def test_sampling_works_and_agrees_between_backends():
-    from rnnvanish.model import LanguageModel
-    samples = [LanguageModel("lnlstm", 7, 6, seed=3, backend=b).sample([1, 2], 12, 1.0, rng=5) for b in ("numpy", "numba")]
-    assert samples[0].shape == (12,) and np.array_equal(samples[0], samples[1])
-
-
-def test_pytorch_interop_refuses_the_lnlstm():
-    from rnnvanish.interop import to_torch_state_dict
-    with pytest.raises(ValueError, match="no PyTorch counterpart"):
-        to_torch_state_dict(make_cell("lnlstm", 3, 4))
-
-
 # --------------------------------------------------------------------------- through the commands
 
 def test_train_command(tmp_path, capsys):

@@ -184,27 +184,6 @@ def test_bad_options_are_one_line_errors(tmp_path, capsys, argv, words):
     assert len(err.strip().splitlines()) == 1 and words in err
 
 
-@pytest.mark.parametrize("cell", ["lru", "mingru", "minlstm"])
-def test_a_resumed_run_continues_bit_for_bit(cell):
-    """A task run restored from a checkpoint (the carry, every parameter and its optimiser state)
-    computes the same parameters as one that never stopped."""
-    from conftest import make_task_trainer
-    options = dict(cell=cell, lr=0.05, steps=8, hidden=6, layers=2, residual=True, backend="numba")
-    whole = make_task_trainer(**options)
-    for _ in range(8):
-        whole.train_step()
-    first = make_task_trainer(**options)
-    for _ in range(3):
-        first.train_step()
-    second = make_task_trainer(**options)
-    second.restore(first.checkpoint())
-    for _ in range(5):
-        second.train_step()
-    for name, value in whole.model.params.items():
-        assert np.array_equal(second.model.params[name], value), name
-    assert not np.array_equal(first.model.params["W_xh"], whole.model.params["W_xh"])
-
-
 def test_every_cell_on_one_lag_chart(tmp_path, capsys):
     """`trace --compare cell=...` over the classic and the newer cells draws one chart."""
     cells = "tanh,lstm,gru,irnn,indrnn,mingru,minlstm,lru"
@@ -214,13 +193,3 @@ def test_every_cell_on_one_lag_chart(tmp_path, capsys):
     assert (tmp_path / "t" / "lag.png").stat().st_size > 0
     for title in ("minGRU", "minLSTM", "LRU", "IndRNN"):
         assert title in out
-
-
-@pytest.mark.parametrize("cell", ["lru", "mingru", "minlstm"])
-def test_sampling_agrees_between_backends_and_torch_interop_refuses(cell):
-    from rnnvanish.interop import to_torch_state_dict
-    from rnnvanish.model import LanguageModel
-    samples = [LanguageModel(cell, 7, 6, seed=3, backend=b).sample([1, 2], 12, 1.0, rng=5) for b in ("numpy", "numba")]
-    assert samples[0].shape == (12,) and np.array_equal(samples[0], samples[1])
-    with pytest.raises(ValueError, match="no PyTorch counterpart"):
-        to_torch_state_dict(make_cell(cell, 3, 4))
