@@ -27,6 +27,8 @@ CELL_SPECIFIC = {
     # run (the task's length, the language model's window), not a flag of its own
     "horizon": (("indrnn",), "horizon"),
     "nonlinearity": (("exprnn",), "nonlinearity"),
+    # the IndRNN's long-memory start, given to the top layer of a stack only (see rnnvanish.stack)
+    "memory_floor": (("indrnn",), "epsilon"),
 }
 # settings every cell takes: initialisers of the two weight matrices and the spectral radius
 CELL_GENERAL = ("init_xh", "init_hh", "radius")

@@ -66,9 +66,13 @@ class Stack:
         if residual and layers == 1:
             raise RnnvanishError("--residual adds each layer's input, the output of the layer below, to its output; "
                                  "a single layer has none: use --layers 2 or more")
+        # The IndRNN's long-memory start (`epsilon`) is for the top layer only, as in Li et al.'s
+        # code for the adding problem: the layers below start in [0, 1].
+        top_only = {k: cell_options.pop(k) for k in ("epsilon",) if cell_options.get(k) is not None}
         # Layer 1 keeps the one-layer seed, so a one-layer stack is today's cell exactly.
         self.cells = [make_cell(cell, input_size if l == 0 else hidden_size, hidden_size,
-                                seed=seed if l == 0 else [seed, 10 + l], dtype=dtype, backend=backend, **cell_options)
+                                seed=seed if l == 0 else [seed, 10 + l], dtype=dtype, backend=backend,
+                                **cell_options, **(top_only if l == layers - 1 else {}))
                       for l in range(layers)]
         self.params = self.cells[0].params if layers == 1 else {
             name + suffix(l): array for l, c in enumerate(self.cells) for name, array in c.params.items()}

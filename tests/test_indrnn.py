@@ -242,6 +242,29 @@ def test_u_stays_within_the_bound_after_every_update():
     assert max(np.abs(c.params["u"]).max() for c in free.model.stack.cells) > u_max
 
 
+def test_the_memory_floor_is_for_the_top_layer_only():
+    """--memory-floor EPS starts the top layer's u in [EPS^(1/T), 2^(1/T)] (Li et al.'s code for the
+    adding problem), so each of its units keeps at least EPS of its signal over T steps at relu' = 1;
+    the layers below keep U[0, 1]. It survives a checkpoint: the config rebuilds the same stack."""
+    trainer = make_task_trainer(cell="indrnn", memory_floor=0.5, hidden=300, layers=3, length=50, backend="numpy")
+    bottom, middle, top = (c.params["u"] for c in trainer.model.stack.cells)
+    assert top.min() >= 0.5 ** (1 / 50) and top.max() <= 2.0 ** (1 / 50)
+    assert np.prod(np.full(50, top.min())) >= 0.5 - 1e-12                 # EPS of the signal left after T steps
+    for u in (bottom, middle):
+        assert u.min() < 0.1 and u.max() <= 1.0                           # U[0, 1]: plenty far below the floor
+    assert trainer.model.config()["epsilon"] == 0.5
+    one = make_task_trainer(cell="indrnn", memory_floor=0.5, hidden=300, length=50, backend="numpy")
+    assert one.model.stack.cells[0].params["u"].min() >= 0.5 ** (1 / 50)  # one layer: it is the top
+
+
+def test_the_memory_floor_is_refused_outside_the_indrnn_and_outside_0_1(capsys):
+    for args, words in ((("--cell", "lstm", "--memory-floor", "0.5"), "indrnn"),
+                        (("--cell", "indrnn", "--memory-floor", "1.5"), "fraction"),
+                        (("--cell", "indrnn", "--memory-floor", "0"), "fraction")):
+        code, out, err = cli(capsys, "task", "adding", *args, "--steps", "1", "--out", "/nonexistent/never")
+        assert code == 2 and len(err.strip().splitlines()) == 1 and words in err, err
+
+
 def test_init_hh_does_not_apply():
     with pytest.raises(ValueError, match="do not apply"):
         make_cell("indrnn", 3, 4, init_hh="orthogonal")

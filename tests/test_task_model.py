@@ -18,6 +18,7 @@ SETTINGS = {
     "copy": ({"n_data": 2, "n_categories": 3}, 3),
     "temporal_order": ({}, 10),
     "latch": ({}, 5),
+    "parity": ({}, 6),
 }
 
 

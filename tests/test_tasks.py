@@ -272,7 +272,7 @@ def test_task_metadata_matches_its_batches(name):
 
 
 def test_unknown_names_options_and_bad_sizes_are_user_errors():
-    with pytest.raises(RnnvanishError, match="adding, copy, temporal_order, latch"):
+    with pytest.raises(RnnvanishError, match="adding, copy, temporal_order, latch, parity"):
         make_task("addition")
     with pytest.raises(RnnvanishError, match="noise_std"):
         make_task("latch", noise=0.1)
@@ -283,3 +283,31 @@ def test_unknown_names_options_and_bad_sizes_are_user_errors():
     batch = TASKS["temporal_order"].generate(2, 20, rng=0)
     with pytest.raises(RnnvanishError, match="shape"):
         TASKS["temporal_order"].evaluate(np.zeros((batch.T, 2, 3)), batch)
+
+
+# --------------------------------------------------------------------------- running parity
+
+def test_parity_targets_are_the_running_xor_of_the_bits():
+    b = TASKS["parity"].generate(64, 30, rng=3)
+    bits = b.inputs
+    assert bits.shape == (30, 64) and set(np.unique(bits)) == {0, 1} and b.mask.all()
+    for col in range(64):
+        p = 0
+        for t in range(30):
+            p ^= int(bits[t, col])
+            assert b.targets[t, col] == p
+
+
+def test_parity_scores_follow_their_definitions():
+    task = TASKS["parity"]
+    b = task.generate(40, 12, rng=0)
+    perfect = np.where(np.arange(2)[None, None, :] == b.targets[:, :, None], 5.0, -5.0)     # (T, B, 2)
+    s = task.evaluate(perfect, b)
+    assert s["solved"] == 1.0 and s["accuracy"] == 1.0 and s["last_accuracy"] == 1.0
+    wrong_last = perfect.copy()
+    wrong_last[-1, :20] = -wrong_last[-1, :20]                 # the first 20 sequences miss only their last answer
+    s = task.evaluate(wrong_last, b)
+    assert s["solved"] == 0.5 and s["last_accuracy"] == 0.5 and s["accuracy"] == pytest.approx(1 - 20 / (40 * 12))
+    guess = task.evaluate(np.zeros_like(perfect), b)
+    assert guess["loss"] == pytest.approx(math.log(2)) == pytest.approx(task.baseline(12)["loss"])
+    assert task.baseline(12)["solved"] == 0.5 ** 12

@@ -11,7 +11,7 @@ import argparse
 from ._args import (add_budget_arguments, add_eval_every, add_logging_arguments, add_model_arguments, add_optimisation_arguments,
                     add_run_folder_arguments, duration, optional, positive_float, positive_int)
 
-TASK_NAMES = ("adding", "copy", "temporal_order", "latch")
+TASK_NAMES = ("adding", "copy", "temporal_order", "latch", "parity")
 
 
 def stop_fraction(text):

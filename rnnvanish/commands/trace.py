@@ -53,7 +53,7 @@ def add_arguments(p):
     src.add_argument("--corpus", metavar="NAME|PATH", default=None,
                      help="character windows of a built-in corpus or a UTF-8 file")
     src.add_argument("--task", metavar="NAME", default=None,
-                     help="inputs of a long-range task: adding, copy, temporal_order, latch")
+                     help="inputs of a long-range task: adding, copy, temporal_order, latch, parity")
     src.add_argument("--tokens", type=positive_int, metavar="V", default=None,
                      help="random token ids over V symbols")
     i.add_argument("--input-size", type=positive_int, metavar="I", default=8, help="dense input size I (default: 8)")

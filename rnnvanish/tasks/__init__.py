@@ -5,6 +5,7 @@
     copy             Arjovsky, Shah & Bengio 2016                 classification  (T+20, B) tokens
     temporal_order   Hochreiter & Schmidhuber 1997, Exp. 6a       classification  (T, B) tokens
     latch            Bengio, Simard & Frasconi 1994               classification  (T, B, 1) float
+    parity           running parity (Sarrof et al. 2024)           classification  (T, B) tokens
 
 Every task object has `generate(batch, length, rng) -> TaskBatch`, `evaluate(predictions,
 batch) -> dict` (with "loss" and "solved", the published criterion), `baseline(length) ->
@@ -23,9 +24,10 @@ from .adding import AddingTask, adding_batch
 from .base import Task, TaskBatch
 from .copy_memory import CopyMemoryTask, copy_memory_batch
 from .latch import LatchTask, latch_batch
+from .parity import ParityTask, parity_batch
 from .temporal_order import TemporalOrderTask, temporal_order_batch
 
-_TASK_TYPES = {cls.name: cls for cls in (AddingTask, CopyMemoryTask, TemporalOrderTask, LatchTask)}
+_TASK_TYPES = {cls.name: cls for cls in (AddingTask, CopyMemoryTask, TemporalOrderTask, LatchTask, ParityTask)}
 
 # name -> task object with the published settings
 TASKS = {name: cls() for name, cls in _TASK_TYPES.items()}
@@ -40,6 +42,6 @@ def make_task(name, **options):
 
 __all__ = [
     "TASKS", "make_task", "Task", "TaskBatch",
-    "AddingTask", "CopyMemoryTask", "TemporalOrderTask", "LatchTask",
-    "adding_batch", "copy_memory_batch", "temporal_order_batch", "latch_batch",
+    "AddingTask", "CopyMemoryTask", "TemporalOrderTask", "LatchTask", "ParityTask",
+    "adding_batch", "copy_memory_batch", "temporal_order_batch", "latch_batch", "parity_batch",
 ]

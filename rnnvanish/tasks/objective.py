@@ -44,7 +44,7 @@ CELL_DEFAULTS = {"forget_bias": LSTM_FORGET_BIAS}
 @dataclass
 class TaskConfig(TrainConfig):
     """A task run. `length=None` takes the task's published length."""
-    task: str = "adding"                # adding, copy, temporal_order, latch
+    task: str = "adding"                # adding, copy, temporal_order, latch, parity
     length: int | None = None           # sequence length T (the copy task's delay)
     task_options: dict = field(default_factory=dict)
     eval_size: int = 1000               # held-out sequences

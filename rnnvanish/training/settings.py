@@ -27,6 +27,7 @@ class TrainConfig:
     forget_bias: float | None = None    # LSTM: forget-gate bias at the start
     chrono: float | None = None         # LSTM, GRU: forget/update-gate biases log U[1, T_max - 1] (Tallec & Ollivier)
     nonlinearity: str | None = None     # expRNN: modrelu (default) or tanh
+    memory_floor: float | None = None   # IndRNN: the top layer's u starts in [eps^(1/T), U_max] (Li et al.'s code)
     init_xh: str | None = None          # initialiser of W_xh (None: the cell's)
     init_hh: str | None = None          # initialiser of W_hh (None: orthogonal)
     radius: float | None = None         # rescale each W_hh gate block to this spectral radius
@@ -107,6 +108,10 @@ class TrainConfig:
                                             and self.chrono > 2):
             raise RnnvanishError(f"--chrono T_MAX must be above 2 (the time scales are drawn from U[1, T_MAX - 1]), "
                                  f"got {self.chrono!r}")
+        if self.memory_floor is not None and not (isinstance(self.memory_floor, (int, float))
+                                                  and 0.0 < self.memory_floor < 1.0):
+            raise RnnvanishError(f"--memory-floor is the share of its signal each IndRNN unit of the top layer keeps "
+                                 f"over the sequence at the start, a fraction in (0, 1); got {self.memory_floor!r}")
         if self.variational and not self.dropout:
             raise RnnvanishError("--variational chooses how --dropout draws its masks; give --dropout P too")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
