@@ -68,7 +68,8 @@ class Stack:
                                  "a single layer has none: use --layers 2 or more")
         # The IndRNN's long-memory start (`epsilon`) is for the top layer only, as in Li et al.'s
         # code for the adding problem: the layers below start in [0, 1].
-        top_only = {k: cell_options.pop(k) for k in ("epsilon",) if cell_options.get(k) is not None}
+        # An epsilon of 0 is no floor.
+        top_only = {k: v for k in ("epsilon",) if (v := cell_options.pop(k, None))}
         # Layer 1 keeps the one-layer seed, so a one-layer stack is today's cell exactly.
         self.cells = [make_cell(cell, input_size if l == 0 else hidden_size, hidden_size,
                                 seed=seed if l == 0 else [seed, 10 + l], dtype=dtype, backend=backend,

@@ -255,12 +255,15 @@ def test_the_memory_floor_is_for_the_top_layer_only():
     assert trainer.model.config()["epsilon"] == 0.5
     one = make_task_trainer(cell="indrnn", memory_floor=0.5, hidden=300, length=50, backend="numpy")
     assert one.model.stack.cells[0].params["u"].min() >= 0.5 ** (1 / 50)  # one layer: it is the top
+    # tasks start at the floor 1/2 unless told; 0 turns it off
+    assert make_task_trainer(cell="indrnn", hidden=300, length=50).model.stack.cells[0].params["u"].min() > 0.98
+    assert make_task_trainer(cell="indrnn", memory_floor=0, hidden=300, length=50).model.stack.cells[0].params["u"].min() < 0.1
 
 
 def test_the_memory_floor_is_refused_outside_the_indrnn_and_outside_0_1(capsys):
     for args, words in ((("--cell", "lstm", "--memory-floor", "0.5"), "indrnn"),
-                        (("--cell", "indrnn", "--memory-floor", "1.5"), "fraction"),
-                        (("--cell", "indrnn", "--memory-floor", "0"), "fraction")):
+                        (("--cell", "indrnn", "--memory-floor", "1.5"), "share"),
+                        (("--cell", "indrnn", "--memory-floor", "-0.1"), "share")):
         code, out, err = cli(capsys, "task", "adding", *args, "--steps", "1", "--out", "/nonexistent/never")
         assert code == 2 and len(err.strip().splitlines()) == 1 and words in err, err
 

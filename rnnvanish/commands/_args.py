@@ -133,10 +133,10 @@ def add_model_arguments(p, config_cls, forget_bias_default=1.0):
                         "biases log u, u ~ U[1, T_MAX - 1]; the LSTM's input gate the negative")
     g.add_argument("--nonlinearity", choices=NONLINEARITIES,
                    help="expRNN: sign(z) relu(|z| + b) (modrelu, the paper's) or tanh (default: modrelu)")
-    g.add_argument("--memory-floor", type=fraction, metavar="EPS",
+    g.add_argument("--memory-floor", type=share, metavar="EPS",
                    help="IndRNN: the top layer's recurrent weights start in [EPS^(1/T), 2^(1/T)], so each of its "
-                        "units keeps at least EPS of its signal over the T steps (Li et al. 2018's code: 0.5); "
-                        "the layers below start in [0, 1] (default: every layer in [0, 1])")
+                        "units keeps at least EPS of its signal over the T steps (Li et al. 2018's code: 0.5), "
+                        "the layers below in [0, 1]; 0: every layer in [0, 1] (default: 0.5 for tasks, 0 for train)")
     g.add_argument("--init-xh", type=init_spec, metavar="SPEC",
                    help="initialiser of W_xh, e.g. glorot_uniform, uniform:0.08 (default: the cell's)")
     g.add_argument("--init-hh", type=init_spec, metavar="SPEC",
@@ -165,11 +165,11 @@ def add_stack_arguments(p):
     return g
 
 
-def fraction(text):
-    """A fraction in (0, 1), both ends excluded."""
+def share(text):
+    """A share of the signal in [0, 1)."""
     value = finite_float(text)
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1), got {text}")
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be a share in [0, 1), got {text}")
     return value
 
 

@@ -109,9 +109,9 @@ class TrainConfig:
             raise RnnvanishError(f"--chrono T_MAX must be above 2 (the time scales are drawn from U[1, T_MAX - 1]), "
                                  f"got {self.chrono!r}")
         if self.memory_floor is not None and not (isinstance(self.memory_floor, (int, float))
-                                                  and 0.0 < self.memory_floor < 1.0):
+                                                  and 0.0 <= self.memory_floor < 1.0):
             raise RnnvanishError(f"--memory-floor is the share of its signal each IndRNN unit of the top layer keeps "
-                                 f"over the sequence at the start, a fraction in (0, 1); got {self.memory_floor!r}")
+                                 f"over the sequence at the start, in [0, 1) (0: no floor); got {self.memory_floor!r}")
         if self.variational and not self.dropout:
             raise RnnvanishError("--variational chooses how --dropout draws its masks; give --dropout P too")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
