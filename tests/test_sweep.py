@@ -40,6 +40,27 @@ def test_cell_options_go_to_their_cell_only():
         grid(base, [8], ["tanh", "gru"], 1)
 
 
+def test_cell_settings_replace_one_cells_settings():
+    specs = grid(BASE, [8], ["tanh", "indrnn"], 1, cell_settings={"indrnn": {"lr": 5e-5}})
+    lr = {s["cell"]: s["lr"] for s in specs}
+    assert lr == {"tanh": BASE.lr, "indrnn": 5e-5}
+
+
+def test_the_sweep_command_runs_a_cell_at_its_own_rate(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    code = main(["sweep", "parity", "--lengths", "4", "--cells", "tanh,indrnn", "--cell-lr", "indrnn=5e-5",
+                 "--seeds", "1", "--workers", "1", "--hidden", "3", "--steps", "2", "--eval-every", "1",
+                 "--eval-size", "8", "--backend", "numpy", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    record = json.loads((out / "sweep.json").read_text())
+    assert record["settings"]["cell_lr"] == {"indrnn": 5e-5}
+    assert sorted(r["cell"] for r in record["runs"]) == ["indrnn", "tanh"]
+    assert "indrnn at lr 5e-05" in capsys.readouterr().out
+    assert main(["sweep", "parity", "--lengths", "4", "--cells", "tanh", "--cell-lr", "gru=1e-3",
+                 "--out", str(tmp_path / "x")]) == 2
+    assert "gru" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
 def test_run_one_is_train_task_on_the_spec():
     spec = grid(BASE, [8], ["lstm"], [5])[0]
     direct = train_task(TaskConfig.from_dict(spec))
@@ -185,6 +206,8 @@ def test_sweep_command_with_one_worker(tmp_path, capsys):
     (["--lengths", "10,x"], "whole numbers"),
     (["--cells", "lstm,rnn"], "cells are"),
     (["--seeds", "0"], "positive"),
+    (["--cell-lr", "indrnn:1e-3"], "CELL=LR"),
+    (["--cell-lr", "indrnn=-1"], "CELL=LR"),
 ])
 def test_bad_sweep_flags_exit_2(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:

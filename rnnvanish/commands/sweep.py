@@ -27,6 +27,22 @@ def cell_list(text):
     return list(dict.fromkeys(cells))
 
 
+def cell_rates(text):
+    """`indrnn=5e-5,lstm=3e-3` -> {"indrnn": 5e-5, "lstm": 3e-3}."""
+    rates = {}
+    for item in text.split(","):
+        cell, sep, value = item.strip().partition("=")
+        try:
+            rate = float(value)
+        except ValueError:
+            rate = float("nan")
+        if not sep or cell not in CELLS or not (rate > 0 and rate < float("inf")):
+            raise argparse.ArgumentTypeError(f"give CELL=LR pairs separated by commas, CELL one of {', '.join(CELLS)} "
+                                             f"and LR a positive number, e.g. indrnn=5e-5; got {item.strip()!r}")
+        rates[cell] = rate
+    return rates
+
+
 def add_arguments(p):
     p.add_argument("name", metavar="TASK", help=f"the task: {', '.join(TASK_NAMES)}")
     g = p.add_argument_group("grid")
@@ -35,6 +51,8 @@ def add_arguments(p):
     g.add_argument("--cells", type=cell_list, default=list(CLASSIC_CELLS),
                    help=f"cells, comma-separated, of {', '.join(CELLS)} (default: {','.join(CLASSIC_CELLS)})")
     g.add_argument("--seeds", type=positive_int, default=3, help="seeds per cell and length: 0..N-1 (default: 3)")
+    g.add_argument("--cell-lr", type=cell_rates, default={}, metavar="CELL=LR,...",
+                   help="the learning rate of some cells' runs, e.g. indrnn=5e-5 (default: --lr for every cell)")
     C = add_task_training_arguments(p)
     g = add_budget_arguments(p, C, title="budget of each run")
     g.add_argument("--max-time-per-run", type=duration, dest="max_time", metavar="TIME", help=argparse.SUPPRESS)
@@ -65,7 +83,10 @@ def run(args):
     if short:
         raise RnnvanishError(f"the {task.name} task needs lengths of at least {task.min_length}, got {short[0]}")
     base = new_config(TaskConfig, {**given_settings(args, TaskConfig), "task": task.name})
-    specs = grid(base, args.lengths, args.cells, args.seeds)
+    unknown = [c for c in args.cell_lr if c not in args.cells]
+    if unknown:
+        raise RnnvanishError(f"--cell-lr names {unknown[0]}, which the sweep does not run (--cells {','.join(args.cells)})")
+    specs = grid(base, args.lengths, args.cells, args.seeds, cell_settings={c: {"lr": lr} for c, lr in args.cell_lr.items()})
     check_specs(specs)
     folder = Path(args.out or f"runs/sweep-{task.name}")
     if (folder / RECORD).exists() and not args.overwrite:
@@ -96,12 +117,14 @@ def _sweep(args, task, base, specs, folder, workers, where, executor):
     from ..training.console import format_duration
 
     settings = {**base.to_dict(), "lengths": args.lengths, "cells": args.cells, "seeds": args.seeds,
-                "workers": workers, "scheduler": args.scheduler}
+                "cell_lr": args.cell_lr, "workers": workers, "scheduler": args.scheduler}
     settings.pop("length"), settings.pop("cell"), settings.pop("seed")
 
     budget = f"{base.steps} steps" + ("" if base.max_time is None else f" or {format_duration(base.max_time)}")
     print(f"{task.name}: {len(specs)} runs ({', '.join(args.cells)} x T = {','.join(map(str, args.lengths))} "
           f"x {args.seeds} seeds), {budget} each, {where}; folder {folder}")
+    for cell, lr in args.cell_lr.items():
+        print(f"  {cell} at lr {lr:g} (the others at {base.lr:g})")
     results = [None] * len(specs)
     start = time.perf_counter()
 
@@ -117,13 +140,13 @@ def _sweep(args, task, base, specs, folder, workers, where, executor):
 
     run_sweep(specs, executor=executor, workers=None if executor else workers, on_result=finished)
     summary = write_sweep(folder, settings, results)
-    print(f"{'cell':<6}" + "".join(f"{'T=' + str(L):>10}" for L in args.lengths))
+    print(f"{'cell':<8}" + "".join(f"{'T=' + str(L):>10}" for L in args.lengths))
     for cell in args.cells:
         rows = {r["length"]: r for r in summary if r["cell"] == cell}
-        print(f"{cell:<6}" + "".join(f"{100 * rows[L]['mean']:>9.1f}%" if L in rows else f"{'failed':>10}"
+        print(f"{cell:<8}" + "".join(f"{100 * rows[L]['mean']:>9.1f}%" if L in rows else f"{'failed':>10}"
                                      for L in args.lengths))
     base_row = {r["length"]: r["baseline_solved"] for r in results}
-    print(f"{'base':<6}" + "".join(f"{100 * base_row[L]:>9.1f}%" for L in args.lengths))
+    print(f"{'base':<8}" + "".join(f"{100 * base_row[L]:>9.1f}%" for L in args.lengths))
     failed = sum(r["stopped"] == "failed" for r in results)
     note = f"; {failed} run{'s' if failed > 1 else ''} failed (worker lost), left out" if failed else ""
     print(f"mean held-out success over {args.seeds} seed{'s' if args.seeds > 1 else ''}{note}; "

@@ -43,13 +43,15 @@ ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", 
                                      "NUMBA_NUM_THREADS")}
 
 
-def grid(base, lengths, cells, seeds):
+def grid(base, lengths, cells, seeds, cell_settings=None):
     """One spec per (cell, length, seed): `base` (a TaskConfig) with those three replaced.
 
     `seeds` is a count n (seeds 0..n-1) or a list of seeds. Specs are plain dicts. An option
     of one kind of cell (the LSTM's forget bias, the tanh RNN's activation) is kept for that
-    cell's runs and left out of the others'.
+    cell's runs and left out of the others'. `cell_settings` {cell: {setting: value}} replaces
+    settings of one cell's runs (e.g. {"indrnn": {"lr": 5e-5}}).
     """
+    cell_settings = cell_settings or {}
     seeds = range(seeds) if isinstance(seeds, int) else seeds
     base = base.to_dict()
     for name, (owners, _) in CELL_SPECIFIC.items():
@@ -60,7 +62,7 @@ def grid(base, lengths, cells, seeds):
     def for_cell(cell):
         return {**base, **{name: None for name, (owners, _) in CELL_SPECIFIC.items() if cell not in owners and name in base}}
 
-    return [{**for_cell(cell), "cell": cell, "length": int(length), "seed": int(seed)}
+    return [{**for_cell(cell), **cell_settings.get(cell, {}), "cell": cell, "length": int(length), "seed": int(seed)}
             for cell in cells for length in lengths for seed in seeds]
 
 
@@ -275,6 +277,7 @@ def chart_title(settings):
     budget = [f"{settings['steps']:,} steps"]
     if settings.get("max_time") is not None:
         budget.insert(0, format_duration(settings["max_time"]))
+    rates = "".join(f" ({cell} {lr:g})" for cell, lr in (settings.get("cell_lr") or {}).items())
     return (f"{settings['task']}: held-out success against length\n"
-            f"H = {settings['hidden']}, batch {settings['batch']}, {settings['optimizer']} lr {settings['lr']:g}, "
+            f"H = {settings['hidden']}, batch {settings['batch']}, {settings['optimizer']} lr {settings['lr']:g}{rates}, "
             f"at most {' or '.join(budget)} per run")
