@@ -86,7 +86,7 @@ class ExpRNN(Cell):
     title = "expRNN"
     n_gates = 1
     default_init_hh = "henaff (block rotations, Lezcano-Casado & Martínez-Rubio 2019)"
-    colour = "tab:cyan"
+    colour = "black"
 
     def __init__(self, input_size, hidden_size, *, nonlinearity="modrelu", skew_init="henaff", **kw):
         if kw.get("init_hh") is not None or kw.get("radius") is not None:

@@ -64,11 +64,11 @@ def plot_lag_profiles(traces, ax=None, quantity="h", bound=True, band=True, titl
     fig, ax = new_axes(ax, figsize=(8.0, 5.0))
     y_label, default_title = QUANTITY_LABELS[quantity]
     seen = []
-    for i, tr in enumerate(traces):
+    colours = _curve_colours(traces)
+    for tr, colour in zip(traces, colours):
         data = {"h": tr.grad_h, "c": tr.grad_c, "contribution": tr.contribution}[quantity]
         if data is None:
             continue
-        colour = COLOURS[i % len(COLOURS)]
         median, low, high = tr.profile(quantity)
         lags = np.arange(median.size)
         decay = tr.decay_per_step if quantity == "h" else float("nan")
@@ -92,12 +92,28 @@ def plot_lag_profiles(traces, ax=None, quantity="h", bound=True, band=True, titl
     ax.set_title(title or default_title)
     ax.grid(True, which="major", alpha=0.3)
     if seen:
-        ax.legend(loc="best", fontsize=8.5, framealpha=0.9)
+        if len(ax.get_legend_handles_labels()[1]) > 8:           # a long legend would hide the curves
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5, framealpha=0.9)
+            if len(fig.axes) == 1:
+                fig.set_size_inches(11.5, 5.5)
+        else:
+            ax.legend(loc="best", fontsize=8.5, framealpha=0.9)
     if band and any(tr.B > 1 for tr in traces):
         B = traces[0].B
         ax.annotate(f"lines: median over {B} sequences; bands: 10–90 %", xy=(0.99, 0.01), xycoords="axes fraction",
                     ha="right", va="bottom", fontsize=7.5, color="0.35")
     return fig
+
+
+def _curve_colours(traces):
+    """One colour per trace: each cell's own colour (`Cell.colour`, the same on every chart) when
+    the traces are of different cells, else the cycle COLOURS in order."""
+    from ..cells import CELLS
+    cells = [tr.meta.get("cell") for tr in traces]
+    own = [getattr(CELLS.get(c), "colour", None) for c in cells]
+    if len(set(cells)) == len(cells) and all(own) and len(set(own)) == len(own):
+        return own
+    return [COLOURS[i % len(COLOURS)] for i in range(len(traces))]
 
 
 def _fit_log_limits(ax, arrays, margin=0.3):
