@@ -119,12 +119,15 @@ def plot_sweep(summary, baseline, title=None, ax=None):
     """
     fig, ax = new_axes(ax)
     cells = list(dict.fromkeys(r["cell"] for r in summary))
+    seeds = {cell: max(len(r["values"]) for r in summary if r["cell"] == cell) for cell in cells}
+    shared = len(set(seeds.values())) == 1 and len(cells) > 1          # say the seeds once, not per line
     for cell in cells:
         rows = sorted((r for r in summary if r["cell"] == cell), key=lambda r: r["length"])
         L = np.array([r["length"] for r in rows], dtype=float)
         color = cell_colour(cell)
-        n_seeds = max(len(r["values"]) for r in rows)
-        label = f"{cell}: mean of {n_seeds} seeds, band min to max" if n_seeds > 1 else f"{cell}: one seed"
+        n_seeds = seeds[cell]
+        label = (cell if shared else f"{cell}: mean of {n_seeds} seeds, band min to max" if n_seeds > 1
+                 else f"{cell}: one seed")
         line, = ax.plot(L, [100 * r["mean"] for r in rows], marker="o", color=color, linewidth=1.8, label=label)
         ax.fill_between(L, [100 * r["min"] for r in rows], [100 * r["max"] for r in rows],
                         color=line.get_color(), alpha=0.15, linewidth=0)
@@ -142,7 +145,14 @@ def plot_sweep(summary, baseline, title=None, ax=None):
     ax.set_xlabel("sequence length T")
     ax.set_ylabel("held-out sequences solved (%)")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small")
+    n = next(iter(seeds.values()), 1)
+    note = (f"mean of {n} seeds,\nband min to max,\ndots: the seeds" if n > 1 else "one seed each") if shared else None
+    if len(cells) > 5:                               # beside the axes: inside, it hides the lines
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), title=note, title_fontsize="small")
+        if len(fig.axes) == 1:
+            fig.set_size_inches(8.5, 4.5)
+    else:
+        ax.legend(fontsize="small", title=note, title_fontsize="small")
     if title:
         ax.set_title(title, fontsize="medium")
     return fig
