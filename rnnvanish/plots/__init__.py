@@ -23,6 +23,24 @@ def new_axes(ax=None, figsize=(7.0, 4.5)):
     return fig, ax
 
 
+def cell_colour(cell):
+    """The cell's colour on every chart (`Cell.colour` in the registry; None: matplotlib's next)."""
+    from ..cells import CELLS
+    return getattr(CELLS.get(cell), "colour", None)
+
+
+def add_legend(ax, beside=False, size=None, **kw):
+    """The axes' legend: inside, or beside the axes for a long one (inside it would hide the
+    lines), a figure of these axes alone then widened to `size` (inches) to make room."""
+    if not beside:
+        return ax.legend(**kw)
+    kw.pop("loc", None)
+    legend = ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), **kw)
+    if size is not None and len(ax.figure.axes) == 1:
+        ax.figure.set_size_inches(*size)
+    return legend
+
+
 def save_figure(fig, path, dpi=130):
     """Write PNG or SVG (by the file's suffix) atomically, then close the figure."""
     path = os.fspath(path)

@@ -2,15 +2,9 @@
 import numpy as np
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from . import new_axes, plt
+from . import add_legend, cell_colour, new_axes, plt
 
 BASELINE_STYLE = {"color": "0.35", "linestyle": "--", "linewidth": 1.2}
-
-
-def cell_colour(cell):
-    """The cell's colour on every chart (`Cell.colour` in the registry; None: matplotlib's next)."""
-    from ..cells import CELLS
-    return getattr(CELLS.get(cell), "colour", None)
 
 
 def _finite(x, y):
@@ -145,14 +139,11 @@ def plot_sweep(summary, baseline, title=None, ax=None):
     ax.set_xlabel("sequence length T")
     ax.set_ylabel("held-out sequences solved (%)")
     ax.grid(True, alpha=0.3)
-    n = next(iter(seeds.values()), 1)
-    note = (f"mean of {n} seeds,\nband min to max,\ndots: the seeds" if n > 1 else "one seed each") if shared else None
-    if len(cells) > 5:                               # beside the axes: inside, it hides the lines
-        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), title=note, title_fontsize="small")
-        if len(fig.axes) == 1:
-            fig.set_size_inches(8.5, 4.5)
-    else:
-        ax.legend(fontsize="small", title=note, title_fontsize="small")
+    note = None
+    if shared:
+        n = seeds[cells[0]]
+        note = f"mean of {n} seeds,\nband min to max,\ndots: the seeds" if n > 1 else "one seed each"
+    add_legend(ax, beside=len(cells) > 5, size=(8.5, 4.5), fontsize="small", title=note, title_fontsize="small")
     if title:
         ax.set_title(title, fontsize="medium")
     return fig

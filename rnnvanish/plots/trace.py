@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
 
-from . import new_axes, plt
+from . import add_legend, cell_colour, new_axes, plt
 
 COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:gray")
 
@@ -92,12 +92,8 @@ def plot_lag_profiles(traces, ax=None, quantity="h", bound=True, band=True, titl
     ax.set_title(title or default_title)
     ax.grid(True, which="major", alpha=0.3)
     if seen:
-        if len(ax.get_legend_handles_labels()[1]) > 8:           # a long legend would hide the curves
-            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5, framealpha=0.9)
-            if len(fig.axes) == 1:
-                fig.set_size_inches(11.5, 5.5)
-        else:
-            ax.legend(loc="best", fontsize=8.5, framealpha=0.9)
+        add_legend(ax, beside=len(ax.get_legend_handles_labels()[1]) > 8, size=(11.5, 5.5),
+                   loc="best", fontsize=8.5, framealpha=0.9)
     if band and any(tr.B > 1 for tr in traces):
         B = traces[0].B
         ax.annotate(f"lines: median over {B} sequences; bands: 10–90 %", xy=(0.99, 0.01), xycoords="axes fraction",
@@ -108,9 +104,8 @@ def plot_lag_profiles(traces, ax=None, quantity="h", bound=True, band=True, titl
 def _curve_colours(traces):
     """One colour per trace: each cell's own colour (`Cell.colour`, the same on every chart) when
     the traces are of different cells, else the cycle COLOURS in order."""
-    from ..cells import CELLS
     cells = [tr.meta.get("cell") for tr in traces]
-    own = [getattr(CELLS.get(c), "colour", None) for c in cells]
+    own = [cell_colour(c) for c in cells]
     if len(set(cells)) == len(cells) and all(own) and len(set(own)) == len(own):
         return own
     return [COLOURS[i % len(COLOURS)] for i in range(len(traces))]
