@@ -65,6 +65,8 @@ class Cell:
         lm_window, lm_generate  the language model's fused one-layer window and generation loop
                                 (None: the model runs forward/backward and steps one token)
         constrain()             a projection applied to the parameters after every update
+        recurrent_names         the parameters of the recurrence (W_hh; the IndRNN's u, ...),
+                                whose learning rate `--recurrent-lr` sets apart
         describe(), bound_base()  what the tracer records about the cell, and the base of
                                 its geometric bound on ||dh_t/dh_k|| (NaN when it has none)
         step_chain(), probe_back()  the tracer's step Jacobians and one step of its probe
@@ -74,6 +76,8 @@ class Cell:
 
     name = "cell"
     title = "cell"
+    # the parameters of the recurrence itself, the ones `--recurrent-lr` scales (W_hh here)
+    recurrent_names = ("W_hh",)
     n_gates = 1
     state_names = ("h",)
     bias_names = ("b_h",)

@@ -86,6 +86,7 @@ class ExpRNN(Cell):
     title = "expRNN"
     n_gates = 1
     default_init_hh = "henaff (block rotations, Lezcano-Casado & Martínez-Rubio 2019)"
+    recurrent_names = ("A",)                       # W_hh = expm(A)
     colour = "black"
 
     def __init__(self, input_size, hidden_size, *, nonlinearity="modrelu", skew_init="henaff", **kw):

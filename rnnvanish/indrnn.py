@@ -45,6 +45,7 @@ class IndRNN(Cell):
     # glorot_uniform a 2-layer IndRNN's gradients reached 300-400 (clipped to 10) and it never
     # left the baseline at T = 200 in 1,500 steps; with these it solved it in 1,000.
     default_init_xh = "normal:0.001"
+    recurrent_names = ("u",)
     colour = "tab:purple"
 
     def __init__(self, input_size, hidden_size, *, horizon=None, gamma=GAMMA, epsilon=None, **kw):

@@ -56,6 +56,7 @@ class LRU(Cell):
     n_gates = 1
     state_names = ("s",)
     default_init_hh = "ring (Orvieto et al. 2023)"
+    recurrent_names = ("nu_log", "theta_log")      # the eigenvalues lambda = exp(-exp(nu) + i exp(theta))
     colour = "tab:pink"
 
     def __init__(self, input_size, hidden_size, *, r_min=0.0, r_max=1.0, max_phase=2 * np.pi, scan=None, **kw):

@@ -43,6 +43,7 @@ class _LinearCell(Cell):
     """The shared part of minGRU and minLSTM: h_t = a_t ⊙ h_{t-1} + b_t, gates from x_t alone."""
 
     default_init_hh = "none (no recurrent weights)"
+    recurrent_names = ()
 
     def __init__(self, input_size, hidden_size, *, positive=False, scan=None, **kw):
         if kw.get("init_hh") is not None or kw.get("radius") is not None:

@@ -76,6 +76,11 @@ class CellModel:
     def layers(self):
         return self.stack.layers
 
+    @property
+    def recurrent_keys(self):
+        """The recurrent parameters' names in `params` (W_hh, W_hh_l1, ...; the IndRNN's u, ...)."""
+        return self.stack.recurrent_keys
+
     def initial_state(self, batch):
         return self.stack.initial_state(batch)
 

@@ -11,6 +11,9 @@ update. The update rules are PyTorch's (torch.optim, defaults otherwise), writte
 Weight decay is PyTorch's L2 form, applied to every parameter before the rule:
 g_t <- g_t + wd * p_{t-1} (the gradient of (wd/2) ||p||^2). State starts at zero.
 
+A parameter may learn at its own multiple of the rate (`set_lr_factors`, the `--recurrent-lr`
+of the training commands): p is then updated with lr * factor wherever the rules below say lr.
+
 `state_dict()` is flat and `np.savez`-friendly: `"optimizer"` (the registry name), `"step"`
 (t, a 0-d int64 array) and one array per slot and parameter, `"m/W_hh"`, `"v/W_hh"`.
 Loading it into a fresh optimiser over parameters of the same shapes continues bit for bit.
@@ -72,6 +75,14 @@ class Optimizer:
         self.weight_decay = _number(weight_decay, "weight decay", _NONNEG)
         self.t = 0
         self.state = {slot: {key: np.zeros_like(p) for key, p in params.items()} for slot in self.slots}
+        self.lr_factors = {}
+
+    def set_lr_factors(self, factors):
+        """Update the parameters named in `factors` (name -> positive number) with lr * factor."""
+        unknown = sorted(set(factors) - set(self.params))
+        if unknown:
+            raise RnnvanishError(f"no parameter named {', '.join(map(repr, unknown))} to give a learning-rate factor")
+        self.lr_factors = {key: _number(f, f"learning-rate factor of {key}", _POSITIVE) for key, f in factors.items()}
 
     def step(self, grads, lr=None, scale=1.0):
         """One update of every parameter from `grads`; `lr` overrides self.lr for this step only.
@@ -86,16 +97,16 @@ class Optimizer:
         self._check_grads(grads)
         self.t += 1
         for key, p in self.params.items():
-            g, s = grads[key], scale
+            g, s, lr_p = grads[key], scale, lr * self.lr_factors.get(key, 1.0)
             if s != 1.0 and (self.weight_decay or not self.fuses_scale):
                 g, s = g * p.dtype.type(s), 1.0  # the clipped gradient, as `g *= s` would leave it
             if self.weight_decay:
                 g = g + self.weight_decay * p    # gradient of (wd/2) ||p||^2 added
             slot_arrays = (self.state[slot][key] for slot in self.slots)
             if self.fuses_scale:
-                self._update(p, g, lr, *slot_arrays, scale=s)
+                self._update(p, g, lr_p, *slot_arrays, scale=s)
             else:
-                self._update(p, g, lr, *slot_arrays)
+                self._update(p, g, lr_p, *slot_arrays)
 
     def _update(self, p, g, lr, *slot_arrays):
         raise NotImplementedError
@@ -250,10 +261,11 @@ class Adam(Optimizer):
 OPTIMIZERS = {cls.name: cls for cls in (SGD, Momentum, Nesterov, Adagrad, RMSprop, Adam)}
 
 
-def make_optimizer(name, params, lr, weight_decay=0.0, backend=None, **kw):
+def make_optimizer(name, params, lr, weight_decay=0.0, backend=None, lr_factors=None, **kw):
     """OPTIMIZERS[name](params, lr, weight_decay=..., **kw), with one clear error for bad input.
 
-    `backend` goes to the optimisers whose update has a jitted twin (Adam); the others run NumPy."""
+    `backend` goes to the optimisers whose update has a jitted twin (Adam); the others run NumPy.
+    `lr_factors` (name -> factor): those parameters learn at lr * factor (`set_lr_factors`)."""
     if name not in OPTIMIZERS:
         raise RnnvanishError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
     cls = OPTIMIZERS[name]
@@ -261,7 +273,9 @@ def make_optimizer(name, params, lr, weight_decay=0.0, backend=None, **kw):
     backend = resolve_backend(backend)                   # checked for every optimiser
     if "backend" in inspect.signature(cls.__init__).parameters:
         kw["backend"] = backend
-    return cls(params, lr, weight_decay=weight_decay, **kw)
+    optimizer = cls(params, lr, weight_decay=weight_decay, **kw)
+    optimizer.set_lr_factors(lr_factors or {})
+    return optimizer
 
 
 # ----------------------------------------------------------------------------- learning-rate schedules

@@ -86,6 +86,11 @@ class Stack:
         return len(self.cells)
 
     @property
+    def recurrent_keys(self) -> tuple:
+        """The names in `params` of every layer's recurrent parameters (`Cell.recurrent_names`)."""
+        return tuple(name + suffix(l) for l, c in enumerate(self.cells) for name in c.recurrent_names)
+
+    @property
     def plain(self) -> bool:
         """One layer, nothing dropped, no zoneout, no residual: the cell alone."""
         return self.layers == 1 and not (self.dropout or self.zoneout or self.residual)

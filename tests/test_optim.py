@@ -90,6 +90,42 @@ def test_optimizer_follows_its_rule(name, weight_decay):
     assert opt.t == n_steps
 
 
+@pytest.mark.parametrize("name", sorted(RULES))
+def test_a_learning_rate_factor_is_the_rule_at_lr_times_the_factor(name):
+    """A parameter with factor f follows its rule at lr * f under a schedule; the others at lr."""
+    rule, hyper = RULES[name]
+    params = make_params()
+    opt = make_optimizer(name, params, 0.05, weight_decay=0.02, lr_factors={"W_hh": 0.1}, **hyper)
+    expected = {k: p.copy() for k, p in params.items()}
+    state = {k: {} for k in params}
+    for t, lr in enumerate((0.05, 0.03, 0.01, 0.04), start=1):
+        opt.step(grad_of(params), lr)
+        for k in expected:
+            g = grad_of({k: expected[k]})[k] + 0.02 * expected[k]
+            expected[k], state[k] = rule(expected[k], g, state[k], t, lr * (0.1 if k == "W_hh" else 1.0), hyper)
+    for k in params:
+        assert_close(params[k], expected[k], 1e-12, 1e-14, each=True, name=f"{name} {k} with a factor on W_hh")
+
+
+def test_a_factor_of_one_changes_no_bit():
+    plain, scaled = make_params(), make_params()
+    a = make_optimizer("adam", plain, 0.05)
+    b = make_optimizer("adam", scaled, 0.05, lr_factors={"W_hh": 1.0, "b_h": 1.0})
+    for _ in range(3):
+        a.step(grad_of(plain))
+        b.step(grad_of(scaled))
+    for k in plain:
+        assert np.array_equal(plain[k], scaled[k]), k
+
+
+@pytest.mark.parametrize("factors, match", [({"W_xh": 0.1}, "no parameter named 'W_xh'"),
+                                            ({"W_hh": 0.0}, "factor of W_hh must be positive"),
+                                            ({"W_hh": math.nan}, "factor of W_hh must be positive")])
+def test_learning_rate_factor_errors(factors, match):
+    with pytest.raises(RnnvanishError, match=match):
+        make_optimizer("adam", make_params(), 0.05, lr_factors=factors)
+
+
 TORCH_CASES = {
     "sgd": ("SGD", {}),
     "momentum": ("SGD", {"momentum": 0.8}),

@@ -8,7 +8,7 @@ import pytest
 from rnnvanish.cli import main
 from rnnvanish.tasks import make_task
 from rnnvanish.tasks.model import TaskModel
-from rnnvanish.tasks.objective import TaskConfig, build, evaluate, format_duration, train_task
+from rnnvanish.tasks.objective import TaskConfig, build, evaluate, format_duration, make_trainer, train_task
 from rnnvanish.training.checkpoint import load_checkpoint as load_ckpt
 from rnnvanish.training.runfolder import read_metrics
 
@@ -59,6 +59,33 @@ def test_task_command_writes_its_run_folder(tmp_path, capsys):
     assert scores["mean_abs_error"] == pytest.approx(metrics["eval_mean_abs_error"][-1], rel=1e-12)
 
 
+@pytest.mark.parametrize("cell, layers, keys", [("lstm", 2, ("W_hh", "W_hh_l1")), ("indrnn", 2, ("u", "u_l1")),
+                                               ("exprnn", 1, ("A",)), ("lru", 1, ("nu_log", "theta_log")),
+                                               ("minlstm", 2, ())])
+def test_recurrent_lr_moves_the_recurrent_parameters_alone_at_its_factor(cell, layers, keys):
+    """One SGD step from the same weights and batch: the recurrent parameters move by the factor
+    times their plain step, every other parameter by the same bits."""
+    def one_step(factor):
+        config = TaskConfig(task="adding", length=8, cell=cell, hidden=4, layers=layers, batch=4, steps=1,
+                            optimizer="sgd", lr=0.01, recurrent_lr=factor, eval_every=1, eval_size=10, stop_at=None,
+                            clip_norm=None, divergence=None, dtype="float64", backend="numpy")
+        trainer = make_trainer(config)
+        before = {k: p.copy() for k, p in trainer.model.params.items()}
+        trainer.run()
+        return trainer.model, {k: p - before[k] for k, p in trainer.model.params.items()}
+    model, plain = one_step(1.0)
+    assert model.recurrent_keys == keys
+    if not keys:
+        return
+    _, scaled = one_step(0.25)
+    for k in plain:
+        if k in keys:
+            np.testing.assert_allclose(scaled[k], 0.25 * plain[k], rtol=1e-9, atol=1e-15, err_msg=k)
+            assert np.abs(plain[k]).max() > 0, k
+        else:
+            assert np.array_equal(scaled[k], plain[k]), k
+
+
 def test_the_training_loop_is_deterministic():
     config = TaskConfig(task="latch", length=6, cell="tanh", hidden=3, batch=4, steps=4, eval_every=2,
                         eval_size=10, stop_at=None, backend="numpy")
@@ -95,6 +122,7 @@ def test_time_budget_stops_training():
     (["task", "adding", "--cell", "lstm", "--activation", "relu"], "activation applies to the tanh cell only"),
     (["task", "adding", "--cell", "gru", "--forget-bias", "2"], "forget-bias applies to the lstm cell only"),
     (["task", "adding", "--cell", "tanh", "--reset-before"], "reset-before applies to the gru cell only"),
+    (["task", "adding", "--cell", "mingru", "--recurrent-lr", "0.1"], "the minGRU's gates read the input only"),
 ])
 def test_bad_settings_are_one_line_and_exit_2(argv, message, tmp_path, capsys):
     out = tmp_path / "run"
@@ -106,7 +134,8 @@ def test_bad_settings_are_one_line_and_exit_2(argv, message, tmp_path, capsys):
 
 @pytest.mark.parametrize("flag", [["--lr", "-1"], ["--hidden", "0"], ["--stop-at", "150%"], ["--clip-norm", "x"],
                                   ["--max-time", "soon"], ["--cell", "rnn"], ["--optimizer", "adamw"],
-                                  ["--init-hh", "nosuch"], ["--divergence", "0.5"]])
+                                  ["--init-hh", "nosuch"], ["--divergence", "0.5"],
+                                  ["--recurrent-lr", "0"]])
 def test_bad_flag_values_exit_2(flag, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["task", "adding", *flag])

@@ -190,6 +190,9 @@ def add_optimisation_arguments(p, config_cls):
     g.add_argument("--lr", type=positive_float, help="learning rate" + d("lr"))
     g.add_argument("--lr-schedule", choices=tuple(LR_SCHEDULES),
                    help="learning-rate schedule over the step budget" + d("lr_schedule"))
+    g.add_argument("--recurrent-lr", type=positive_float, metavar="F",
+                   help="the recurrent parameters (W_hh; the IndRNN's u, the expRNN's A, the LRU's nu and theta) "
+                        "learn at F times --lr" + d("recurrent_lr"))
     g.add_argument("--weight-decay", type=nonneg_float, metavar="WD", help="L2 weight decay" + d("weight_decay"))
     g.add_argument("--clip-value", type=optional(positive_float), metavar="V",
                    help="clamp every gradient entry to [-V, V] (applied before --clip-norm)" + d("clip_value"))

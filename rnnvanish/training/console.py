@@ -95,6 +95,7 @@ class Console(TrainHooks):
         self._print(f"  model   {cell}, H={m.hidden_size}, {m.n_params():,} parameters, {m.dtype.name}, {m.backend}, "
                     f"{s.threads} thread{'s' if s.threads > 1 else ''}")
         self._print(f"  update  {s.optimizer} lr {_g(s.lr)} ({s.lr_schedule})"
+                    + (f", recurrent weights at {_g(s.recurrent_lr)}x" if s.recurrent_lr != 1 else "")
                     + (f", weight decay {_g(s.weight_decay)}" if s.weight_decay else "")
                     + f", {', '.join(clip) or 'no clipping'}, non-finite: {s.nonfinite}, "
                     + ("divergence check off" if s.divergence is None else f"divergence at {_g(s.divergence)}x the untrained loss"))

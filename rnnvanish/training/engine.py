@@ -8,7 +8,7 @@ for a task):
     loss, grads, s_T  = objective.loss_and_grads(model, batch, s_0, truncate, mask_rng)  # s_0 carried, not its gradient
     check             loss and every gradient finite (else stop, or drop the step: nonfinite)
     clip              by value (entry-wise), then by norm (global, or per tensor)
-    update            optimizer.step(grads, lr(step))
+    update            optimizer.step(grads, lr(step)); the recurrent parameters at lr * recurrent_lr
     constrain         model.constrain(): each cell projects its parameters back (IndRNN: |u| <= U_max)
     health            the smoothed loss far above the untrained loss stops the run (health.py)
     carry             s_0 <- s_T for the next batch (reset when the objective starts over)
@@ -40,6 +40,20 @@ from .health import Health, params_text
 from .runfolder import metrics_table, rows_from_table
 
 MAX_CONSECUTIVE_SKIPS = 100   # nonfinite "skip" gives up after this many bad steps in a row
+
+
+def recurrent_factors(settings, model) -> dict:
+    """{name: recurrent_lr} for the model's recurrent parameters; {} at the factor 1.
+
+    A factor for a cell with no recurrent parameters (minGRU, minLSTM) is a user error: it
+    would change nothing without a word."""
+    if settings.recurrent_lr == 1:
+        return {}
+    keys = model.recurrent_keys
+    if not keys:
+        raise RnnvanishError(f"--recurrent-lr scales the learning rate of the recurrent weights; the {model.cell.title}'s "
+                             f"gates read the input only and it has none")
+    return {key: settings.recurrent_lr for key in keys}
 
 
 @dataclass
@@ -116,7 +130,7 @@ class Trainer:
         if s.lr_schedule != "constant" and self.total_steps is None:
             raise RnnvanishError(f"the {s.lr_schedule} learning-rate schedule needs a length: give --steps")
         self.optimizer = make_optimizer(s.optimizer, model.params, s.lr, weight_decay=s.weight_decay,
-                                        backend=model.backend)
+                                        backend=model.backend, lr_factors=recurrent_factors(s, model))
         self.lr_at = make_schedule(s.lr_schedule, s.lr, self.total_steps or 1)
         self.columns = objective.columns
         self.step = 0

@@ -36,7 +36,7 @@ BUDGET_KEYS = ("steps", "epochs", "max_time")
 # What --resume may change: how long, how it is logged, and the step rule. Not the model or the data.
 RESUME_MAY_CHANGE = BUDGET_KEYS + (
     "backend", "threads", "log_every", "eval_every", "eval_windows", "sample_every", "sample_length",
-    "sample_temperature", "trace_every", "lr", "lr_schedule", "weight_decay", "clip_value", "clip_norm",
+    "sample_temperature", "trace_every", "lr", "lr_schedule", "recurrent_lr", "weight_decay", "clip_value", "clip_norm",
     "clip_mode", "nonfinite", "divergence", "stop_at")
 
 

@@ -47,6 +47,7 @@ class TrainConfig:
     optimizer: str = "adam"
     lr: float = 2e-3
     lr_schedule: str = "constant"
+    recurrent_lr: float = 1.0           # the recurrent parameters (W_hh, the IndRNN's u, ...) learn at lr times this
     weight_decay: float = 0.0
     clip_value: float | None = None     # clamp every gradient entry to [-v, v] (before clip_norm)
     clip_norm: float | None = 5.0       # rescale gradients whose norm exceeds this
@@ -96,7 +97,7 @@ class TrainConfig:
         for name in ("truncate", "steps", "log_every", "trace_every"):
             if getattr(self, name) is not None:
                 _whole(name, getattr(self, name), low=1)
-        for name in ("lr", "clip_value", "clip_norm", "divergence", "max_time", "radius"):
+        for name in ("lr", "recurrent_lr", "clip_value", "clip_norm", "divergence", "max_time", "radius"):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
                 raise RnnvanishError(f"--{_flag(name)} must be a positive number, got {value!r}")
