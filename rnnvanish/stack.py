@@ -39,6 +39,19 @@ def suffix(layer: int) -> str:
     return "" if layer == 0 else f"_l{layer}"
 
 
+def depth_summary(layers=1, *, dropout=0.0, variational=False, zoneout=0.0, residual=False) -> str:
+    """'' for one layer without regularisation, else e.g. '2 layers, dropout 0.25 (variational),
+    zoneout 0.1, residual'."""
+    parts = [f"{layers} layers"] if layers > 1 else []
+    if dropout:
+        parts.append(f"dropout {dropout:g}" + (" (variational)" if variational else ""))
+    if zoneout:
+        parts.append(f"zoneout {zoneout:g}")
+    if residual:
+        parts.append("residual")
+    return ", ".join(parts)
+
+
 @dataclass
 class StackMasks:
     """The masks of one window: between[l] multiplies layer l's output (the last one feeds the
@@ -94,6 +107,12 @@ class Stack:
     def plain(self) -> bool:
         """One layer, nothing dropped, no zoneout, no residual: the cell alone."""
         return self.layers == 1 and not (self.dropout or self.zoneout or self.residual)
+
+    @property
+    def summary(self) -> str:
+        """What the stack adds to its cell, for log lines and chart titles (`depth_summary`)."""
+        return depth_summary(self.layers, dropout=self.dropout, variational=self.variational, zoneout=self.zoneout,
+                             residual=self.residual)
 
     def _kernels(self):
         return self.cells[0]._kernels()

@@ -143,6 +143,16 @@ def test_gradcheck_command_checks_a_regularised_stack(capsys):
     assert "all gradients match" in out
 
 
+def test_a_stack_is_named_in_the_training_header(capsys, corpus, tmp_path):
+    code, out, err = cli(capsys, "train", corpus, "--hidden", 4, "--window", 5, "--batch", 2, "--layers", 2,
+                         "--dropout", 0.25, "--variational", "--steps", 2, "--out", tmp_path / "r")
+    assert code == 0, err
+    model_line = next(line for line in out.splitlines() if line.strip().startswith("model"))
+    assert "2 layers, dropout 0.25 (variational)" in model_line
+    from rnnvanish.stack import depth_summary
+    assert depth_summary(1) == "" and depth_summary(3, zoneout=0.1, residual=True) == "3 layers, zoneout 0.1, residual"
+
+
 def test_training_a_stack_records_depth_traces_and_plots_them(capsys, corpus, tmp_path):
     out = tmp_path / "r"
     code, _, err = cli(capsys, "train", corpus, "--hidden", 4, "--window", 5, "--batch", 2, "--layers", 3,

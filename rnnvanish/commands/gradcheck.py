@@ -66,7 +66,7 @@ def configurations(args):
 
 def run(args):
     from ..gradcheck import check_language_model, check_stacked_language_model
-    from ..stack import Stack
+    from ..stack import Stack, depth_summary
 
     k = args.truncate
     if args.hidden is None:
@@ -82,9 +82,7 @@ def run(args):
     Stack("tanh", args.vocab, args.hidden, **depth)                    # bad depth settings fail before any work
     stacked = args.layers > 1 or args.dropout or args.zoneout or args.residual
     if stacked:
-        print(f"stack: {args.layers} layers" + "".join(f", {key} {value:g}" for key, value in depth.items()
-                                                    if key in ("dropout", "zoneout") and value)
-              + (", variational" if args.variational else "") + (", residual" if args.residual else ""))
+        print(f"stack: {depth_summary(**depth)}")
     worst = 0.0
     failed = []
     for label, cell, options in configs:

@@ -36,6 +36,7 @@ import numpy as np
 
 from ..choices import cell_options
 from ..errors import RnnvanishError
+from ..stack import depth_summary
 from ..training.console import format_duration  # noqa: F401  (one duration format for every command)
 from ..training.engine import Trainer
 from ..training.runfolder import RESULT, atomic_write_json, columns_around
@@ -187,7 +188,8 @@ class TaskObjective:
     def figure(self, metrics, name):
         from ..plots.tasks import plot_task_run
         c = self.config
-        title = f"{self.task.name}, T = {c.length}, {c.cell} (H = {c.hidden}, seed {c.seed})"
+        depth = depth_summary(**stack_options(c))
+        title = f"{self.task.name}, T = {c.length}, {c.cell} (H = {c.hidden}{', ' + depth if depth else ''}, seed {c.seed})"
         evaluated = np.isfinite(metrics["eval_loss"])
         return plot_task_run({k: v[evaluated] for k, v in metrics.items()}, self.baseline, title=title,
                              stop_at=c.stop_at)

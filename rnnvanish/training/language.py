@@ -24,6 +24,7 @@ from ..choices import cell_options
 from ..data import TokenStream, Vocab, default_corpus, eval_windows, load_corpus, split_train_val
 from ..errors import RnnvanishError
 from ..model import LanguageModel, bits_per_token, perplexity
+from ..stack import depth_summary
 from .runfolder import columns_around
 from .settings import LM_FORGET_BIAS, stack_options
 
@@ -187,7 +188,8 @@ class LanguageObjective:
     def figure(self, metrics, name):
         from ..plots.training import plot_training
         c = self.config
-        return plot_training(metrics, title=f"{name}: {c.cell} H={c.hidden}", unit=self.unit,
+        depth = depth_summary(**stack_options(c))
+        return plot_training(metrics, title=f"{name}: {c.cell} H={c.hidden}" + (f", {depth}" if depth else ""), unit=self.unit,
                              clip_norm=c.clip_norm if c.clip_mode == "global" else None)
 
     def finish(self, trainer, folder, reason) -> list:
