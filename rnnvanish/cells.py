@@ -191,13 +191,20 @@ class LSTM(Cell):
     def lm_window(self, kernels, p, ids, targets, state0, k):
         """One window of the language model in five kernel calls (see rnnvanish.model)."""
         xw = kernels.input_rows(ids, p["W_xh"], p["b_h"])
-        h, c, gates = kernels.lstm_forward(xw, state0[0], state0[1], p["W_hh"])
-        loss, dh, dW_hy, db_y = kernels.output_layer(h, targets, p["W_hy"], p["b_y"])
         zeros = np.zeros_like(state0[0])
-        da, dh0, dc0, norms_h, norms_c = kernels.lstm_backward(dh, zeros, zeros, h, c, gates, p["W_hh"], k)
+        if kernels.feature_major(xw.dtype, ids.shape[1]):    # caches c^T, gates^T between the passes
+            h, cT, gT = kernels.lstm_forward_fm(xw, state0[0], state0[1], p["W_hh"])
+            loss, dh, dW_hy, db_y = kernels.output_layer(h, targets, p["W_hy"], p["b_y"])
+            da, dh0, dc0, norms_h, norms_c = kernels.lstm_backward_fm(dh, zeros, zeros, cT, gT, p["W_hh"], k)
+            c_T = cT[-1].T.copy()
+        else:
+            h, c, gates = kernels.lstm_forward(xw, state0[0], state0[1], p["W_hh"])
+            loss, dh, dW_hy, db_y = kernels.output_layer(h, targets, p["W_hy"], p["b_y"])
+            da, dh0, dc0, norms_h, norms_c = kernels.lstm_backward(dh, zeros, zeros, h, c, gates, p["W_hh"], k)
+            c_T = c[-1].copy()
         dW_xh, dW_hh, db_h, _ = kernels.window_grads(ids, h, da, da, self.input_size)
         grads = {"W_xh": dW_xh, "W_hh": dW_hh, "b_h": db_h, "W_hy": dW_hy, "b_y": db_y}
-        return loss, grads, (h[-1].copy(), c[-1].copy()), (dh0, dc0), {"h": norms_h, "c": norms_c}
+        return loss, grads, (h[-1].copy(), c_T), (dh0, dc0), {"h": norms_h, "c": norms_c}
 
     def lm_generate(self, kernels, p, token, state, uniforms, temperature):
         return kernels.lstm_generate(token, state[0], state[1], p["W_xh"], p["b_h"], p["W_hh"], p["W_hy"], p["b_y"],
@@ -209,17 +216,26 @@ class LSTM(Cell):
         T, B = xw.shape[:2]
         h0, c0 = self._check_state(state, B)
         cache = {"x": x, "T": T, "B": B, "masks": self._check_masks(masks, T, B)}
-        h, c, gates = self._kernels().lstm_forward(np.ascontiguousarray(xw), h0, c0, p["W_hh"],
-                                                   *self._mask_args(cache))
-        cache.update(h=h, c=c, gates=gates)
-        return h, (h[-1].copy(), c[-1].copy()), cache
+        kernels, mask_args = self._kernels(), self._mask_args(cache)
+        if not mask_args and kernels.feature_major(xw.dtype, B):
+            h, cT, gT = kernels.lstm_forward_fm(np.ascontiguousarray(xw), h0, c0, p["W_hh"])
+            # the backward pass reads the feature-major caches; the tracer reads the views
+            cache.update(h=h, c=cT.transpose(0, 2, 1), gates=gT.transpose(0, 2, 1), fm=(cT, gT))
+        else:
+            h, c, gates = kernels.lstm_forward(np.ascontiguousarray(xw), h0, c0, p["W_hh"], *mask_args)
+            cache.update(h=h, c=c, gates=gates)
+        return h, (h[-1].copy(), cache["c"][-1].copy()), cache
 
     def backward(self, dh, cache, dstate=None, truncate=None):
         dh_T, dc_T = self._check_dstate(dstate, cache["B"])
         h = cache["h"]
-        da, dh0, dc0, norms_h, norms_c = self._kernels().lstm_backward(
-            self._check_dh(dh, cache), dh_T, dc_T, h, cache["c"], cache["gates"], self.params["W_hh"],
-            truncate_code(truncate), *self._mask_args(cache))
+        if "fm" in cache:
+            da, dh0, dc0, norms_h, norms_c = self._kernels().lstm_backward_fm(
+                self._check_dh(dh, cache), dh_T, dc_T, *cache["fm"], self.params["W_hh"], truncate_code(truncate))
+        else:
+            da, dh0, dc0, norms_h, norms_c = self._kernels().lstm_backward(
+                self._check_dh(dh, cache), dh_T, dc_T, h, cache["c"], cache["gates"], self.params["W_hh"],
+                truncate_code(truncate), *self._mask_args(cache))
         grads = {"W_xh": self._input_grad(cache["x"], da),
                  "W_hh": self._window_outer(self._dropped(h[:-1], cache), da),
                  "b_h": da.sum(axis=(0, 1))}

@@ -101,6 +101,57 @@ def test_feature_major_kernels_equal_the_reference(cell, options, truncate, T, B
     assert_same(actual, expected, dtype, f"{cell} {options} T={T} B={B} H={H_} truncate={truncate}")
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+@pytest.mark.parametrize("T,B,H_", [(1, 1, 5), (1, 8, 5), (7, 9, 5), (7, 17, 11), (4, 32, 16)])
+@pytest.mark.parametrize("truncate", [0, 1, 3])
+def test_the_lstm_feature_major_pair_equals_the_reference(truncate, T, B, H_, dtype):
+    """lstm_forward_fm / lstm_backward_fm (caches c^T, gates^T kept between the passes): every
+    result against the reference's pair, and the caches are the transposes of lstm_forward's."""
+    c = kernel_case("lstm", {}, T, B, dtype, seed=7 * T + B + truncate, H=H_)
+    results = {}
+    for name, module in (("reference", reference), ("kernels", kernels)):
+        h, cT, gT = module.lstm_forward_fm(c["xw"], c["h0"], c["c0"], c["W_hh"])
+        da, dh0, dc0, norms_h, norms_c = module.lstm_backward_fm(c["dh"], c["dh_T"], c["dc_T"], cT, gT, c["W_hh"],
+                                                                  truncate)
+        results[name] = {"h": h, "cT": cT, "gT": gT, "da": da, "dh0": dh0, "dc0": dc0,
+                         "norms_h": norms_h, "norms_c": norms_c}
+    assert_same(results["kernels"], results["reference"], dtype, f"lstm fm pair T={T} B={B} H={H_} truncate={truncate}")
+    _, cs, gates = reference.lstm_forward(c["xw"], c["h0"], c["c0"], c["W_hh"])
+    assert np.array_equal(results["reference"]["cT"], cs.transpose(0, 2, 1))
+    assert np.array_equal(results["reference"]["gT"], gates.transpose(0, 2, 1))
+    expected = forward_backward(reference, "lstm", {}, c, truncate)
+    for name in ("da", "dh0", "dc0", "norms_h", "norms_c"):
+        assert_close(results["reference"][name], expected[name], rtol=1e-12 if dtype == np.float64 else 1e-5,
+                     name=name)
+
+
+def test_an_lstm_cell_keeps_its_caches_feature_major_where_the_rule_says():
+    """The LSTM cell calls the pair at float32 batches from the threshold (and not with masks or
+    on the reference): forward, backward and the tracer's views of the caches match the NumPy
+    backend."""
+    B = recurrent_kernels.FEATURE_MAJOR_BATCH + 1
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((6, B, 4)).astype(np.float32)
+    dh = rng.standard_normal((6, B, 10)).astype(np.float32)
+    runs = {}
+    for backend in ("numba", "numpy"):
+        cell = make_cell("lstm", 4, 10, dtype=np.float32, backend=backend, seed=0)
+        h, state, cache = cell.forward(x)
+        grads, dstate, norms = cell.backward(dh, cache, truncate=3)
+        runs[backend] = (h, state, cache, grads, dstate, norms)
+    assert "fm" in runs["numba"][2] and "fm" not in runs["numpy"][2]
+
+    def named(run):
+        h, state, cache, grads, dstate, norms = run
+        return {"h": h, "h_T": state[0], "c_T": state[1], **{f"cache {k}": cache[k] for k in ("c", "gates")},
+                **{f"d{k}": v for k, v in grads.items()}, "dh0": dstate[0], "dc0": dstate[1],
+                **{f"norms {k}": v for k, v in norms.items()}}
+    fast, slow = named(runs["numba"]), named(runs["numpy"])
+    assert list(fast) == list(slow)
+    for name, value in slow.items():
+        assert_close(fast[name], value, rtol=1e-4, name=name)
+
+
 @numba.njit
 def _runs_feature_major(x, dropout, zoneout):
     return recurrent_kernels._feature_major(x, dropout, zoneout)
@@ -117,6 +168,8 @@ def test_the_feature_major_rule():
             (np.float64, B, False, False, False), (np.float64, 4 * B, False, False, False)]:
         x = np.zeros((3, batch, 2), dtype=dtype)
         assert _runs_feature_major(x, dropout, zoneout) == expected, (dtype, batch, dropout, zoneout)
+        if not (dropout or zoneout):                      # the same rule for Python callers
+            assert kernels.feature_major(dtype, batch) == expected and not reference.feature_major(dtype, batch)
 
 
 @pytest.mark.parametrize("cell,options", CONFIGS, ids=IDS)

@@ -6,6 +6,8 @@ pair equal:
 
     recurrent.py  tanh_forward, tanh_backward, lstm_forward, lstm_backward, gru_forward,
                   gru_backward: the recurrences and their truncated BPTT;
+                  lstm_forward_fm, lstm_backward_fm: the LSTM's pair with its caches kept
+                  feature-major between the passes, where feature_major(dtype, batch) says so;
                   tanh_generate, lstm_generate, gru_generate: one-token generation loops
     output.py     input_rows, output_layer, softmax_xent, window_grads, embed_backward:
                   the language model's pieces around the recurrence; dense_rows, outer_sum,
@@ -43,11 +45,13 @@ from .lnlstm import layer_norm_backward, layer_norm_forward, lnlstm_backward, ln
 from .optim import adam_update
 from .output import (back_rows, dense_rows, embed_backward, input_rows, outer_sum, output_layer, softmax_xent,
                      window_grads)
-from .recurrent import (RELU, SIGMOID, TANH, gru_backward, gru_forward, gru_generate, lstm_backward, lstm_forward,
-                        lstm_generate, tanh_backward, tanh_forward, tanh_generate)
+from .recurrent import (RELU, SIGMOID, TANH, feature_major, gru_backward, gru_forward, gru_generate, lstm_backward,
+                        lstm_backward_fm, lstm_forward, lstm_forward_fm, lstm_generate, tanh_backward, tanh_forward,
+                        tanh_generate)
 
 # The same list as rnnvanish.reference's (a test holds the two equal).
 __all__ = ["tanh_forward", "tanh_backward", "lstm_forward", "lstm_backward", "gru_forward", "gru_backward",
+           "lstm_forward_fm", "lstm_backward_fm", "feature_major",
            "tanh_generate", "lstm_generate", "gru_generate",
            "input_rows", "output_layer", "softmax_xent", "window_grads", "embed_backward",
            "dense_rows", "outer_sum", "back_rows",

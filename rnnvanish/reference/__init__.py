@@ -39,13 +39,15 @@ from .linear import (SCANS, linear_scan, log_scan, lru_backward, lru_forward, mi
 from .optim import adam_update
 from .output import (back_rows, dense_rows, embed_backward, input_rows, outer_sum, output_layer, softmax_xent,
                      window_grads)
-from .recurrent import (ACTIVATIONS, RELU, SIGMOID, TANH, gru_backward, gru_forward, gru_generate, lstm_backward,
-                        lstm_forward, lstm_generate, tanh_backward, tanh_forward, tanh_generate)
+from .recurrent import (ACTIVATIONS, RELU, SIGMOID, TANH, feature_major, gru_backward, gru_forward, gru_generate,
+                        lstm_backward, lstm_backward_fm, lstm_forward, lstm_forward_fm, lstm_generate, tanh_backward,
+                        tanh_forward, tanh_generate)
 from .recurrent import activate, activate_grad, sigmoid  # noqa: F401  (NumPy helpers, see below)
 
 # The kernels' names. activate, activate_grad and sigmoid are NumPy helpers (the tracer's
 # Jacobians use them), importable from here but no kernels of their own.
 __all__ = ["tanh_forward", "tanh_backward", "lstm_forward", "lstm_backward", "gru_forward", "gru_backward",
+           "lstm_forward_fm", "lstm_backward_fm", "feature_major",
            "tanh_generate", "lstm_generate", "gru_generate",
            "input_rows", "output_layer", "softmax_xent", "window_grads", "embed_backward",
            "dense_rows", "outer_sum", "back_rows",

@@ -212,6 +212,24 @@ def lstm_backward(dh, dh_T, dc_T, h, c, gates, W_hh, truncate, m=None, d=None):
     return da, g_h[0].copy(), g_c[0].copy(), _step_norms(g_h), _step_norms(g_c)
 
 
+def feature_major(dtype, batch):
+    """The reference keeps the readable (T, B, .) layout: never feature-major (see the kernels')."""
+    return False
+
+
+def lstm_forward_fm(xw, h0, c0, W_hh):
+    """lstm_forward with the caches feature-major: h (T+1, B, H), c^T (T+1, H, B), gates^T
+    (T, 4H, B): the layout the Numba kernels keep from the forward pass to the backward one."""
+    h, c, gates = lstm_forward(xw, h0, c0, W_hh)
+    return h, c.transpose(0, 2, 1).copy(), gates.transpose(0, 2, 1).copy()
+
+
+def lstm_backward_fm(dh, dh_T, dc_T, cT, gT, W_hh, truncate):
+    """lstm_backward from lstm_forward_fm's caches (its h is read only for its shape, c's)."""
+    c = cT.transpose(0, 2, 1)
+    return lstm_backward(dh, dh_T, dc_T, c, c, gT.transpose(0, 2, 1), W_hh, truncate)
+
+
 # --------------------------------------------------------------------------- GRU
 # The reset-before form multiplies r into h_{t-1} before the n block's product, so it
 # needs W_hh's r, z columns and its n columns apart.
