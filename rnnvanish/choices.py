@@ -16,6 +16,7 @@ DTYPES = ("float64", "float32")
 BACKENDS = ("numba", "numpy")
 CLIP_MODES = ("global", "per-tensor")
 NONFINITE_POLICIES = ("raise", "skip")
+BIAS_INITS = ("zeros", "pytorch")                # rnnvanish.cells.BIAS_INITS
 
 # setting -> (the cells that take it, the constructor argument it becomes)
 CELL_SPECIFIC = {
@@ -23,6 +24,8 @@ CELL_SPECIFIC = {
     "forget_bias": (("lstm",), "forget_bias"),
     "reset_before": (("gru",), "reset_after"),
     "chrono": (("lstm", "gru"), "chrono"),
+    # how the biases start: zeros or PyTorch's draws (the cells PyTorch has)
+    "init_b": (("tanh", "lstm", "gru"), "init_b"),
     # the sequence length the IndRNN's bound |u| <= gamma^(1/T) is for; filled in from the
     # run (the task's length, the language model's window), not a flag of its own
     "horizon": (("indrnn",), "horizon"),

@@ -21,7 +21,7 @@ from rnnvanish.errors import NonFiniteError
 from rnnvanish.model import LanguageModel
 from rnnvanish.training.language import EVAL_COLUMNS
 from rnnvanish.training.runfolder import columns_around
-from rnnvanish.training.settings import LM_FORGET_BIAS, LanguageConfig
+from rnnvanish.training.settings import LM_FORGET_BIAS, LM_INIT_B, LanguageConfig
 
 TEXT = "the cat sat on the mat. a dog ran to the cat. " * 40
 SMALL = ["--hidden", "8", "--window", "6", "--batch", "3", "--no-progress"]
@@ -103,7 +103,7 @@ def test_first_rows_equal_losses_computed_from_the_definition(tmp_path):
     L = len(train_ids) // B
     x = np.stack([train_ids[b * L:b * L + T] for b in range(B)], axis=1)          # (T, B)
     y = np.stack([train_ids[b * L + 1:b * L + T + 1] for b in range(B)], axis=1)
-    fresh = LanguageModel("lstm", len(t.objective.vocab), 8, seed=0, forget_bias=LM_FORGET_BIAS)
+    fresh = LanguageModel("lstm", len(t.objective.vocab), 8, seed=0, forget_bias=LM_FORGET_BIAS, init_b=LM_INIT_B)
     expected, grads, _, _ = fresh.loss_and_grads(x, y, None)
     rows = []
 
@@ -437,7 +437,46 @@ def test_the_language_models_lstm_starts_at_forget_bias_zero_unless_told():
     from rnnvanish.cells import LSTM
     assert LM_FORGET_BIAS == 0.0 and LSTM(3, 4).forget_bias == 1.0
     H = 8
-    t = make_lm_trainer()
+    t = make_lm_trainer(init_b="zeros")
     assert np.all(t.model.params["b_h"][H:2 * H] == 0.0)
-    told = make_lm_trainer(forget_bias=2.0)
+    told = make_lm_trainer(forget_bias=2.0, init_b="zeros")
     assert np.all(told.model.params["b_h"][H:2 * H] == 2.0)
+
+
+def test_the_language_models_biases_start_drawn_as_pytorchs():
+    """train's tanh, LSTM and GRU draw their biases as PyTorch does (LM_INIT_B); the weights stay
+    the cell's; --forget-bias adds to the draw; the tasks and the cells alone start at zeros."""
+    from rnnvanish.cells import GRU, LSTM, start_biases
+    assert LM_INIT_B == "pytorch"
+    H = 8
+    drawn, zeros = make_lm_trainer().model.params, make_lm_trainer(init_b="zeros").model.params
+    for name in ("W_xh", "W_hh", "W_hy", "b_y"):
+        assert np.array_equal(drawn[name], zeros[name]), name
+    b = drawn["b_h"]
+    assert b.shape == (4 * H,) and np.all(np.abs(b) < 2 / np.sqrt(H)) and np.unique(b).size == b.size
+    told = make_lm_trainer(forget_bias=2.0).model.params["b_h"]
+    assert_close(told[H:2 * H], b[H:2 * H] + 2.0, name="forget slice")
+    assert np.array_equal(told[:H], b[:H])
+    assert np.all(LSTM(3, H).params["b_h"][:H] == 0.0)
+    gru = GRU(3, H, init_b="pytorch")
+    for name in ("b_xh", "b_hh"):
+        assert np.all(np.abs(gru.params[name]) <= 1 / np.sqrt(H)) and np.any(gru.params[name] != 0)
+    # the definition: the sum of two U(-1/sqrt(H), 1/sqrt(H)) draws, variance 2 / (3 H)
+    many = start_biases("pytorch", 1, 400, np.random.default_rng(0), np.float64, draws=2)
+    many = np.concatenate([many] + [start_biases("pytorch", 1, 400, np.random.default_rng(k), np.float64)
+                                    for k in range(1, 50)])
+    assert abs(many.var() - 2 / (3 * 400)) < 0.05 * 2 / (3 * 400) and abs(many.mean()) < 3e-3
+    with pytest.raises(ValueError, match="init_b"):
+        LSTM(3, H, init_b="ones")
+
+def test_init_b_belongs_to_the_cells_pytorch_has(capsys, corpus, tmp_path):
+    """--init-b on another cell is one line and exit 2; the tasks' biases start at zeros unless told."""
+    from conftest import cli, make_task_trainer
+    code, _, err = cli(capsys, "train", corpus, "--cell", "indrnn", "--init-b", "pytorch", "--batch", 2, "--window", 5,
+                       "--out", tmp_path / "r")
+    assert code == 2 and "--init-b applies to the tanh and lstm and gru cells only" in err and not (tmp_path / "r").exists()
+    H = 4
+    b = make_task_trainer(cell="lstm").model.params["b_h"]
+    assert np.all(b[:H] == 0.0) and np.all(b[2 * H:] == 0.0)
+    told = make_task_trainer(cell="lstm", init_b="pytorch").model.params["b_h"]
+    assert np.all(np.abs(told[:H]) < 2 / np.sqrt(H)) and np.any(told[:H] != 0.0)

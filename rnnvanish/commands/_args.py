@@ -117,8 +117,8 @@ def _default(config_cls, key, shown=None):
     return f" (default: {'none' if value is None else value})"
 
 
-def add_model_arguments(p, config_cls, forget_bias_default=1.0):
-    from ..choices import ACTIVATIONS, BACKENDS, CELLS, DTYPES, NONLINEARITIES
+def add_model_arguments(p, config_cls, forget_bias_default=1.0, init_b_default="zeros"):
+    from ..choices import ACTIVATIONS, BACKENDS, BIAS_INITS, CELLS, DTYPES, NONLINEARITIES
     d = lambda key, shown=None: _default(config_cls, key, shown)       # noqa: E731
     g = p.add_argument_group("model")
     g.add_argument("--cell", choices=CELLS, help="recurrent cell" + d("cell"))
@@ -141,6 +141,10 @@ def add_model_arguments(p, config_cls, forget_bias_default=1.0):
                    help="initialiser of W_xh, e.g. glorot_uniform, uniform:0.08 (default: the cell's)")
     g.add_argument("--init-hh", type=init_spec, metavar="SPEC",
                    help="initialiser of W_hh, e.g. orthogonal, identity, normal:0.01 (default: orthogonal)")
+    g.add_argument("--init-b", choices=BIAS_INITS,
+                   help="tanh, LSTM, GRU: the biases start at zeros or drawn as PyTorch's, each of its two biases "
+                        f"U(-1/sqrt(H), 1/sqrt(H)) (the tanh cell's and LSTM's one bias their sum; --forget-bias "
+                        f"adds to it) (default: {init_b_default})")
     g.add_argument("--radius", type=positive_float, metavar="R", help="rescale each W_hh block to spectral radius R")
     g.add_argument("--dtype", choices=DTYPES, help="floating-point type" + d("dtype"))
     g.add_argument("--backend", choices=BACKENDS, help="kernels (default: $RNNVANISH_BACKEND or numba)")

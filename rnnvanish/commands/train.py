@@ -20,7 +20,7 @@ EPILOG = ("The run folder holds config.json, metrics.csv (step, tokens, train_lo
 
 
 def add_arguments(p):
-    from ..training.settings import LM_FORGET_BIAS, LanguageConfig as C
+    from ..training.settings import LM_FORGET_BIAS, LM_INIT_B, LanguageConfig as C
 
     p.epilog = EPILOG
     p.add_argument("corpus", nargs="?", metavar="CORPUS",
@@ -33,7 +33,7 @@ def add_arguments(p):
                    help="drop symbols seen fewer than N times" + _default(C, "min_count"))
     g.add_argument("--val-frac", type=fraction_or_zero, metavar="F",
                    help="share of the text, taken from its end, held out for validation; 0 for none" + _default(C, "val_frac"))
-    add_model_arguments(p, C, forget_bias_default=LM_FORGET_BIAS)
+    add_model_arguments(p, C, forget_bias_default=LM_FORGET_BIAS, init_b_default=LM_INIT_B)
     g = p.add_argument_group("truncated BPTT")
     g.add_argument("--window", type=positive_int, metavar="K1",
                    help="steps per window; the state is carried across windows, the gradient is not" + _default(C, "window"))

@@ -26,7 +26,7 @@ from ..errors import RnnvanishError
 from ..model import LanguageModel, bits_per_token, perplexity
 from ..stack import depth_summary
 from .runfolder import columns_around
-from .settings import LM_FORGET_BIAS, stack_options
+from .settings import LM_FORGET_BIAS, LM_INIT_B, stack_options
 
 EVAL_COLUMNS = {
     "val_loss": "validation loss, nats per token (empty when there was no evaluation at this row)",
@@ -34,7 +34,7 @@ EVAL_COLUMNS = {
     "val_ppl": "validation perplexity: exp(val_loss)",
 }
 PROGRESS = ("tokens", "training tokens processed so far (step * batch * window)")
-CELL_DEFAULTS = {"activation": "tanh", "forget_bias": LM_FORGET_BIAS, "reset_before": False}
+CELL_DEFAULTS = {"activation": "tanh", "forget_bias": LM_FORGET_BIAS, "reset_before": False, "init_b": LM_INIT_B}
 
 
 def read_corpus(source):
