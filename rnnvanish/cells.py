@@ -35,6 +35,7 @@ dW_hh = sum_t h_{t-1}^T da_t = h[:-1]^T da. That shared machinery is `Cell` in
 import numpy as np
 
 from .cellbase import DTYPES, Cell, CellMasks, is_token_input, truncate_code  # noqa: F401  (the cells' shared names)
+from .choices import BIAS_INITS
 from .exprnn import ExpRNN
 from .indrnn import IndRNN
 from .lnlstm import LNLSTM
@@ -391,8 +392,8 @@ class IRNN(TanhRNN):
 
 # --------------------------------------------------------------------------- bias and chrono initialisation
 
-# How the biases start: zeros, or as PyTorch's nn.RNN/LSTM/GRU draw theirs.
-BIAS_INITS = ("zeros", "pytorch")
+# How the biases start: zeros, or as PyTorch's nn.RNN/LSTM/GRU draw theirs (BIAS_INITS, named in
+# rnnvanish.choices).
 BIAS_SUMMARY = {"zeros": "", "pytorch": ", biases drawn as PyTorch's"}
 
 

@@ -16,7 +16,7 @@ DTYPES = ("float64", "float32")
 BACKENDS = ("numba", "numpy")
 CLIP_MODES = ("global", "per-tensor")
 NONFINITE_POLICIES = ("raise", "skip")
-BIAS_INITS = ("zeros", "pytorch")                # rnnvanish.cells.BIAS_INITS
+BIAS_INITS = ("zeros", "pytorch")                # how the biases of tanh, LSTM, GRU start
 
 # setting -> (the cells that take it, the constructor argument it becomes)
 CELL_SPECIFIC = {

@@ -143,7 +143,7 @@ def add_model_arguments(p, config_cls, forget_bias_default=1.0, init_b_default="
                    help="initialiser of W_hh, e.g. orthogonal, identity, normal:0.01 (default: orthogonal)")
     g.add_argument("--init-b", choices=BIAS_INITS,
                    help="tanh, LSTM, GRU: the biases start at zeros or drawn as PyTorch's, each of its two biases "
-                        f"U(-1/sqrt(H), 1/sqrt(H)) (the tanh cell's and LSTM's one bias their sum; --forget-bias "
+                        "U(-1/sqrt(H), 1/sqrt(H)) (the tanh cell's and LSTM's one bias their sum; --forget-bias "
                         f"adds to it) (default: {init_b_default})")
     g.add_argument("--radius", type=positive_float, metavar="R", help="rescale each W_hh block to spectral radius R")
     g.add_argument("--dtype", choices=DTYPES, help="floating-point type" + d("dtype"))

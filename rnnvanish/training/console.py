@@ -76,7 +76,7 @@ class Console(TrainHooks):
     def start(self, compile_seconds=0.0):
         t, s, m = self.t, self.t.settings, self.t.model
         cell = m.cell.summary                                   # e.g. "LSTM (forget bias 1)"
-        if getattr(m, "stack", None) is not None and m.stack.summary:
+        if m.stack.summary:
             cell += f", {m.stack.summary}"                      # e.g. ", 2 layers, dropout 0.25"
         clip = []
         if s.clip_value:
