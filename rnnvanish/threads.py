@@ -19,6 +19,12 @@ Numba's own thread count and torch's are set to n as well. A library is told apa
 folder it was loaded from (`numpy.libs`, `scipy.libs`); one shared by both (a system OpenBLAS)
 gets n. Other BLAS libraries (MKL) are not reached: set OMP_NUM_THREADS / MKL_NUM_THREADS
 before starting Python instead.
+
+With n > 1 on the numba backend, the kernels' OpenBLAS also runs its jobs on Numba's n
+threads instead of a pool of its own (`rnnvanish.kernels.pool`), so that the kernels' parallel
+loops and the products between them share one pool; where that cannot be done (an OpenBLAS
+older than 0.3.27, a threading layer that may run two iterations of a parallel loop on one
+thread), the products keep OpenBLAS's pool and the kernels run as on one thread.
 """
 import contextlib
 import ctypes
@@ -63,6 +69,25 @@ def blas_threads_for(path, n, backend):
     return n if folder == own else 1
 
 
+def _share_pool(path, set_threads, get_threads, n):
+    """Hand the OpenBLAS at `path` Numba's n threads, or with n = 1 its own pool back
+    (rnnvanish.kernels.pool.share); returns the function that undoes it. Where it cannot be
+    done here (an OpenBLAS without the callback, Numba with fewer threads, a threading layer
+    that may run two iterations on one thread) the pool is not shared."""
+    import numba
+
+    from .kernels import pool
+
+    lib = ctypes.CDLL(path)
+    set_callback = getattr(lib, "openblas_set_threads_callback_function", None)
+    if set_callback is None:
+        return lambda: None
+    set_callback.argtypes, set_callback.restype = [ctypes.c_void_p], None
+    if numba.get_num_threads() != n or numba.threading_layer() not in pool.CONCURRENT_LAYERS:
+        n = 1
+    return pool.share(set_callback, set_threads, get_threads, n)
+
+
 @contextlib.contextmanager
 def limit_threads(n, backend="numba"):
     """Run the block with n threads for `backend` ("numba", "numpy" or "torch"); restore after."""
@@ -84,6 +109,8 @@ def limit_threads(n, backend="numba"):
         old = get_threads()
         set_threads(blas_threads_for(path, n, backend))
         restore.append(lambda s=set_threads, o=old: s(o))
+        if os.path.basename(os.path.dirname(path)) == _OWN_FOLDER["numba"]:
+            restore.append(_share_pool(path, set_threads, get_threads, n if backend == "numba" else 1))
     try:
         yield
     finally:

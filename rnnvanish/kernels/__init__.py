@@ -45,9 +45,9 @@ from .lnlstm import layer_norm_backward, layer_norm_forward, lnlstm_backward, ln
 from .optim import adam_update
 from .output import (back_rows, dense_rows, embed_backward, input_rows, outer_sum, output_layer, softmax_xent,
                      window_grads)
+from . import pool, recurrent
 from .recurrent import (RELU, SIGMOID, TANH, feature_major, gru_backward, gru_forward, gru_generate, lstm_backward,
-                        lstm_backward_fm, lstm_forward, lstm_forward_fm, lstm_generate, tanh_backward, tanh_forward,
-                        tanh_generate)
+                        lstm_forward, lstm_generate, tanh_backward, tanh_forward, tanh_generate)
 
 # The same list as rnnvanish.reference's (a test holds the two equal).
 __all__ = ["tanh_forward", "tanh_backward", "lstm_forward", "lstm_backward", "gru_forward", "gru_backward",
@@ -61,5 +61,26 @@ __all__ = ["tanh_forward", "tanh_backward", "lstm_forward", "lstm_backward", "gr
            "mingru_forward", "mingru_backward", "minlstm_forward", "minlstm_backward", "linear_scan", "log_scan",
            "lru_forward", "lru_backward", "SCANS",
            "modrelu_forward", "modrelu_backward"]
+
+
+def lstm_forward_fm(xw, h0, c0, W_hh):
+    """recurrent.lstm_forward_fm; split across the run's threads where pool.parts says so
+    (recurrent._lstm_forward_fm_split, BLAS single-threaded inside each part)."""
+    parts = pool.parts(W_hh.shape[0])
+    if parts > 1:
+        with pool.split_blas():
+            return recurrent._lstm_forward_fm_split(xw, h0, c0, W_hh, parts)
+    return recurrent.lstm_forward_fm(xw, h0, c0, W_hh)
+
+
+def lstm_backward_fm(dh, dh_T, dc_T, cT, gT, W_hh, truncate):
+    """recurrent.lstm_backward_fm; without truncation split across the run's threads where
+    pool.parts says so (recurrent._lstm_backward_fm_split)."""
+    parts = pool.parts(W_hh.shape[0])
+    if parts > 1 and (truncate <= 0 or truncate >= dh.shape[0]):
+        with pool.split_blas():
+            return recurrent._lstm_backward_fm_split(dh, dh_T, dc_T, cT, gT, W_hh, parts)
+    return recurrent.lstm_backward_fm(dh, dh_T, dc_T, cT, gT, W_hh, truncate)
+
 
 keep_freed_memory()

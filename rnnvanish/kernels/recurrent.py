@@ -32,7 +32,7 @@ reference's recurrent.py with its masks.py and activations.py.
 import numpy as np
 from llvmlite import binding as llvm
 from llvmlite import ir
-from numba import njit, types
+from numba import njit, prange, types
 from numba.extending import intrinsic, overload
 
 # Every kernel: cached on disk; numpy's error model (a division by zero gives inf, as in the
@@ -1018,6 +1018,219 @@ def lstm_backward_fm(dh, dh_T, dc_T, cT, gT, W_hh, truncate):
 def _lstm_backward_fm(dh, dh_T, dc_T, h, c, gates, W_hh, truncate):
     """lstm_backward's feature-major run from caches in the (T, B, .) layout of the API."""
     return lstm_backward_fm(dh, dh_T, dc_T, _swap_last_two(c), _swap_last_two(gates), W_hh, truncate)
+
+
+# -- the LSTM split across threads
+# When the run's threads are one pool (rnnvanish.kernels.pool: SciPy's OpenBLAS runs its jobs on
+# Numba's threads), the LSTM's feature-major pair splits each window's H units into `parts`
+# runs of rows, one per thread: part p owns units j0 <= j < j1, the rows g H + j of every gate
+# block g. Forward, each step, part p computes its units' four gate rows (its share of the
+# product, W_hh^T's rows packed once per window into one (4 m, H) block), their gates, c_t and
+# h_t; backward, it takes its rows of dh_t^T = W_hh da_{t+1}^T, then its units' da_t, dc_{t-1}.
+# Each step is one parallel loop whose end is the step's barrier: step t reads every unit of
+# h_{t-1} (forward) or da_{t+1} (backward, kept in two buffers so that step t writes one while
+# no part still reads it). BLAS runs single-threaded inside each part (pool.split_blas): the
+# gate loops, transposes and norms now run on every thread, not on one. The same steps as the
+# unsplit pair, in the same order within each unit; the products' sums split by rows, so the
+# results agree up to the order of the sums inside BLAS (tests hold them to the reference).
+# Truncated walks keep the unsplit backward.
+
+pjit = njit(cache=True, nogil=True, parallel=True, error_model="numpy", fastmath={"contract"})
+
+
+@jit
+def _part(H, parts, p):
+    """(j0, j1): the units of part p of `parts`."""
+    return p * H // parts, (p + 1) * H // parts
+
+
+@jit
+def _columns_transposed(dst, src, c0):
+    """dst (m, n) = src[:, c0:c0 + m]^T for a C-contiguous src (n, N), in 8 x 8 blocks (the
+    parent array, not a view, so that LLVM knows the strides and turns the blocks into shuffles)."""
+    m, n = dst.shape
+    m8, n8 = m - m % 8, n - n % 8
+    for i0 in range(0, n8, 8):
+        for j0 in range(0, m8, 8):
+            for j in range(8):
+                for i in range(8):
+                    dst[j0 + j, i0 + i] = src[i0 + i, c0 + j0 + j]
+        for j in range(m8, m):
+            for i in range(i0, i0 + 8):
+                dst[j, i] = src[i, c0 + j]
+    for i in range(n8, n):
+        for j in range(m):
+            dst[j, i] = src[i, c0 + j]
+
+
+@jit
+def _add_columns_transposed(dst, src, c0):
+    """dst (m, n) += src[:, c0:c0 + m]^T for a C-contiguous src (n, N), in 8 x 8 blocks."""
+    m, n = dst.shape
+    m8, n8 = m - m % 8, n - n % 8
+    for i0 in range(0, n8, 8):
+        for j0 in range(0, m8, 8):
+            for j in range(8):
+                for i in range(8):
+                    dst[j0 + j, i0 + i] += src[i0 + i, c0 + j0 + j]
+        for j in range(m8, m):
+            for i in range(i0, i0 + 8):
+                dst[j, i] += src[i, c0 + j]
+    for i in range(n8, n):
+        for j in range(m):
+            dst[j, i] += src[i, c0 + j]
+
+
+@jit
+def _into_columns_transposed(dst, c0, src):
+    """dst[:, c0:c0 + m] = src (m, n)^T for a C-contiguous dst (n, N), in 8 x 8 blocks."""
+    m, n = src.shape
+    m8, n8 = m - m % 8, n - n % 8
+    for i0 in range(0, n8, 8):
+        for j0 in range(0, m8, 8):
+            for j in range(8):
+                for i in range(8):
+                    dst[i0 + i, c0 + j0 + j] = src[j0 + j, i0 + i]
+        for j in range(m8, m):
+            for i in range(i0, i0 + 8):
+                dst[i, c0 + j] = src[j, i]
+    for i in range(n8, n):
+        for j in range(m):
+            dst[i, c0 + j] = src[j, i]
+
+
+@jit
+def _lstm_cell_part(xw, a, c_prev, c, h, g_i, g_f, g_g, g_o):
+    """One part's gates at one step: xw, a (4 q) its four gate blocks of x W_xh and h W_hh;
+    c_prev, c, h, and the gates g_i, g_f, g_g, g_o its q = m B entries of each."""
+    q = c.size
+    for k in range(q):
+        i = _sigmoid(xw[k] + a[k])
+        f = _sigmoid(xw[q + k] + a[q + k])
+        g = _tanh(xw[2 * q + k] + a[2 * q + k])
+        o = _sigmoid(xw[3 * q + k] + a[3 * q + k])
+        c[k] = f * c_prev[k] + i * g
+        h[k] = o * _tanh(c[k])
+        g_i[k], g_f[k], g_g[k], g_o[k] = i, f, g, o
+
+
+@jit
+def _lstm_step_part(xw_t, hT_prev, cT_prev, W_part, xw_part, a_part, j0, j1, hT_t, cT_t, gT_t, h_t):
+    """_lstm_step_fm for units j0 <= j < j1: their gate rows, c_t, h_t (and h_t's columns of h[t])."""
+    H, B = cT_prev.shape
+    m = j1 - j0
+    off, q = j0 * B, m * B
+    for g in range(4):
+        _columns_transposed(xw_part[g * m:(g + 1) * m], xw_t, g * H + j0)
+    np.dot(W_part, hT_prev, a_part)                           # the part's rows of W_hh^T h_{t-1}^T
+    gates = gT_t.reshape(-1)
+    n = H * B
+    _lstm_cell_part(xw_part.reshape(-1), a_part.reshape(-1), cT_prev.reshape(-1)[off:off + q],
+                    cT_t.reshape(-1)[off:off + q], hT_t.reshape(-1)[off:off + q], gates[off:off + q],
+                    gates[n + off:n + off + q], gates[2 * n + off:2 * n + off + q], gates[3 * n + off:3 * n + off + q])
+    _into_columns_transposed(h_t, j0, hT_t[j0:j1])
+
+
+@pjit
+def _lstm_forward_fm_split(xw, h0, c0, W_hh, parts):
+    """lstm_forward_fm with the units split into `parts` runs, one per thread (see above)."""
+    T, B, G4 = xw.shape
+    H = G4 // 4
+    h = np.empty((T + 1, B, H), dtype=xw.dtype)
+    cT = np.empty((T + 1, H, B), dtype=xw.dtype)
+    gT = np.empty((T, G4, B), dtype=xw.dtype)
+    most = (H + parts - 1) // parts + 1                      # the largest part's units, and one to spare
+    W_parts = np.empty((parts, 4 * most * H), dtype=xw.dtype)
+    xw_parts = np.empty((parts, 4 * most * B), dtype=xw.dtype)
+    a_parts = np.empty((parts, 4 * most * B), dtype=xw.dtype)
+    hT = np.empty((2, H, B), dtype=xw.dtype)
+    for p in prange(parts):                                   # each part's rows of W_hh^T, packed once
+        j0, j1 = _part(H, parts, p)
+        m = j1 - j0
+        W = W_parts[p, :4 * m * H].reshape(4 * m, H)
+        for g in range(4):
+            _columns_transposed(W[g * m:(g + 1) * m], W_hh, g * H + j0)
+    _copy_into(h[0], h0)
+    _transpose_into(hT[0], h0)
+    _transpose_into(cT[0], c0)
+    for t in range(1, T + 1):
+        for p in prange(parts):
+            j0, j1 = _part(H, parts, p)
+            m = j1 - j0
+            _lstm_step_part(xw[t - 1], hT[(t - 1) % 2], cT[t - 1], W_parts[p, :4 * m * H].reshape(4 * m, H),
+                            xw_parts[p, :4 * m * B].reshape(4 * m, B), a_parts[p, :4 * m * B].reshape(4 * m, B),
+                            j0, j1, hT[t % 2], cT[t], gT[t - 1], h[t])
+    return h, cT, gT
+
+
+@jit
+def _lstm_back_part(g_h, g_c, g_c_total, c_prev, c_t, g_i, g_f, g_g, g_o, da_i, da_f, da_g, da_o):
+    """_lstm_step_back_fm's gate loop for one part: each argument its q = m B entries of one
+    array (the gates' and da's one gate block each)."""
+    for k in range(g_h.size):
+        i, f, g, o = g_i[k], g_f[k], g_g[k], g_o[k]
+        tanh_c = _tanh(c_t[k])
+        do = g_h[k] * tanh_c                                  # h_t = o * tanh(c_t)
+        gc = g_c[k] + g_h[k] * o * (1.0 - tanh_c * tanh_c)    # backprop into c_t through tanh
+        di, dg, df = gc * g, gc * i, gc * c_prev[k]           # c_t = f c_{t-1} + i g
+        g_c[k] = gc * f                                       # dc_{t-1}
+        g_c_total[k] = gc
+        da_i[k] = di * i * (1.0 - i)                          # through the sigmoids and tanh
+        da_f[k] = df * f * (1.0 - f)
+        da_g[k] = dg * (1.0 - g * g)
+        da_o[k] = do * o * (1.0 - o)
+
+
+@jit
+def _lstm_step_back_part(t, dh, dh_T, cT, gT, W_hh, j0, j1, ghT, gcT, gcT_total, daT_next, daT, da, sq_h, sq_c):
+    """Step t of the backward walk for units j0 <= j < j1: their rows of dh_t^T (from step t+1's
+    da), the loss's gradient, their da_t rows (into daT and da[t-1]) and dc_{t-1}; the squared
+    norms of their share of dh_t and dc_t into sq_h[t], sq_c[t]."""
+    T = dh.shape[0]
+    H, B = ghT.shape
+    off, q = j0 * B, (j1 - j0) * B
+    g_h = ghT[j0:j1]
+    if t < T:
+        np.dot(W_hh[j0:j1], daT_next, g_h)                   # dh_t^T = W_hh da_{t+1}^T, the part's rows
+    _add_columns_transposed(g_h, dh[t - 1], j0)
+    if t == T:
+        _add_columns_transposed(g_h, dh_T, j0)
+    sq_h[t] = _sum_squares(g_h)
+    gates, d, n = gT[t - 1].reshape(-1), daT.reshape(-1), H * B
+    _lstm_back_part(g_h.reshape(-1), gcT.reshape(-1)[off:off + q], gcT_total.reshape(-1)[off:off + q],
+                    cT[t - 1].reshape(-1)[off:off + q], cT[t].reshape(-1)[off:off + q],
+                    gates[off:off + q], gates[n + off:n + off + q], gates[2 * n + off:2 * n + off + q],
+                    gates[3 * n + off:3 * n + off + q], d[off:off + q], d[n + off:n + off + q],
+                    d[2 * n + off:2 * n + off + q], d[3 * n + off:3 * n + off + q])
+    sq_c[t] = _sum_squares(gcT_total[j0:j1])
+    for g in range(4):
+        _into_columns_transposed(da[t - 1], g * H + j0, daT[g * H + j0:g * H + j1])
+
+
+@pjit
+def _lstm_backward_fm_split(dh, dh_T, dc_T, cT, gT, W_hh, parts):
+    """lstm_backward_fm without truncation, the units split into `parts` runs (see above)."""
+    T, B, H = dh.shape
+    da = np.empty((T, B, 4 * H), dtype=dh.dtype)
+    ghT = np.zeros((H, B), dtype=dh.dtype)
+    gcT = np.zeros((H, B), dtype=dh.dtype)
+    gcT_total = np.empty((H, B), dtype=dh.dtype)
+    daT = np.empty((2, 4 * H, B), dtype=dh.dtype)            # step t writes daT[t % 2], reads daT[(t + 1) % 2]
+    sq_h, sq_c = np.zeros((parts, T + 1)), np.zeros((parts, T + 1))
+    _add_transposed(gcT, dc_T)                                # the final cell state's gradient
+    for t in range(T, 0, -1):
+        for p in prange(parts):
+            j0, j1 = _part(H, parts, p)
+            _lstm_step_back_part(t, dh, dh_T, cT, gT, W_hh, j0, j1, ghT, gcT, gcT_total, daT[(t + 1) % 2],
+                                 daT[t % 2], da, sq_h[p], sq_c[p])
+    for p in prange(parts):                                   # dh_0 from da_1
+        j0, j1 = _part(H, parts, p)
+        np.dot(W_hh[j0:j1], daT[1], ghT[j0:j1])
+        sq_h[p, 0] = _sum_squares(ghT[j0:j1])
+        sq_c[p, 0] = _sum_squares(gcT[j0:j1])
+    norms_h = np.sqrt(sq_h.sum(axis=0)).astype(dh.dtype)
+    norms_c = np.sqrt(sq_c.sum(axis=0)).astype(dh.dtype)
+    return da, _transposed(ghT), _transposed(gcT), norms_h, norms_c
 
 
 # -- GRU

@@ -1,0 +1,112 @@
+"""One pool of threads for the kernels and for the BLAS they call.
+
+The jitted kernels' products run in SciPy's OpenBLAS, which has a pool of threads of its own;
+Numba's parallel loops (`prange`) run on Numba's pool. Two pools on two cores get in each
+other's way: a pool's threads spin for a while after each job before they sleep, so a Numba
+loop right after a two-thread product finds one core taken by OpenBLAS's spinning thread, and
+the product after it finds Numba's. Measured (LSTM window, H 256, B 32, float32, two threads):
+a 800 x 256 x 1024 product took 2.4 ms alone and 5.1 ms between Numba loops.
+
+OpenBLAS (0.3.27 and later) can hand its parallel jobs to a function of the caller
+(`openblas_set_threads_callback_function`). `blas_callback` below runs them on Numba's threads,
+one job per thread, so the kernels and the products they call share one pool: the same
+products took 2.4 ms between Numba loops that way, as fast as OpenBLAS's own pool.
+`rnnvanish.threads.limit_threads` installs it for the block it governs (n > 1 threads on the
+numba backend) and sets `PARTS` to n; the LSTM's feature-major kernels then split each
+window's units into n parts, one per thread, with BLAS single-threaded inside each part
+(`split_blas`; see "the LSTM split across threads" in recurrent.py).
+
+OpenBLAS's jobs wait for each other (a GEMM's threads share their packed blocks), so they
+must all run at once: the callback is installed only while Numba has as many threads as
+OpenBLAS, and only on a threading layer that gives each of n iterations of a parallel loop
+its own thread (omp, workqueue), never from inside a parallel loop (the split kernels call
+BLAS with one thread).
+"""
+import numpy as np
+from llvmlite import ir
+from numba import cfunc, njit, prange, types
+from numba.extending import intrinsic
+
+# Parallel functions loaded from Numba's cache need the threading layer started first.
+from numba.np.ufunc.parallel import _launch_threads
+
+_launch_threads()
+
+# Layers on which a parallel loop of n iterations over n threads runs every iteration at once.
+CONCURRENT_LAYERS = ("omp", "workqueue")
+
+
+@intrinsic
+def _call_job(typingctx, job, i, data, arg):
+    """Call the C function at address `job` as job(int i, void *data, int arg)."""
+    sig = types.void(types.uintp, types.int32, types.uintp, types.int32)
+
+    def codegen(context, builder, signature, args):
+        job, i, data, arg = args
+        ptr = ir.IntType(8).as_pointer()
+        fnty = ir.FunctionType(ir.VoidType(), [ir.IntType(32), ptr, ir.IntType(32)])
+        builder.call(builder.inttoptr(job, fnty.as_pointer()), [i, builder.inttoptr(data, ptr), arg])
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _run_jobs(job, numjobs, size, data, arg):
+    """OpenBLAS's jobs 0 .. numjobs-1, job i's data at data + i * size, one per thread."""
+    for i in prange(numjobs):
+        _call_job(job, np.int32(i), data + np.uintp(i) * size, arg)
+
+
+@cfunc(types.void(types.int32, types.uintp, types.int32, types.uintp, types.uintp, types.int32), cache=True)
+def blas_callback(sync, job, numjobs, size, data, arg):
+    """OpenBLAS's openblas_threads_callback: run its jobs on Numba's threads and return when all are done."""
+    _run_jobs(job, numjobs, size, data, arg)
+
+
+# How many parts the split kernels cut a window into: limit_threads sets it while the pool is shared.
+PARTS = 1
+# The shared OpenBLAS's thread-count setter and getter (split_blas), while the pool is shared.
+_blas = {"set": None, "get": None}
+
+
+def share(set_callback, set_threads, get_threads, n):
+    """With n > 1, make Numba's n threads the OpenBLAS's whose openblas_set_threads_callback_function
+    is `set_callback` (set_threads, get_threads: its thread-count setter and getter); with
+    n = 1, give it back its own pool. Returns the function that restores what was before (nested
+    blocks restore in reverse order)."""
+    global PARTS
+    before = (PARTS, dict(_blas))
+
+    def apply(parts, blas):
+        global PARTS
+        PARTS = parts
+        _blas.update(blas)
+        set_callback(blas_callback.address if parts > 1 else None)
+
+    apply(n, {"set": set_threads, "get": get_threads} if n > 1 else {"set": None, "get": None})
+    return lambda: apply(*before)
+
+
+def parts(hidden):
+    """How many parts a window of `hidden` units is split into now (1: not split)."""
+    return PARTS if PARTS > 1 and hidden >= SPLIT_MIN_HIDDEN * PARTS else 1
+
+
+# Below this many units per part the split costs more in synchronisation than it saves.
+SPLIT_MIN_HIDDEN = 32
+
+
+class split_blas:
+    """BLAS single-threaded for the block (the split kernels' parts call it from inside a
+    parallel loop, where a job of OpenBLAS's would find no thread free), then as before."""
+
+    def __enter__(self):
+        self.before = _blas["get"]() if _blas["get"] is not None else None
+        if self.before is not None:
+            _blas["set"](1)
+        return self
+
+    def __exit__(self, *exc):
+        if self.before is not None:
+            _blas["set"](self.before)
+        return False

@@ -1,0 +1,141 @@
+"""One pool of threads (rnnvanish.kernels.pool): OpenBLAS's jobs on Numba's threads, and the
+LSTM's feature-major pair split across them.
+
+The split kernels are held to the NumPy reference like every kernel (float64 within 1e-10,
+float32 within 1e-4 of the largest entry), at sizes whose parts are and are not equal and are
+and are not multiples of the transposes' 8 x 8 blocks; the shared pool's products to NumPy's;
+and a training run on two threads must end (OpenBLAS's jobs wait for each other, so a job
+left without a thread would hang it).
+"""
+import os
+import subprocess
+import sys
+
+import numba
+import numpy as np
+import pytest
+
+from conftest import assert_close
+from rnnvanish import kernels, reference
+from rnnvanish.kernels import pool
+from rnnvanish.kernels import recurrent as recurrent_kernels
+from rnnvanish.threads import limit_threads
+
+RTOL = {np.float64: 1e-10, np.float32: 1e-4}
+TWO_THREADS = numba.config.NUMBA_NUM_THREADS >= 2
+
+
+def lstm_case(T, B, H, dtype, seed):
+    rng = np.random.default_rng(seed)
+
+    def normal(*shape, scale=1.0):
+        return (scale * rng.standard_normal(shape)).astype(dtype)
+    return {"xw": normal(T, B, 4 * H, scale=1.5), "W_hh": normal(H, 4 * H, scale=0.6), "h0": normal(B, H, scale=0.5),
+            "c0": normal(B, H), "dh": normal(T, B, H), "dh_T": normal(B, H), "dc_T": normal(B, H)}
+
+
+def pair_results(forward, backward, c):
+    h, cT, gT = forward(c["xw"], c["h0"], c["c0"], c["W_hh"])
+    da, dh0, dc0, norms_h, norms_c = backward(c["dh"], c["dh_T"], c["dc_T"], cT, gT, c["W_hh"])
+    return {"h": h, "cT": cT, "gT": gT, "da": da, "dh0": dh0, "dc0": dc0, "norms_h": norms_h, "norms_c": norms_c}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("T,B,H,parts", [(1, 1, 5, 2), (7, 3, 5, 2), (7, 9, 11, 3), (4, 32, 16, 2), (3, 8, 37, 2),
+                                         (2, 17, 64, 4)])
+def test_the_split_lstm_pair_equals_the_reference(T, B, H, parts, dtype):
+    """_lstm_forward_fm_split / _lstm_backward_fm_split against the reference's lstm_forward_fm /
+    lstm_backward_fm (no truncation): every output, cache, gradient and norm. Without a second
+    thread the parts run one after the other: the same results."""
+    c = lstm_case(T, B, H, dtype, seed=T * 100 + B * 10 + parts)
+    expected = pair_results(reference.lstm_forward_fm,
+                            lambda *a: reference.lstm_backward_fm(*a, 0), c)
+    actual = pair_results(lambda *a: recurrent_kernels._lstm_forward_fm_split(*a, parts),
+                          lambda *a: recurrent_kernels._lstm_backward_fm_split(*a, parts), c)
+    for name, value in expected.items():
+        assert actual[name].dtype == value.dtype, name
+        assert_close(actual[name], value, rtol=RTOL[dtype], name=f"{name} T={T} B={B} H={H} parts={parts}")
+
+
+def test_parts_split_only_a_shared_pool_and_enough_units(monkeypatch):
+    monkeypatch.setattr(pool, "PARTS", 1)
+    assert pool.parts(1024) == 1
+    monkeypatch.setattr(pool, "PARTS", 2)
+    assert pool.parts(2 * pool.SPLIT_MIN_HIDDEN) == 2
+    assert pool.parts(2 * pool.SPLIT_MIN_HIDDEN - 1) == 1
+
+
+@pytest.mark.skipif(not TWO_THREADS, reason="Numba has one thread here")
+def test_two_threads_share_one_pool_and_products_stay_exact():
+    """Inside limit_threads(2) SciPy's OpenBLAS runs its jobs on Numba's threads (where this
+    OpenBLAS and threading layer allow it); its products equal NumPy's; after the block the
+    callback is gone and nesting restores the outer block's state."""
+    from scipy.linalg import blas
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((300, 200)), rng.standard_normal((200, 500))
+    with limit_threads(2, "numba"):
+        shared = pool.PARTS
+        if shared == 1:
+            pytest.skip(f"no shared pool here (threading layer {numba.threading_layer()})")
+        assert shared == 2
+        for _ in range(3):
+            assert_close(blas.dgemm(1.0, a, b), a @ b, rtol=1e-12, name="dgemm on the shared pool")
+        with limit_threads(1, "numba"):
+            assert pool.PARTS == 1                   # one thread: not shared inside
+        with limit_threads(2, "numba"):
+            assert pool.PARTS == 2
+        assert pool.PARTS == 2
+        assert_close(blas.dgemm(1.0, a, b), a @ b, rtol=1e-12, name="dgemm after a nested block")
+    assert pool.PARTS == 1
+    assert_close(blas.dgemm(1.0, a, b), a @ b, rtol=1e-12, name="dgemm after the block")
+
+
+@pytest.mark.skipif(not TWO_THREADS, reason="Numba has one thread here")
+@pytest.mark.parametrize("truncate", [0, 3])
+def test_the_public_pair_splits_on_two_threads_and_equals_the_reference(truncate):
+    """kernels.lstm_forward_fm / lstm_backward_fm inside limit_threads(2): split where the pool
+    is shared (truncated backward walks keep the unsplit kernel), the reference's results."""
+    c = lstm_case(6, 16, 96, np.float64, seed=5)
+    expected = pair_results(reference.lstm_forward_fm, lambda *a: reference.lstm_backward_fm(*a, truncate), c)
+    with limit_threads(2, "numba"):
+        assert pool.parts(96) in (1, 2)
+        actual = pair_results(kernels.lstm_forward_fm, lambda *a: kernels.lstm_backward_fm(*a, truncate), c)
+    for name, value in expected.items():
+        assert_close(actual[name], value, rtol=1e-10, name=name)
+
+
+TRAIN_ON_TWO_THREADS = r"""
+import sys, numpy as np
+from rnnvanish.model import LanguageModel
+from rnnvanish.optim import Adam
+from rnnvanish.clip import clip_by_global_norm
+from rnnvanish.threads import limit_threads
+from rnnvanish.kernels import pool
+model = LanguageModel("lstm", 30, 80, dtype=np.float32, layers=2)
+opt = Adam(model.params, lr=2e-3, backend=model.backend)
+rng = np.random.default_rng(0)
+x, y = rng.integers(0, 30, (20, 16)), rng.integers(0, 30, (20, 16))
+state, losses = None, []
+with limit_threads(2, "numba"):
+    split = pool.parts(80)
+    for _ in range(12):
+        loss, grads, state, _ = model.loss_and_grads(x, y, state)
+        clip_by_global_norm(grads, 5.0)
+        opt.step(grads)
+        losses.append(loss)
+print(split, losses[0], losses[-1])
+"""
+
+
+@pytest.mark.skipif(not TWO_THREADS, reason="Numba has one thread here")
+def test_a_two_thread_training_run_ends_and_learns():
+    """Twelve steps of a 2-layer LSTM on two threads in a fresh process end within the time
+    limit (no job of OpenBLAS's left waiting for a thread) and lower the loss."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    done = subprocess.run([sys.executable, "-c", TRAIN_ON_TWO_THREADS], env=env, capture_output=True, text=True,
+                          timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    split, first, last = done.stdout.split()
+    assert int(split) in (1, 2)
+    assert float(last) < float(first)
