@@ -139,3 +139,22 @@ def test_a_two_thread_training_run_ends_and_learns():
     split, first, last = done.stdout.split()
     assert int(split) in (1, 2)
     assert float(last) < float(first)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("size,parts", [(1, 2), (1001, 2), (40000, 3)])
+def test_the_split_adam_pass_gives_the_same_bits(size, parts, dtype):
+    """_adam_pass_split against _adam_pass: every entry's update is the same, so the bits are."""
+    from rnnvanish.kernels import optim as k_optim
+    rng = np.random.default_rng(size)
+    p, g, m = (rng.standard_normal(size).astype(dtype) for _ in range(3))
+    v = rng.random(size).astype(dtype)
+    s = np.dtype(dtype).type
+    scalars = (s(0.9), s(0.1), s(0.999), s(0.001), s(0.01), s(0.3), s(1e-8), s(0.7))
+    whole = [a.copy() for a in (p, g, m, v)]
+    split = [a.copy() for a in (p, g, m, v)]
+    k_optim._adam_pass(*whole, *scalars)
+    k_optim._adam_pass_split(*split, *scalars, parts)
+    for name, a, b in zip("pgmv", whole, split):
+        assert np.array_equal(a, b), name
+    assert not np.array_equal(whole[0], p)                  # the pass did move the parameters
