@@ -57,6 +57,66 @@ def test_the_split_lstm_pair_equals_the_reference(T, B, H, parts, dtype):
         assert_close(actual[name], value, rtol=RTOL[dtype], name=f"{name} T={T} B={B} H={H} parts={parts}")
 
 
+def rnn_case(cell, T, B, H, dtype, seed):
+    rng = np.random.default_rng(seed)
+    G = 1 if cell == "tanh" else 3
+
+    def normal(*shape, scale=1.0):
+        return (scale * rng.standard_normal(shape)).astype(dtype)
+    return {"xw": normal(T, B, G * H, scale=1.5), "W_hh": normal(H, G * H, scale=0.6), "h0": normal(B, H, scale=0.5),
+            "b_hh": normal(G * H, scale=0.5), "dh": normal(T, B, H), "dh_T": normal(B, H)}
+
+
+def rnn_results(module, cell, act, c, split_parts=None):
+    """Every result of the tanh RNN's or the reset-after GRU's pair, whole (module's public
+    kernels) or split into `split_parts` (recurrent's split twins)."""
+    k = recurrent_kernels
+    if cell == "tanh":
+        if split_parts:
+            h = k._tanh_forward_fm_split(c["xw"], c["h0"], c["W_hh"], act, split_parts)
+            da, dh0, norms = k._tanh_backward_fm_split(c["dh"], c["dh_T"], h, c["W_hh"], act, split_parts)
+        else:
+            h = module.tanh_forward(c["xw"], c["h0"], c["W_hh"], act)
+            da, dh0, norms = module.tanh_backward(c["dh"], c["dh_T"], h, c["W_hh"], act, 0)
+        return {"h": h, "da": da, "dh0": dh0, "norms": norms}
+    if split_parts:
+        h, gates, hn = k._gru_forward_fm_split(c["xw"], c["h0"], c["W_hh"], c["b_hh"], split_parts)
+        dax, dah, dh0, norms = k._gru_backward_fm_split(c["dh"], c["dh_T"], h, gates, hn, c["W_hh"], split_parts)
+    else:
+        h, gates, hn = module.gru_forward(c["xw"], c["h0"], c["W_hh"], c["b_hh"], True)
+        dax, dah, dh0, norms = module.gru_backward(c["dh"], c["dh_T"], h, gates, hn, c["W_hh"], True, 0)
+    return {"h": h, "gates": gates, "hn": hn, "dax": dax, "dah": dah, "dh0": dh0, "norms": norms}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("T,B,H,parts", [(1, 1, 5, 2), (7, 3, 5, 2), (7, 9, 11, 3), (4, 32, 16, 2), (3, 8, 37, 2)])
+@pytest.mark.parametrize("cell,act", [("tanh", "tanh"), ("tanh", "sigmoid"), ("tanh", "relu"), ("gru", None)])
+def test_the_split_tanh_and_gru_pairs_equal_the_reference(cell, act, T, B, H, parts, dtype):
+    """The split tanh RNN (every activation) and reset-after GRU against the reference (no truncation)."""
+    code = reference.ACTIVATIONS[act] if act else None
+    c = rnn_case(cell, T, B, H, dtype, seed=T * 100 + B * 10 + parts)
+    expected = rnn_results(reference, cell, code, c)
+    actual = rnn_results(None, cell, code, c, split_parts=parts)
+    for name, value in expected.items():
+        assert actual[name].dtype == value.dtype, name
+        assert_close(actual[name], value, rtol=RTOL[dtype], name=f"{cell} {act} {name} T={T} B={B} H={H} parts={parts}")
+
+
+@pytest.mark.skipif(not TWO_THREADS, reason="Numba has one thread here")
+@pytest.mark.parametrize("cell,act", [("tanh", "tanh"), ("gru", None)])
+def test_the_public_tanh_and_gru_kernels_split_on_two_threads(cell, act):
+    """kernels.tanh_* and gru_* inside limit_threads(2) (split where the pool is shared, float32
+    at B 16): the reference's results."""
+    code = reference.ACTIVATIONS[act] if act else None
+    c = rnn_case(cell, 5, 16, 80, np.float32, seed=3)
+    expected = rnn_results(reference, cell, code, c)
+    with limit_threads(2, "numba"):
+        assert kernels._split_parts(c["xw"], 80) == pool.PARTS    # float32, B 16, no masks: split when shared
+        actual = rnn_results(kernels, cell, code, c)
+    for name, value in expected.items():
+        assert_close(actual[name], value, rtol=1e-4, name=f"{cell} {name}")
+
+
 def test_parts_split_only_a_shared_pool_and_enough_units(monkeypatch):
     monkeypatch.setattr(pool, "PARTS", 1)
     assert pool.parts(1024) == 1

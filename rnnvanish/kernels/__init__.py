@@ -46,8 +46,7 @@ from .optim import adam_update
 from .output import (back_rows, dense_rows, embed_backward, input_rows, outer_sum, output_layer, softmax_xent,
                      window_grads)
 from . import pool, recurrent
-from .recurrent import (RELU, SIGMOID, TANH, feature_major, gru_backward, gru_forward, gru_generate, lstm_backward,
-                        lstm_forward, lstm_generate, tanh_backward, tanh_forward, tanh_generate)
+from .recurrent import RELU, SIGMOID, TANH, feature_major, gru_generate, lstm_backward, lstm_forward, lstm_generate, tanh_generate
 
 # The same list as rnnvanish.reference's (a test holds the two equal).
 __all__ = ["tanh_forward", "tanh_backward", "lstm_forward", "lstm_backward", "gru_forward", "gru_backward",
@@ -61,6 +60,65 @@ __all__ = ["tanh_forward", "tanh_backward", "lstm_forward", "lstm_backward", "gr
            "mingru_forward", "mingru_backward", "minlstm_forward", "minlstm_backward", "linear_scan", "log_scan",
            "lru_forward", "lru_backward", "SCANS",
            "modrelu_forward", "modrelu_backward"]
+
+
+# -- the recurrences split across the threads of a shared pool (rnnvanish.kernels.pool)
+# The cells call these names; each hands a window without masks that runs feature-major to its
+# split twin in recurrent.py when pool.parts says so (BLAS single-threaded inside each part),
+# and everything else to the jitted kernel of the same name.
+
+def _split_parts(x, hidden, *masks):
+    """How many parts a window of x (T, B, .) runs in: 1 unless it would run feature-major
+    without masks (None or empty: off) and pool.parts splits `hidden` units."""
+    if any(m is not None and m.size for m in masks) or not feature_major(x.dtype, x.shape[1]):
+        return 1
+    return pool.parts(hidden)
+
+
+def _given(*optional):
+    """The optional arguments up to the last one given (the jitted kernels compile once per
+    signature: an omitted argument and an explicit None are two)."""
+    optional = list(optional)
+    while optional and optional[-1] is None:
+        optional.pop()
+    return optional
+
+
+def tanh_forward(xw, h0, W_hh, act, m=None, d=None, h_new=None):
+    """recurrent.tanh_forward; split across the run's threads where pool.parts says so."""
+    parts = _split_parts(xw, W_hh.shape[0], m, d)
+    if parts > 1:
+        with pool.split_blas():
+            return recurrent._tanh_forward_fm_split(xw, h0, W_hh, act, parts)
+    return recurrent.tanh_forward(xw, h0, W_hh, act, *_given(m, d, h_new))
+
+
+def tanh_backward(dh, dh_T, h, W_hh, act, truncate, m=None, d=None, h_new=None):
+    """recurrent.tanh_backward; without truncation split across the run's threads where pool.parts says so."""
+    parts = _split_parts(dh, W_hh.shape[0], m, d)
+    if parts > 1 and (truncate <= 0 or truncate >= dh.shape[0]):
+        with pool.split_blas():
+            return recurrent._tanh_backward_fm_split(dh, dh_T, h, W_hh, act, parts)
+    return recurrent.tanh_backward(dh, dh_T, h, W_hh, act, truncate, *_given(m, d, h_new))
+
+
+def gru_forward(xw, h0, W_hh, b_hh, reset_after, m=None, d=None):
+    """recurrent.gru_forward; the reset-after GRU split across the run's threads where pool.parts says so."""
+    parts = _split_parts(xw, W_hh.shape[0], m, d) if reset_after else 1
+    if parts > 1:
+        with pool.split_blas():
+            return recurrent._gru_forward_fm_split(xw, h0, W_hh, b_hh, parts)
+    return recurrent.gru_forward(xw, h0, W_hh, b_hh, reset_after, *_given(m, d))
+
+
+def gru_backward(dh, dh_T, h, gates, hn, W_hh, reset_after, truncate, m=None, d=None):
+    """recurrent.gru_backward; the reset-after GRU without truncation split across the run's
+    threads where pool.parts says so."""
+    parts = _split_parts(dh, W_hh.shape[0], m, d) if reset_after else 1
+    if parts > 1 and (truncate <= 0 or truncate >= dh.shape[0]):
+        with pool.split_blas():
+            return recurrent._gru_backward_fm_split(dh, dh_T, h, gates, hn, W_hh, parts)
+    return recurrent.gru_backward(dh, dh_T, h, gates, hn, W_hh, reset_after, truncate, *_given(m, d))
 
 
 def lstm_forward_fm(xw, h0, c0, W_hh):

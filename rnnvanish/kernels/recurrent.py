@@ -1233,6 +1233,69 @@ def _lstm_backward_fm_split(dh, dh_T, dc_T, cT, gT, W_hh, parts):
     return da, _transposed(ghT), _transposed(gcT), norms_h, norms_c
 
 
+@jit
+def _tanh_step_part(xw_t, hT_prev, W_hhT, act, j0, j1, xwT, hT_t, h_t):
+    """_tanh_step_fm for units j0 <= j < j1: their rows of hT_t (and their columns of h[t])."""
+    _columns_transposed(xwT[j0:j1], xw_t, j0)
+    np.dot(W_hhT[j0:j1], hT_prev, hT_t[j0:j1])               # the part's rows of W_hh^T h_{t-1}^T
+    _add_activate(_flat(xwT[j0:j1]), _flat(hT_t[j0:j1]), act)
+    _into_columns_transposed(h_t, j0, hT_t[j0:j1])
+
+
+@pjit
+def _tanh_forward_fm_split(xw, h0, W_hh, act, parts):
+    """_tanh_forward_fm with the units split into `parts` runs, one per thread (as the LSTM's)."""
+    T, B, H = xw.shape
+    h = np.empty((T + 1, B, H), dtype=xw.dtype)
+    W_hhT = _transposed(W_hh)                                 # packed once per window
+    xwT = np.empty((H, B), dtype=xw.dtype)
+    hT = np.empty((2, H, B), dtype=xw.dtype)
+    _copy_into(h[0], h0)
+    _transpose_into(hT[0], h0)
+    for t in range(1, T + 1):
+        for p in prange(parts):
+            j0, j1 = _part(H, parts, p)
+            _tanh_step_part(xw[t - 1], hT[(t - 1) % 2], W_hhT, act, j0, j1, xwT, hT[t % 2], h[t])
+    return h
+
+
+@jit
+def _tanh_step_back_part(t, dh, dh_T, h, W_hh, act, j0, j1, gT, hT_t, daT_next, daT, da, sq):
+    """Step t of the tanh RNN's backward walk for units j0 <= j < j1 (as _lstm_step_back_part)."""
+    T = dh.shape[0]
+    g = gT[j0:j1]
+    if t < T:
+        np.dot(W_hh[j0:j1], daT_next, g)                     # dh_t^T = W_hh da_{t+1}^T, the part's rows
+    _add_columns_transposed(g, dh[t - 1], j0)
+    if t == T:
+        _add_columns_transposed(g, dh_T, j0)
+    sq[t] = _sum_squares(g)
+    _columns_transposed(hT_t[j0:j1], h[t], j0)
+    _times_activate_grad(_flat(g), _flat(hT_t[j0:j1]), act, _flat(daT[j0:j1]))   # through f
+    _into_columns_transposed(da[t - 1], j0, daT[j0:j1])
+
+
+@pjit
+def _tanh_backward_fm_split(dh, dh_T, h, W_hh, act, parts):
+    """_tanh_backward_fm without truncation, the units split into `parts` runs (as the LSTM's)."""
+    T, B, H = dh.shape
+    da = np.empty_like(dh)
+    gT = np.zeros((H, B), dtype=dh.dtype)
+    hT_t = np.empty((H, B), dtype=dh.dtype)
+    daT = np.empty((2, H, B), dtype=dh.dtype)               # step t writes daT[t % 2], reads daT[(t + 1) % 2]
+    sq = np.zeros((parts, T + 1))
+    for t in range(T, 0, -1):
+        for p in prange(parts):
+            j0, j1 = _part(H, parts, p)
+            _tanh_step_back_part(t, dh, dh_T, h, W_hh, act, j0, j1, gT, hT_t, daT[(t + 1) % 2], daT[t % 2], da,
+                                 sq[p])
+    for p in prange(parts):                                   # dh_0 from da_1
+        j0, j1 = _part(H, parts, p)
+        np.dot(W_hh[j0:j1], daT[1], gT[j0:j1])
+        sq[p, 0] = _sum_squares(gT[j0:j1])
+    return da, _transposed(gT), np.sqrt(sq.sum(axis=0)).astype(dh.dtype)
+
+
 # -- GRU
 
 @jit
@@ -1367,6 +1430,151 @@ def _gru_backward_fm(dh, dh_T, h, gates, hn, W_hh, reset_after, truncate):
             _add_transposed(dah[t - 1], dahT)
         _add_into(g_hT[first - 1], gT)
     return dax, dah, _transposed(g_hT[0]), _step_norms(g_hT)
+
+
+@jit
+def _gru_cell_part(xw, a, h_prev, h, hn, g_r, g_z, g_n):
+    """One part's GRU gates (reset after) at one step: xw, a (3 q) its three gate blocks of
+    x W_xh + b_xh and h W_hh + b_hh; h_prev, h, hn and the gates g_r, g_z, g_n its q entries."""
+    q = h.size
+    for k in range(q):
+        r = _sigmoid(xw[k] + a[k])
+        z = _sigmoid(xw[q + k] + a[q + k])
+        hn[k] = a[2 * q + k]                                  # h_{t-1} W_hn + b_hn
+        n_k = _tanh(xw[2 * q + k] + r * hn[k])
+        h[k] = (1.0 - z) * n_k + z * h_prev[k]
+        g_r[k], g_z[k], g_n[k] = r, z, n_k
+
+
+@jit
+def _gru_step_part(xw_t, hT_prev, W_part, b_part, xw_part, a_part, j0, j1, hT_t, gT_t, hnT_t, h_t, gates_t, hn_t):
+    """_gru_step_fm (reset after) for units j0 <= j < j1: their gate rows, h_t and hn_t, and
+    their columns of h[t], gates[t-1] and hn[t-1]."""
+    H, B = hT_prev.shape
+    m = j1 - j0
+    off, q, n = j0 * B, m * B, H * B
+    for g in range(3):
+        _columns_transposed(xw_part[g * m:(g + 1) * m], xw_t, g * H + j0)
+    np.dot(W_part, hT_prev, a_part)                           # the part's rows of W_hh^T h_{t-1}^T
+    _add_row_bias(a_part, b_part)
+    gates = gT_t.reshape(-1)
+    _gru_cell_part(xw_part.reshape(-1), a_part.reshape(-1), hT_prev.reshape(-1)[off:off + q],
+                   hT_t.reshape(-1)[off:off + q], hnT_t.reshape(-1)[off:off + q], gates[off:off + q],
+                   gates[n + off:n + off + q], gates[2 * n + off:2 * n + off + q])
+    _into_columns_transposed(h_t, j0, hT_t[j0:j1])
+    _into_columns_transposed(hn_t, j0, hnT_t[j0:j1])
+    for g in range(3):
+        _into_columns_transposed(gates_t, g * H + j0, gT_t[g * H + j0:g * H + j1])
+
+
+@pjit
+def _gru_forward_fm_split(xw, h0, W_hh, b_hh, parts):
+    """_gru_forward_fm (reset after) with the units split into `parts` runs, one per thread (as
+    the LSTM's: part p owns the rows g H + j of the r, z and n blocks for its units j)."""
+    T, B, G3 = xw.shape
+    H = G3 // 3
+    h = np.empty((T + 1, B, H), dtype=xw.dtype)
+    gates = np.empty((T, B, G3), dtype=xw.dtype)
+    hn = np.empty((T, B, H), dtype=xw.dtype)
+    most = (H + parts - 1) // parts + 1
+    W_parts = np.empty((parts, 3 * most * H), dtype=xw.dtype)
+    b_parts = np.empty((parts, 3 * most), dtype=xw.dtype)
+    xw_parts = np.empty((parts, 3 * most * B), dtype=xw.dtype)
+    a_parts = np.empty((parts, 3 * most * B), dtype=xw.dtype)
+    hT = np.empty((2, H, B), dtype=xw.dtype)
+    gT = np.empty((G3, B), dtype=xw.dtype)
+    hnT = np.empty((H, B), dtype=xw.dtype)
+    for p in prange(parts):                                   # each part's rows of W_hh^T and b_hh, once
+        j0, j1 = _part(H, parts, p)
+        m = j1 - j0
+        W = W_parts[p, :3 * m * H].reshape(3 * m, H)
+        for g in range(3):
+            _columns_transposed(W[g * m:(g + 1) * m], W_hh, g * H + j0)
+            for j in range(m):
+                b_parts[p, g * m + j] = b_hh[g * H + j0 + j]
+    _copy_into(h[0], h0)
+    _transpose_into(hT[0], h0)
+    for t in range(1, T + 1):
+        for p in prange(parts):
+            j0, j1 = _part(H, parts, p)
+            m = j1 - j0
+            _gru_step_part(xw[t - 1], hT[(t - 1) % 2], W_parts[p, :3 * m * H].reshape(3 * m, H), b_parts[p, :3 * m],
+                           xw_parts[p, :3 * m * B].reshape(3 * m, B), a_parts[p, :3 * m * B].reshape(3 * m, B),
+                           j0, j1, hT[t % 2], gT, hnT, h[t], gates[t - 1], hn[t - 1])
+    return h, gates, hn
+
+
+@jit
+def _gru_back_part(g_h, h_prev, hn, g_r, g_z, g_n, dah_r, dah_z, dah_n, dan, dh_prev):
+    """_gru_step_back_fm's gate loop (reset after) for one part, each argument its q entries:
+    dah_r, dah_z (= dax's r and z blocks), dah_n = dan * r, dan (dax's n block), dh_prev = g z."""
+    for k in range(g_h.size):
+        r, z, n_k = g_r[k], g_z[k], g_n[k]
+        g = g_h[k]
+        dn = g * (1.0 - z)                                    # h_t = (1 - z) n + z h_{t-1}
+        dz = g * (h_prev[k] - n_k)
+        dh_prev[k] = g * z
+        a_n = dn * (1.0 - n_k * n_k)                          # through tanh
+        dan[k] = a_n
+        dah_z[k] = dz * z * (1.0 - z)                         # through the sigmoid
+        dr = a_n * hn[k]                                      # n = tanh(xw_n + r * hn)
+        dah_r[k] = dr * r * (1.0 - r)
+        dah_n[k] = a_n * r
+
+
+@jit
+def _gru_step_back_part(t, dh, dh_T, h, gates, hn, W_hh, j0, j1, gT, hT_prev, gatesT, hnT, danT, dhT_prev,
+                        dahT_next, dahT, dax, dah, sq):
+    """Step t of the GRU's (reset after) backward walk for units j0 <= j < j1 (as the LSTM's)."""
+    T = dh.shape[0]
+    H, B = gT.shape
+    off, q, n = j0 * B, (j1 - j0) * B, H * B
+    g = gT[j0:j1]
+    if t < T:
+        np.dot(W_hh[j0:j1], dahT_next, g)                    # W_hh dah_{t+1}^T, the part's rows
+        _add_into(g, dhT_prev[j0:j1])                         # + z_{t+1} * dh_{t+1}
+    _add_columns_transposed(g, dh[t - 1], j0)
+    if t == T:
+        _add_columns_transposed(g, dh_T, j0)
+    sq[t] = _sum_squares(g)
+    _columns_transposed(hT_prev[j0:j1], h[t - 1], j0)
+    _columns_transposed(hnT[j0:j1], hn[t - 1], j0)
+    for b in range(3):
+        _columns_transposed(gatesT[b * H + j0:b * H + j1], gates[t - 1], b * H + j0)
+    gs, d = gatesT.reshape(-1), dahT.reshape(-1)
+    _gru_back_part(g.reshape(-1), hT_prev.reshape(-1)[off:off + q], hnT.reshape(-1)[off:off + q], gs[off:off + q],
+                   gs[n + off:n + off + q], gs[2 * n + off:2 * n + off + q], d[off:off + q], d[n + off:n + off + q],
+                   d[2 * n + off:2 * n + off + q], danT.reshape(-1)[off:off + q], dhT_prev.reshape(-1)[off:off + q])
+    for b in range(3):
+        _into_columns_transposed(dah[t - 1], b * H + j0, dahT[b * H + j0:b * H + j1])
+    for b in range(2):
+        _into_columns_transposed(dax[t - 1], b * H + j0, dahT[b * H + j0:b * H + j1])
+    _into_columns_transposed(dax[t - 1], 2 * H + j0, danT[j0:j1])
+
+
+@pjit
+def _gru_backward_fm_split(dh, dh_T, h, gates, hn, W_hh, parts):
+    """_gru_backward_fm (reset after) without truncation, the units split into `parts` runs."""
+    T, B, H = dh.shape
+    dax = np.empty_like(gates)
+    dah = np.empty_like(gates)
+    gT = np.zeros((H, B), dtype=dh.dtype)
+    scratch = np.empty((4, H, B), dtype=dh.dtype)
+    hT_prev, hnT, danT, dhT_prev = scratch[0], scratch[1], scratch[2], scratch[3]
+    gatesT = np.empty((3 * H, B), dtype=dh.dtype)
+    dahT = np.empty((2, 3 * H, B), dtype=dh.dtype)          # step t writes dahT[t % 2], reads dahT[(t + 1) % 2]
+    sq = np.zeros((parts, T + 1))
+    for t in range(T, 0, -1):
+        for p in prange(parts):
+            j0, j1 = _part(H, parts, p)
+            _gru_step_back_part(t, dh, dh_T, h, gates, hn, W_hh, j0, j1, gT, hT_prev, gatesT, hnT, danT, dhT_prev,
+                                dahT[(t + 1) % 2], dahT[t % 2], dax, dah, sq[p])
+    for p in prange(parts):                                   # dh_0 from step 1
+        j0, j1 = _part(H, parts, p)
+        np.dot(W_hh[j0:j1], dahT[1], gT[j0:j1])
+        _add_into(gT[j0:j1], dhT_prev[j0:j1])
+        sq[p, 0] = _sum_squares(gT[j0:j1])
+    return dax, dah, _transposed(gT), np.sqrt(sq.sum(axis=0)).astype(dh.dtype)
 
 
 # --------------------------------------------------------------------------- generation
