@@ -129,9 +129,10 @@ def main(argv=None):
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
 
-    torch.set_num_threads(a.threads)
-    # rnnvanish's BLAS gets the threads, every other OpenBLAS one (idle BLAS threads spin otherwise)
+    # rnnvanish's BLAS gets the threads, every other OpenBLAS one (idle BLAS threads spin otherwise);
+    # limit_threads sets torch's threads too, so PyTorch's engine gets its own threads back after it
     limit_threads(a.threads if a.engine == "rnnvanish" else 1, "numba").__enter__()
+    torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     dtype = {"float32": torch.float32, "float64": torch.float64}[a.dtype]
     config = LanguageConfig(cell=a.cell, hidden=a.hidden, layers=a.layers, batch=a.batch, window=a.window,

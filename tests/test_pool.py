@@ -111,7 +111,7 @@ def test_the_public_tanh_and_gru_kernels_split_on_two_threads(cell, act):
     c = rnn_case(cell, 5, 16, 80, np.float32, seed=3)
     expected = rnn_results(reference, cell, code, c)
     with limit_threads(2, "numba"):
-        assert kernels._split_parts(c["xw"], 80) == pool.PARTS    # float32, B 16, no masks: split when shared
+        assert kernels._split_parts(c["xw"], 80, ()) == pool.PARTS    # float32, B 16, no masks: split when shared
         actual = rnn_results(kernels, cell, code, c)
     for name, value in expected.items():
         assert_close(actual[name], value, rtol=1e-4, name=f"{cell} {name}")

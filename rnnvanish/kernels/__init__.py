@@ -22,6 +22,12 @@ pair equal:
                   lru_backward: the LRU (Orvieto et al. 2023); linear_scan, log_scan: their
                   prefix scans (SCANS: the forward kernels' scan codes)
     optim.py      adam_update: `rnnvanish.optim.Adam`'s update in one pass, bit for bit
+    pool.py       the one pool of threads: SciPy's OpenBLAS runs its jobs on Numba's threads
+                  while `rnnvanish.threads.limit_threads` gives the run more than one; this
+                  package's tanh_forward, tanh_backward, gru_forward, gru_backward,
+                  lstm_forward_fm and lstm_backward_fm then hand a window to its twin split
+                  across those threads (recurrent.py, "split across threads"), and
+                  adam_update splits large arrays
 
 Kernels take arrays, sizes and activation codes, never objects: `rnnvanish.model` strings a
 window of the language model together from five of them, the same calls on both backends.
@@ -67,58 +73,53 @@ __all__ = ["tanh_forward", "tanh_backward", "lstm_forward", "lstm_backward", "gr
 # split twin in recurrent.py when pool.parts says so (BLAS single-threaded inside each part),
 # and everything else to the jitted kernel of the same name.
 
-def _split_parts(x, hidden, *masks):
-    """How many parts a window of x (T, B, .) runs in: 1 unless it would run feature-major
-    without masks (None or empty: off) and pool.parts splits `hidden` units."""
-    if any(m is not None and m.size for m in masks) or not feature_major(x.dtype, x.shape[1]):
+def _split_parts(x, hidden, masks):
+    """How many parts a window of x (T, B, .) runs in: 1 unless the pool is shared and the
+    window would run feature-major without masks (the recurrent dropout and zoneout arguments,
+    None or empty: off) and pool.parts splits `hidden` units."""
+    if pool.PARTS == 1 or any(m is not None and m.size for m in masks[:2]) or not feature_major(x.dtype, x.shape[1]):
         return 1
     return pool.parts(hidden)
 
 
-def _given(*optional):
-    """The optional arguments up to the last one given (the jitted kernels compile once per
-    signature: an omitted argument and an explicit None are two)."""
-    optional = list(optional)
-    while optional and optional[-1] is None:
-        optional.pop()
-    return optional
+def _whole(truncate, T):
+    return truncate <= 0 or truncate >= T
 
 
-def tanh_forward(xw, h0, W_hh, act, m=None, d=None, h_new=None):
-    """recurrent.tanh_forward; split across the run's threads where pool.parts says so."""
-    parts = _split_parts(xw, W_hh.shape[0], m, d)
-    if parts > 1:
+def tanh_forward(xw, h0, W_hh, act, *masks):
+    """recurrent.tanh_forward (masks: its m, d, h_new); split across the run's threads where pool.parts says so."""
+    if pool.PARTS > 1 and (parts := _split_parts(xw, W_hh.shape[0], masks)) > 1:
         with pool.split_blas():
             return recurrent._tanh_forward_fm_split(xw, h0, W_hh, act, parts)
-    return recurrent.tanh_forward(xw, h0, W_hh, act, *_given(m, d, h_new))
+    return recurrent.tanh_forward(xw, h0, W_hh, act, *masks)
 
 
-def tanh_backward(dh, dh_T, h, W_hh, act, truncate, m=None, d=None, h_new=None):
-    """recurrent.tanh_backward; without truncation split across the run's threads where pool.parts says so."""
-    parts = _split_parts(dh, W_hh.shape[0], m, d)
-    if parts > 1 and (truncate <= 0 or truncate >= dh.shape[0]):
+def tanh_backward(dh, dh_T, h, W_hh, act, truncate, *masks):
+    """recurrent.tanh_backward (masks: its m, d, h_new); without truncation split across the
+    run's threads where pool.parts says so."""
+    if pool.PARTS > 1 and (parts := _split_parts(dh, W_hh.shape[0], masks)) > 1 and _whole(truncate, dh.shape[0]):
         with pool.split_blas():
             return recurrent._tanh_backward_fm_split(dh, dh_T, h, W_hh, act, parts)
-    return recurrent.tanh_backward(dh, dh_T, h, W_hh, act, truncate, *_given(m, d, h_new))
+    return recurrent.tanh_backward(dh, dh_T, h, W_hh, act, truncate, *masks)
 
 
-def gru_forward(xw, h0, W_hh, b_hh, reset_after, m=None, d=None):
-    """recurrent.gru_forward; the reset-after GRU split across the run's threads where pool.parts says so."""
-    parts = _split_parts(xw, W_hh.shape[0], m, d) if reset_after else 1
-    if parts > 1:
+def gru_forward(xw, h0, W_hh, b_hh, reset_after, *masks):
+    """recurrent.gru_forward (masks: its m, d); the reset-after GRU split across the run's
+    threads where pool.parts says so."""
+    if pool.PARTS > 1 and reset_after and (parts := _split_parts(xw, W_hh.shape[0], masks)) > 1:
         with pool.split_blas():
             return recurrent._gru_forward_fm_split(xw, h0, W_hh, b_hh, parts)
-    return recurrent.gru_forward(xw, h0, W_hh, b_hh, reset_after, *_given(m, d))
+    return recurrent.gru_forward(xw, h0, W_hh, b_hh, reset_after, *masks)
 
 
-def gru_backward(dh, dh_T, h, gates, hn, W_hh, reset_after, truncate, m=None, d=None):
-    """recurrent.gru_backward; the reset-after GRU without truncation split across the run's
-    threads where pool.parts says so."""
-    parts = _split_parts(dh, W_hh.shape[0], m, d) if reset_after else 1
-    if parts > 1 and (truncate <= 0 or truncate >= dh.shape[0]):
+def gru_backward(dh, dh_T, h, gates, hn, W_hh, reset_after, truncate, *masks):
+    """recurrent.gru_backward (masks: its m, d); the reset-after GRU without truncation split
+    across the run's threads where pool.parts says so."""
+    if (pool.PARTS > 1 and reset_after and (parts := _split_parts(dh, W_hh.shape[0], masks)) > 1
+            and _whole(truncate, dh.shape[0])):
         with pool.split_blas():
             return recurrent._gru_backward_fm_split(dh, dh_T, h, gates, hn, W_hh, parts)
-    return recurrent.gru_backward(dh, dh_T, h, gates, hn, W_hh, reset_after, truncate, *_given(m, d))
+    return recurrent.gru_backward(dh, dh_T, h, gates, hn, W_hh, reset_after, truncate, *masks)
 
 
 def lstm_forward_fm(xw, h0, c0, W_hh):
@@ -135,7 +136,7 @@ def lstm_backward_fm(dh, dh_T, dc_T, cT, gT, W_hh, truncate):
     """recurrent.lstm_backward_fm; without truncation split across the run's threads where
     pool.parts says so (recurrent._lstm_backward_fm_split)."""
     parts = pool.parts(W_hh.shape[0])
-    if parts > 1 and (truncate <= 0 or truncate >= dh.shape[0]):
+    if parts > 1 and _whole(truncate, dh.shape[0]):
         with pool.split_blas():
             return recurrent._lstm_backward_fm_split(dh, dh_T, dc_T, cT, gT, W_hh, parts)
     return recurrent.lstm_backward_fm(dh, dh_T, dc_T, cT, gT, W_hh, truncate)

@@ -14,7 +14,10 @@ side by side. What differs is only how the work is done:
   - from B = FEATURE_MAJOR_BATCH streams on (and without masks) each driver hands the window
     to its feature-major twin (`_lstm_forward_fm`, ...), which holds the step's state as
     (H, B) so the per-step products run in BLAS's fast orientation: the same steps with the
-    indices swapped, in the section "feature-major path" below.
+    indices swapped, in the section "feature-major path" below;
+  - while the run's threads are one pool (`rnnvanish.kernels.pool`), the feature-major windows
+    of the LSTM, the tanh RNN and the reset-after GRU split their units across those threads
+    ("split across threads", below; the package's public names pick them).
 Legend: T steps, B batch, H hidden, G gates (tanh 1, GRU 3, LSTM 4), V vocabulary.
 
 Recurrent dropout (m, (B, H)) and zoneout (d, (T, B, H)) are the forward and backward
@@ -1020,7 +1023,7 @@ def _lstm_backward_fm(dh, dh_T, dc_T, h, c, gates, W_hh, truncate):
     return lstm_backward_fm(dh, dh_T, dc_T, _swap_last_two(c), _swap_last_two(gates), W_hh, truncate)
 
 
-# -- the LSTM split across threads
+# -- split across threads
 # When the run's threads are one pool (rnnvanish.kernels.pool: SciPy's OpenBLAS runs its jobs on
 # Numba's threads), the LSTM's feature-major pair splits each window's H units into `parts`
 # runs of rows, one per thread: part p owns units j0 <= j < j1, the rows g H + j of every gate
@@ -1033,7 +1036,10 @@ def _lstm_backward_fm(dh, dh_T, dc_T, h, c, gates, W_hh, truncate):
 # gate loops, transposes and norms now run on every thread, not on one. The same steps as the
 # unsplit pair, in the same order within each unit; the products' sums split by rows, so the
 # results agree up to the order of the sums inside BLAS (tests hold them to the reference).
-# Truncated walks keep the unsplit backward.
+# Truncated walks keep the unsplit backward. The tanh RNN and the reset-after GRU below split
+# the same way (the GRU's part owns its units' rows of the r, z and n blocks; its backward
+# carries its units' z dh_{t+1} from one step to the next); the reset-before GRU, whose step
+# has a second product that reads every unit's r h_{t-1}, keeps the unsplit kernels.
 
 pjit = njit(cache=True, nogil=True, parallel=True, error_model="numpy", fastmath={"contract"})
 
