@@ -1051,58 +1051,34 @@ def _part(H, parts, p):
 
 
 @jit
-def _columns_transposed(dst, src, c0):
-    """dst (m, n) = src[:, c0:c0 + m]^T for a C-contiguous src (n, N), in 8 x 8 blocks (the
-    parent array, not a view, so that LLVM knows the strides and turns the blocks into shuffles)."""
-    m, n = dst.shape
-    m8, n8 = m - m % 8, n - n % 8
-    for i0 in range(0, n8, 8):
-        for j0 in range(0, m8, 8):
-            for j in range(8):
-                for i in range(8):
-                    dst[j0 + j, i0 + i] = src[i0 + i, c0 + j0 + j]
-        for j in range(m8, m):
-            for i in range(i0, i0 + 8):
-                dst[j, i] = src[i, c0 + j]
-    for i in range(n8, n):
-        for j in range(m):
-            dst[j, i] = src[i, c0 + j]
+def _put(dst, r, c, v, add):
+    """dst[r, c] = v, or += v with `add` (a loop-invariant choice: LLVM takes it outside the loops)."""
+    if add:
+        dst[r, c] += v
+    else:
+        dst[r, c] = v
 
 
 @jit
-def _add_columns_transposed(dst, src, c0):
-    """dst (m, n) += src[:, c0:c0 + m]^T for a C-contiguous src (n, N), in 8 x 8 blocks."""
-    m, n = dst.shape
-    m8, n8 = m - m % 8, n - n % 8
+def _transpose_columns(dst, dc, src, sc, k, add):
+    """dst[j, dc + i] = src[i, sc + j] (+= with `add`) for every row i of src and j < k: a run of
+    k of src's columns, transposed into a run of dst's columns, in 8 x 8 blocks. It takes the
+    parent arrays, not views of the runs, so that LLVM knows the strides and turns the blocks
+    into shuffles: dst (m, n) = src[:, c0:c0 + m]^T is (dst, 0, src, c0, m, .), and
+    dst[:, c0:c0 + m] = src (m, n)^T is (dst, c0, src, 0, n, .)."""
+    n = src.shape[0]
+    n8, k8 = n - n % 8, k - k % 8
     for i0 in range(0, n8, 8):
-        for j0 in range(0, m8, 8):
+        for j0 in range(0, k8, 8):
             for j in range(8):
                 for i in range(8):
-                    dst[j0 + j, i0 + i] += src[i0 + i, c0 + j0 + j]
-        for j in range(m8, m):
+                    _put(dst, j0 + j, dc + i0 + i, src[i0 + i, sc + j0 + j], add)
+        for j in range(k8, k):
             for i in range(i0, i0 + 8):
-                dst[j, i] += src[i, c0 + j]
+                _put(dst, j, dc + i, src[i, sc + j], add)
     for i in range(n8, n):
-        for j in range(m):
-            dst[j, i] += src[i, c0 + j]
-
-
-@jit
-def _into_columns_transposed(dst, c0, src):
-    """dst[:, c0:c0 + m] = src (m, n)^T for a C-contiguous dst (n, N), in 8 x 8 blocks."""
-    m, n = src.shape
-    m8, n8 = m - m % 8, n - n % 8
-    for i0 in range(0, n8, 8):
-        for j0 in range(0, m8, 8):
-            for j in range(8):
-                for i in range(8):
-                    dst[i0 + i, c0 + j0 + j] = src[j0 + j, i0 + i]
-        for j in range(m8, m):
-            for i in range(i0, i0 + 8):
-                dst[i, c0 + j] = src[j, i]
-    for i in range(n8, n):
-        for j in range(m):
-            dst[i, c0 + j] = src[j, i]
+        for j in range(k):
+            _put(dst, j, dc + i, src[i, sc + j], add)
 
 
 @jit
@@ -1127,14 +1103,14 @@ def _lstm_step_part(xw_t, hT_prev, cT_prev, W_part, xw_part, a_part, j0, j1, hT_
     m = j1 - j0
     off, q = j0 * B, m * B
     for g in range(4):
-        _columns_transposed(xw_part[g * m:(g + 1) * m], xw_t, g * H + j0)
+        _transpose_columns(xw_part[g * m:(g + 1) * m], 0, xw_t, g * H + j0, m, False)
     np.dot(W_part, hT_prev, a_part)                           # the part's rows of W_hh^T h_{t-1}^T
     gates = gT_t.reshape(-1)
     n = H * B
     _lstm_cell_part(xw_part.reshape(-1), a_part.reshape(-1), cT_prev.reshape(-1)[off:off + q],
                     cT_t.reshape(-1)[off:off + q], hT_t.reshape(-1)[off:off + q], gates[off:off + q],
                     gates[n + off:n + off + q], gates[2 * n + off:2 * n + off + q], gates[3 * n + off:3 * n + off + q])
-    _into_columns_transposed(h_t, j0, hT_t[j0:j1])
+    _transpose_columns(h_t, j0, hT_t[j0:j1], 0, B, False)
 
 
 @pjit
@@ -1155,7 +1131,7 @@ def _lstm_forward_fm_split(xw, h0, c0, W_hh, parts):
         m = j1 - j0
         W = W_parts[p, :4 * m * H].reshape(4 * m, H)
         for g in range(4):
-            _columns_transposed(W[g * m:(g + 1) * m], W_hh, g * H + j0)
+            _transpose_columns(W[g * m:(g + 1) * m], 0, W_hh, g * H + j0, m, False)
     _copy_into(h[0], h0)
     _transpose_into(hT[0], h0)
     _transpose_into(cT[0], c0)
@@ -1198,9 +1174,9 @@ def _lstm_step_back_part(t, dh, dh_T, cT, gT, W_hh, j0, j1, ghT, gcT, gcT_total,
     g_h = ghT[j0:j1]
     if t < T:
         np.dot(W_hh[j0:j1], daT_next, g_h)                   # dh_t^T = W_hh da_{t+1}^T, the part's rows
-    _add_columns_transposed(g_h, dh[t - 1], j0)
+    _transpose_columns(g_h, 0, dh[t - 1], j0, j1 - j0, True)
     if t == T:
-        _add_columns_transposed(g_h, dh_T, j0)
+        _transpose_columns(g_h, 0, dh_T, j0, j1 - j0, True)
     sq_h[t] = _sum_squares(g_h)
     gates, d, n = gT[t - 1].reshape(-1), daT.reshape(-1), H * B
     _lstm_back_part(g_h.reshape(-1), gcT.reshape(-1)[off:off + q], gcT_total.reshape(-1)[off:off + q],
@@ -1210,7 +1186,7 @@ def _lstm_step_back_part(t, dh, dh_T, cT, gT, W_hh, j0, j1, ghT, gcT, gcT_total,
                     d[2 * n + off:2 * n + off + q], d[3 * n + off:3 * n + off + q])
     sq_c[t] = _sum_squares(gcT_total[j0:j1])
     for g in range(4):
-        _into_columns_transposed(da[t - 1], g * H + j0, daT[g * H + j0:g * H + j1])
+        _transpose_columns(da[t - 1], g * H + j0, daT[g * H + j0:g * H + j1], 0, B, False)
 
 
 @pjit
@@ -1242,10 +1218,11 @@ def _lstm_backward_fm_split(dh, dh_T, dc_T, cT, gT, W_hh, parts):
 @jit
 def _tanh_step_part(xw_t, hT_prev, W_hhT, act, j0, j1, xwT, hT_t, h_t):
     """_tanh_step_fm for units j0 <= j < j1: their rows of hT_t (and their columns of h[t])."""
-    _columns_transposed(xwT[j0:j1], xw_t, j0)
+    B = hT_t.shape[1]
+    _transpose_columns(xwT[j0:j1], 0, xw_t, j0, j1 - j0, False)
     np.dot(W_hhT[j0:j1], hT_prev, hT_t[j0:j1])               # the part's rows of W_hh^T h_{t-1}^T
     _add_activate(_flat(xwT[j0:j1]), _flat(hT_t[j0:j1]), act)
-    _into_columns_transposed(h_t, j0, hT_t[j0:j1])
+    _transpose_columns(h_t, j0, hT_t[j0:j1], 0, B, False)
 
 
 @pjit
@@ -1268,17 +1245,17 @@ def _tanh_forward_fm_split(xw, h0, W_hh, act, parts):
 @jit
 def _tanh_step_back_part(t, dh, dh_T, h, W_hh, act, j0, j1, gT, hT_t, daT_next, daT, da, sq):
     """Step t of the tanh RNN's backward walk for units j0 <= j < j1 (as _lstm_step_back_part)."""
-    T = dh.shape[0]
+    T, B = dh.shape[0], dh.shape[1]
     g = gT[j0:j1]
     if t < T:
         np.dot(W_hh[j0:j1], daT_next, g)                     # dh_t^T = W_hh da_{t+1}^T, the part's rows
-    _add_columns_transposed(g, dh[t - 1], j0)
+    _transpose_columns(g, 0, dh[t - 1], j0, j1 - j0, True)
     if t == T:
-        _add_columns_transposed(g, dh_T, j0)
+        _transpose_columns(g, 0, dh_T, j0, j1 - j0, True)
     sq[t] = _sum_squares(g)
-    _columns_transposed(hT_t[j0:j1], h[t], j0)
+    _transpose_columns(hT_t[j0:j1], 0, h[t], j0, j1 - j0, False)
     _times_activate_grad(_flat(g), _flat(hT_t[j0:j1]), act, _flat(daT[j0:j1]))   # through f
-    _into_columns_transposed(da[t - 1], j0, daT[j0:j1])
+    _transpose_columns(da[t - 1], j0, daT[j0:j1], 0, B, False)
 
 
 @pjit
@@ -1460,17 +1437,17 @@ def _gru_step_part(xw_t, hT_prev, W_part, b_part, xw_part, a_part, j0, j1, hT_t,
     m = j1 - j0
     off, q, n = j0 * B, m * B, H * B
     for g in range(3):
-        _columns_transposed(xw_part[g * m:(g + 1) * m], xw_t, g * H + j0)
+        _transpose_columns(xw_part[g * m:(g + 1) * m], 0, xw_t, g * H + j0, m, False)
     np.dot(W_part, hT_prev, a_part)                           # the part's rows of W_hh^T h_{t-1}^T
     _add_row_bias(a_part, b_part)
     gates = gT_t.reshape(-1)
     _gru_cell_part(xw_part.reshape(-1), a_part.reshape(-1), hT_prev.reshape(-1)[off:off + q],
                    hT_t.reshape(-1)[off:off + q], hnT_t.reshape(-1)[off:off + q], gates[off:off + q],
                    gates[n + off:n + off + q], gates[2 * n + off:2 * n + off + q])
-    _into_columns_transposed(h_t, j0, hT_t[j0:j1])
-    _into_columns_transposed(hn_t, j0, hnT_t[j0:j1])
+    _transpose_columns(h_t, j0, hT_t[j0:j1], 0, B, False)
+    _transpose_columns(hn_t, j0, hnT_t[j0:j1], 0, B, False)
     for g in range(3):
-        _into_columns_transposed(gates_t, g * H + j0, gT_t[g * H + j0:g * H + j1])
+        _transpose_columns(gates_t, g * H + j0, gT_t[g * H + j0:g * H + j1], 0, B, False)
 
 
 @pjit
@@ -1495,7 +1472,7 @@ def _gru_forward_fm_split(xw, h0, W_hh, b_hh, parts):
         m = j1 - j0
         W = W_parts[p, :3 * m * H].reshape(3 * m, H)
         for g in range(3):
-            _columns_transposed(W[g * m:(g + 1) * m], W_hh, g * H + j0)
+            _transpose_columns(W[g * m:(g + 1) * m], 0, W_hh, g * H + j0, m, False)
             for j in range(m):
                 b_parts[p, g * m + j] = b_hh[g * H + j0 + j]
     _copy_into(h[0], h0)
@@ -1539,23 +1516,23 @@ def _gru_step_back_part(t, dh, dh_T, h, gates, hn, W_hh, j0, j1, gT, hT_prev, ga
     if t < T:
         np.dot(W_hh[j0:j1], dahT_next, g)                    # W_hh dah_{t+1}^T, the part's rows
         _add_into(g, dhT_prev[j0:j1])                         # + z_{t+1} * dh_{t+1}
-    _add_columns_transposed(g, dh[t - 1], j0)
+    _transpose_columns(g, 0, dh[t - 1], j0, j1 - j0, True)
     if t == T:
-        _add_columns_transposed(g, dh_T, j0)
+        _transpose_columns(g, 0, dh_T, j0, j1 - j0, True)
     sq[t] = _sum_squares(g)
-    _columns_transposed(hT_prev[j0:j1], h[t - 1], j0)
-    _columns_transposed(hnT[j0:j1], hn[t - 1], j0)
+    _transpose_columns(hT_prev[j0:j1], 0, h[t - 1], j0, j1 - j0, False)
+    _transpose_columns(hnT[j0:j1], 0, hn[t - 1], j0, j1 - j0, False)
     for b in range(3):
-        _columns_transposed(gatesT[b * H + j0:b * H + j1], gates[t - 1], b * H + j0)
+        _transpose_columns(gatesT[b * H + j0:b * H + j1], 0, gates[t - 1], b * H + j0, j1 - j0, False)
     gs, d = gatesT.reshape(-1), dahT.reshape(-1)
     _gru_back_part(g.reshape(-1), hT_prev.reshape(-1)[off:off + q], hnT.reshape(-1)[off:off + q], gs[off:off + q],
                    gs[n + off:n + off + q], gs[2 * n + off:2 * n + off + q], d[off:off + q], d[n + off:n + off + q],
                    d[2 * n + off:2 * n + off + q], danT.reshape(-1)[off:off + q], dhT_prev.reshape(-1)[off:off + q])
     for b in range(3):
-        _into_columns_transposed(dah[t - 1], b * H + j0, dahT[b * H + j0:b * H + j1])
+        _transpose_columns(dah[t - 1], b * H + j0, dahT[b * H + j0:b * H + j1], 0, B, False)
     for b in range(2):
-        _into_columns_transposed(dax[t - 1], b * H + j0, dahT[b * H + j0:b * H + j1])
-    _into_columns_transposed(dax[t - 1], 2 * H + j0, danT[j0:j1])
+        _transpose_columns(dax[t - 1], b * H + j0, dahT[b * H + j0:b * H + j1], 0, B, False)
+    _transpose_columns(dax[t - 1], 2 * H + j0, danT[j0:j1], 0, B, False)
 
 
 @pjit
