@@ -23,8 +23,8 @@ before starting Python instead.
 With n > 1 on the numba backend, the kernels' OpenBLAS also runs its jobs on Numba's n
 threads instead of a pool of its own (`rnnvanish.kernels.pool`), so that the kernels' parallel
 loops and the products between them share one pool; where that cannot be done (an OpenBLAS
-older than 0.3.27, a threading layer that may run two iterations of a parallel loop on one
-thread), the products keep OpenBLAS's pool and the kernels run as on one thread.
+older than 0.3.27, a threading layer other than GNU OpenMP's), the products keep OpenBLAS's
+pool and the recurrences run as on one thread.
 """
 import contextlib
 import ctypes
@@ -73,7 +73,7 @@ def _share_pool(path, set_threads, get_threads, n):
     """Hand the OpenBLAS at `path` Numba's n threads, or with n = 1 its own pool back
     (rnnvanish.kernels.pool.share); returns the function that undoes it. Where it cannot be
     done here (an OpenBLAS without the callback, Numba with fewer threads, a threading layer
-    that may run two iterations on one thread) the pool is not shared."""
+    other than pool.CONCURRENT_LAYERS) the pool is not shared."""
     import numba
 
     from .kernels import pool

@@ -12,15 +12,17 @@ OpenBLAS (0.3.27 and later) can hand its parallel jobs to a function of the call
 one job per thread, so the kernels and the products they call share one pool: the same
 products took 2.4 ms between Numba loops that way, as fast as OpenBLAS's own pool.
 `rnnvanish.threads.limit_threads` installs it for the block it governs (n > 1 threads on the
-numba backend) and sets `PARTS` to n; the LSTM's feature-major kernels then split each
-window's units into n parts, one per thread, with BLAS single-threaded inside each part
-(`split_blas`; see "the LSTM split across threads" in recurrent.py).
+numba backend) and sets `PARTS` to n; the feature-major windows of the LSTM, the tanh RNN and
+the reset-after GRU then split their units into n parts, one per thread, with BLAS
+single-threaded inside each part (`split_blas`; "split across threads" in recurrent.py), and
+Adam's pass splits its large arrays (optim.py).
 
 OpenBLAS's jobs wait for each other (a GEMM's threads share their packed blocks), so they
 must all run at once: the callback is installed only while Numba has as many threads as
-OpenBLAS, and only on a threading layer that gives each of n iterations of a parallel loop
-its own thread (omp, workqueue), never from inside a parallel loop (the split kernels call
-BLAS with one thread).
+OpenBLAS, only on GNU OpenMP's threading layer (it gives each of n iterations of a parallel loop
+its own thread and takes launches from several threads at once; TBB may run two iterations on
+one thread, and the workqueue layer stops the process when two threads launch at once), and
+it is never called from inside a parallel loop (the split kernels call BLAS with one thread).
 """
 import numpy as np
 from llvmlite import ir
@@ -32,8 +34,8 @@ from numba.np.ufunc.parallel import _launch_threads
 
 _launch_threads()
 
-# Layers on which a parallel loop of n iterations over n threads runs every iteration at once.
-CONCURRENT_LAYERS = ("omp", "workqueue")
+# The threading layers on which the pool is shared (see above).
+CONCURRENT_LAYERS = ("omp",)
 
 
 @intrinsic
