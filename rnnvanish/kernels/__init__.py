@@ -74,10 +74,10 @@ __all__ = ["tanh_forward", "tanh_backward", "lstm_forward", "lstm_backward", "gr
 # and everything else to the jitted kernel of the same name.
 
 def _split_parts(x, hidden, masks):
-    """How many parts a window of x (T, B, .) runs in: 1 unless the pool is shared and the
-    window would run feature-major without masks (the recurrent dropout and zoneout arguments,
-    None or empty: off) and pool.parts splits `hidden` units."""
-    if pool.PARTS == 1 or any(m is not None and m.size for m in masks[:2]) or not feature_major(x.dtype, x.shape[1]):
+    """How many parts a window of x (T, B, .) runs in: 1 unless it would run feature-major
+    without masks (the recurrent dropout and zoneout arguments, None or empty: off), else
+    pool.parts(hidden) (1 unless the pool is shared and the units are enough)."""
+    if any(m is not None and m.size for m in masks[:2]) or not feature_major(x.dtype, x.shape[1]):
         return 1
     return pool.parts(hidden)
 

@@ -89,13 +89,14 @@ def share(set_callback, set_threads, get_threads, n):
     return lambda: apply(*before)
 
 
+# Below this many units per part the split costs more in synchronisation than it saves.
+SPLIT_MIN_HIDDEN = 32
+
+
 def parts(hidden):
     """How many parts a window of `hidden` units is split into now (1: not split)."""
     return PARTS if PARTS > 1 and hidden >= SPLIT_MIN_HIDDEN * PARTS else 1
 
-
-# Below this many units per part the split costs more in synchronisation than it saves.
-SPLIT_MIN_HIDDEN = 32
 
 
 class split_blas:

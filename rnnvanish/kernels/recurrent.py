@@ -1051,6 +1051,13 @@ def _part(H, parts, p):
 
 
 @jit
+def _rows(x, r0, r1):
+    """Rows r0 <= r < r1 of a C-contiguous (R, B) array as one flat run: a part's entries of
+    one block (its units j0 <= j < j1 of gate block g are rows g H + j0 .. g H + j1)."""
+    return x[r0:r1].reshape(-1)
+
+
+@jit
 def _put(dst, r, c, v, add):
     """dst[r, c] = v, or += v with `add` (a loop-invariant choice: LLVM takes it outside the loops)."""
     if add:
@@ -1101,15 +1108,12 @@ def _lstm_step_part(xw_t, hT_prev, cT_prev, W_part, xw_part, a_part, j0, j1, hT_
     """_lstm_step_fm for units j0 <= j < j1: their gate rows, c_t, h_t (and h_t's columns of h[t])."""
     H, B = cT_prev.shape
     m = j1 - j0
-    off, q = j0 * B, m * B
     for g in range(4):
         _transpose_columns(xw_part[g * m:(g + 1) * m], 0, xw_t, g * H + j0, m, False)
     np.dot(W_part, hT_prev, a_part)                           # the part's rows of W_hh^T h_{t-1}^T
-    gates = gT_t.reshape(-1)
-    n = H * B
-    _lstm_cell_part(xw_part.reshape(-1), a_part.reshape(-1), cT_prev.reshape(-1)[off:off + q],
-                    cT_t.reshape(-1)[off:off + q], hT_t.reshape(-1)[off:off + q], gates[off:off + q],
-                    gates[n + off:n + off + q], gates[2 * n + off:2 * n + off + q], gates[3 * n + off:3 * n + off + q])
+    _lstm_cell_part(xw_part.reshape(-1), a_part.reshape(-1), _rows(cT_prev, j0, j1), _rows(cT_t, j0, j1),
+                    _rows(hT_t, j0, j1), _rows(gT_t, j0, j1), _rows(gT_t, H + j0, H + j1),
+                    _rows(gT_t, 2 * H + j0, 2 * H + j1), _rows(gT_t, 3 * H + j0, 3 * H + j1))
     _transpose_columns(h_t, j0, hT_t[j0:j1], 0, B, False)
 
 
@@ -1121,7 +1125,7 @@ def _lstm_forward_fm_split(xw, h0, c0, W_hh, parts):
     h = np.empty((T + 1, B, H), dtype=xw.dtype)
     cT = np.empty((T + 1, H, B), dtype=xw.dtype)
     gT = np.empty((T, G4, B), dtype=xw.dtype)
-    most = (H + parts - 1) // parts + 1                      # the largest part's units, and one to spare
+    most = (H + parts - 1) // parts                          # the largest part's units
     W_parts = np.empty((parts, 4 * most * H), dtype=xw.dtype)
     xw_parts = np.empty((parts, 4 * most * B), dtype=xw.dtype)
     a_parts = np.empty((parts, 4 * most * B), dtype=xw.dtype)
@@ -1170,7 +1174,6 @@ def _lstm_step_back_part(t, dh, dh_T, cT, gT, W_hh, j0, j1, ghT, gcT, gcT_total,
     norms of their share of dh_t and dc_t into sq_h[t], sq_c[t]."""
     T = dh.shape[0]
     H, B = ghT.shape
-    off, q = j0 * B, (j1 - j0) * B
     g_h = ghT[j0:j1]
     if t < T:
         np.dot(W_hh[j0:j1], daT_next, g_h)                   # dh_t^T = W_hh da_{t+1}^T, the part's rows
@@ -1178,12 +1181,11 @@ def _lstm_step_back_part(t, dh, dh_T, cT, gT, W_hh, j0, j1, ghT, gcT, gcT_total,
     if t == T:
         _transpose_columns(g_h, 0, dh_T, j0, j1 - j0, True)
     sq_h[t] = _sum_squares(g_h)
-    gates, d, n = gT[t - 1].reshape(-1), daT.reshape(-1), H * B
-    _lstm_back_part(g_h.reshape(-1), gcT.reshape(-1)[off:off + q], gcT_total.reshape(-1)[off:off + q],
-                    cT[t - 1].reshape(-1)[off:off + q], cT[t].reshape(-1)[off:off + q],
-                    gates[off:off + q], gates[n + off:n + off + q], gates[2 * n + off:2 * n + off + q],
-                    gates[3 * n + off:3 * n + off + q], d[off:off + q], d[n + off:n + off + q],
-                    d[2 * n + off:2 * n + off + q], d[3 * n + off:3 * n + off + q])
+    gates = gT[t - 1]
+    _lstm_back_part(_rows(ghT, j0, j1), _rows(gcT, j0, j1), _rows(gcT_total, j0, j1), _rows(cT[t - 1], j0, j1),
+                    _rows(cT[t], j0, j1), _rows(gates, j0, j1), _rows(gates, H + j0, H + j1),
+                    _rows(gates, 2 * H + j0, 2 * H + j1), _rows(gates, 3 * H + j0, 3 * H + j1), _rows(daT, j0, j1),
+                    _rows(daT, H + j0, H + j1), _rows(daT, 2 * H + j0, 2 * H + j1), _rows(daT, 3 * H + j0, 3 * H + j1))
     sq_c[t] = _sum_squares(gcT_total[j0:j1])
     for g in range(4):
         _transpose_columns(da[t - 1], g * H + j0, daT[g * H + j0:g * H + j1], 0, B, False)
@@ -1435,15 +1437,13 @@ def _gru_step_part(xw_t, hT_prev, W_part, b_part, xw_part, a_part, j0, j1, hT_t,
     their columns of h[t], gates[t-1] and hn[t-1]."""
     H, B = hT_prev.shape
     m = j1 - j0
-    off, q, n = j0 * B, m * B, H * B
     for g in range(3):
         _transpose_columns(xw_part[g * m:(g + 1) * m], 0, xw_t, g * H + j0, m, False)
     np.dot(W_part, hT_prev, a_part)                           # the part's rows of W_hh^T h_{t-1}^T
     _add_row_bias(a_part, b_part)
-    gates = gT_t.reshape(-1)
-    _gru_cell_part(xw_part.reshape(-1), a_part.reshape(-1), hT_prev.reshape(-1)[off:off + q],
-                   hT_t.reshape(-1)[off:off + q], hnT_t.reshape(-1)[off:off + q], gates[off:off + q],
-                   gates[n + off:n + off + q], gates[2 * n + off:2 * n + off + q])
+    _gru_cell_part(xw_part.reshape(-1), a_part.reshape(-1), _rows(hT_prev, j0, j1), _rows(hT_t, j0, j1),
+                   _rows(hnT_t, j0, j1), _rows(gT_t, j0, j1), _rows(gT_t, H + j0, H + j1),
+                   _rows(gT_t, 2 * H + j0, 2 * H + j1))
     _transpose_columns(h_t, j0, hT_t[j0:j1], 0, B, False)
     _transpose_columns(hn_t, j0, hnT_t[j0:j1], 0, B, False)
     for g in range(3):
@@ -1459,7 +1459,7 @@ def _gru_forward_fm_split(xw, h0, W_hh, b_hh, parts):
     h = np.empty((T + 1, B, H), dtype=xw.dtype)
     gates = np.empty((T, B, G3), dtype=xw.dtype)
     hn = np.empty((T, B, H), dtype=xw.dtype)
-    most = (H + parts - 1) // parts + 1
+    most = (H + parts - 1) // parts                          # the largest part's units
     W_parts = np.empty((parts, 3 * most * H), dtype=xw.dtype)
     b_parts = np.empty((parts, 3 * most), dtype=xw.dtype)
     xw_parts = np.empty((parts, 3 * most * B), dtype=xw.dtype)
@@ -1511,7 +1511,6 @@ def _gru_step_back_part(t, dh, dh_T, h, gates, hn, W_hh, j0, j1, gT, hT_prev, ga
     """Step t of the GRU's (reset after) backward walk for units j0 <= j < j1 (as the LSTM's)."""
     T = dh.shape[0]
     H, B = gT.shape
-    off, q, n = j0 * B, (j1 - j0) * B, H * B
     g = gT[j0:j1]
     if t < T:
         np.dot(W_hh[j0:j1], dahT_next, g)                    # W_hh dah_{t+1}^T, the part's rows
@@ -1524,10 +1523,10 @@ def _gru_step_back_part(t, dh, dh_T, h, gates, hn, W_hh, j0, j1, gT, hT_prev, ga
     _transpose_columns(hnT[j0:j1], 0, hn[t - 1], j0, j1 - j0, False)
     for b in range(3):
         _transpose_columns(gatesT[b * H + j0:b * H + j1], 0, gates[t - 1], b * H + j0, j1 - j0, False)
-    gs, d = gatesT.reshape(-1), dahT.reshape(-1)
-    _gru_back_part(g.reshape(-1), hT_prev.reshape(-1)[off:off + q], hnT.reshape(-1)[off:off + q], gs[off:off + q],
-                   gs[n + off:n + off + q], gs[2 * n + off:2 * n + off + q], d[off:off + q], d[n + off:n + off + q],
-                   d[2 * n + off:2 * n + off + q], danT.reshape(-1)[off:off + q], dhT_prev.reshape(-1)[off:off + q])
+    _gru_back_part(_rows(gT, j0, j1), _rows(hT_prev, j0, j1), _rows(hnT, j0, j1), _rows(gatesT, j0, j1),
+                   _rows(gatesT, H + j0, H + j1), _rows(gatesT, 2 * H + j0, 2 * H + j1), _rows(dahT, j0, j1),
+                   _rows(dahT, H + j0, H + j1), _rows(dahT, 2 * H + j0, 2 * H + j1), _rows(danT, j0, j1),
+                   _rows(dhT_prev, j0, j1))
     for b in range(3):
         _transpose_columns(dah[t - 1], b * H + j0, dahT[b * H + j0:b * H + j1], 0, B, False)
     for b in range(2):
