@@ -946,6 +946,31 @@ def _pack_columns(P, q0, A, c0, m):
 
 
 @jit
+def _packed_rows(A, r0, r1):
+    """Rows r0 .. r1 of A, packed (a new array)."""
+    P = np.zeros(_packed_size(r1 - r0, A.shape[1]), dtype=A.dtype)
+    _pack_rows(P, 0, A, r0, r1 - r0)
+    return P
+
+
+@jit
+def _packed_columns(A, c0, c1):
+    """Columns c0 .. c1 of A as the rows of a packed operand (a new array)."""
+    P = np.zeros(_packed_size(c1 - c0, A.shape[0]), dtype=A.dtype)
+    _pack_columns(P, 0, A, c0, c1 - c0)
+    return P
+
+
+@jit
+def _pack_gate_columns(P, W, G, j0, j1):
+    """Packed rows g m + i of P (m = j1 - j0; g < G, i < m) = column g H + j0 + i of W (K, G H):
+    units j0 .. j1's rows of W^T, gate block by gate block."""
+    H, m = W.shape[1] // G, j1 - j0
+    for g in range(G):
+        _pack_columns(P, g * m, W, g * H + j0, m)
+
+
+@jit
 def _packed_dot(P, M, x, out):
     """out (M, N) = A x for A (M, K) packed in P and C-contiguous x (K, N), out (M, N)."""
     K, N = x.shape
@@ -973,8 +998,8 @@ def _packed_dot(P, M, x, out):
 
 @jit
 def _tanh_step_fm(xwT_t, hT_prev, W_hhT, act, hT_t):
-    """_tanh_step feature-major: hT_t = f(xw_t^T + W_hh^T h_{t-1}^T), (H, B)."""
-    np.dot(W_hhT, hT_prev, hT_t)                              # W_hh^T h_{t-1}^T  (H, B)
+    """_tanh_step feature-major: hT_t = f(xw_t^T + W_hh^T h_{t-1}^T), (H, B); W_hhT packed."""
+    _packed_dot(W_hhT, hT_t.shape[0], hT_prev, hT_t)         # W_hh^T h_{t-1}^T  (H, B)
     _add_activate(_flat(xwT_t), _flat(hT_t), act)
 
 
@@ -982,7 +1007,7 @@ def _tanh_step_fm(xwT_t, hT_prev, W_hhT, act, hT_t):
 def _tanh_forward_fm(xw, h0, W_hh, act):
     T, B, H = xw.shape
     h = np.empty((T + 1, B, H), dtype=xw.dtype)
-    W_hhT = _transposed(W_hh)                                 # packed once per window
+    W_hhT = _packed_columns(W_hh, 0, H)                       # packed once per window
     scratch = np.empty((3, H, B), dtype=xw.dtype)
     xwT, hT, hT_prev = scratch[0], scratch[1], scratch[2]
     _copy_into(h[0], h0)
@@ -997,9 +1022,9 @@ def _tanh_forward_fm(xw, h0, W_hh, act):
 
 @jit
 def _tanh_step_back_fm(gT, hT_t, W_hh, act, daT):
-    """_tanh_step_back feature-major: daT, then gT <- dh_{t-1}^T, (H, B)."""
+    """_tanh_step_back feature-major: daT, then gT <- dh_{t-1}^T, (H, B); W_hh packed."""
     _times_activate_grad(_flat(gT), _flat(hT_t), act, _flat(daT))   # through f
-    np.dot(W_hh, daT, gT)                                     # dh_{t-1}^T = W_hh da_t^T  (H, B)
+    _packed_dot(W_hh, gT.shape[0], daT, gT)                  # dh_{t-1}^T = W_hh da_t^T  (H, B)
 
 
 @jit
@@ -1009,6 +1034,7 @@ def _tanh_backward_fm(dh, dh_T, h, W_hh, act, truncate):
     g_hT = np.zeros((T + 1, H, B), dtype=dh.dtype)          # the norms do not care about the layout
     scratch = np.empty((3, H, B), dtype=dh.dtype)
     gT, daT, hT_t = scratch[0], scratch[1], scratch[2]
+    W_packed = _packed_rows(W_hh, 0, H)                       # packed once per window
     k, last = _walks(T, truncate)
     for s in range(T, last, -1):
         first = max(s - k + 1, 1)
@@ -1018,7 +1044,7 @@ def _tanh_backward_fm(dh, dh_T, h, W_hh, act, truncate):
                 _add_loss_grad_fm(dh, dh_T, t, gT)
             _add_into(g_hT[t], gT)
             _transpose_into(hT_t, h[t])
-            _tanh_step_back_fm(gT, hT_t, W_hh, act, daT)
+            _tanh_step_back_fm(gT, hT_t, W_packed, act, daT)
             _add_transposed(da[t - 1], daT)
         _add_into(g_hT[first - 1], gT)
     return da, _transposed(g_hT[0]), _step_norms(g_hT)
@@ -1053,8 +1079,7 @@ def lstm_forward_fm(xw, h0, c0, W_hh):
     h = np.empty((T + 1, B, H), dtype=xw.dtype)
     cT = np.empty((T + 1, H, B), dtype=xw.dtype)
     gT = np.empty((T, G4, B), dtype=xw.dtype)
-    W_hhT = np.zeros(_packed_size(G4, H), dtype=xw.dtype)    # packed once per window
-    _pack_columns(W_hhT, 0, W_hh, 0, G4)
+    W_hhT = _packed_columns(W_hh, 0, G4)                      # packed once per window
     xwT = np.empty((G4, B), dtype=xw.dtype)
     scratch = np.empty((2, H, B), dtype=xw.dtype)
     hT, hT_prev = scratch[0], scratch[1]
@@ -1124,8 +1149,7 @@ def lstm_backward_fm(dh, dh_T, dc_T, cT, gT, W_hh, truncate):
     scratch = np.empty((3, H, B), dtype=dh.dtype)
     ghT, gcT, gcT_total = scratch[0], scratch[1], scratch[2]
     daT = np.empty((4 * H, B), dtype=dh.dtype)
-    W_packed = np.zeros(_packed_size(H, 4 * H), dtype=dh.dtype)   # packed once per window
-    _pack_rows(W_packed, 0, W_hh, 0, H)
+    W_packed = _packed_rows(W_hh, 0, H)                       # packed once per window
     for s in range(T, last, -1):
         first = max(s - k + 1, 1)
         ghT.fill(0.0)
@@ -1271,9 +1295,7 @@ def _lstm_forward_fm_split(xw, h0, c0, W_hh, parts):
     hT = np.empty((2, H, B), dtype=xw.dtype)
     for p in prange(parts):                                   # each part's rows of W_hh^T, packed once
         j0, j1 = _part(H, parts, p)
-        m = j1 - j0
-        for g in range(4):
-            _pack_columns(W_parts[p], g * m, W_hh, g * H + j0, m)
+        _pack_gate_columns(W_parts[p], W_hh, 4, j0, j1)
     _copy_into(h[0], h0)
     _transpose_into(hT[0], h0)
     _transpose_into(cT[0], c0)
@@ -1339,8 +1361,7 @@ def _lstm_backward_fm_split(dh, dh_T, dc_T, cT, gT, W_hh, parts):
     gcT_total = np.empty((H, B), dtype=dh.dtype)
     daT = np.empty((2, 4 * H, B), dtype=dh.dtype)            # step t writes daT[t % 2], reads daT[(t + 1) % 2]
     sq_h, sq_c = np.zeros((parts, T + 1)), np.zeros((parts, T + 1))
-    most = (H + parts - 1) // parts                          # the largest part's units
-    W_parts = np.zeros((parts, _packed_size(most, 4 * H)), dtype=dh.dtype)
+    W_parts = np.zeros((parts, _packed_size((H + parts - 1) // parts, 4 * H)), dtype=dh.dtype)
     for p in prange(parts):                                   # each part's rows of W_hh, packed once
         j0, j1 = _part(H, parts, p)
         _pack_rows(W_parts[p], 0, W_hh, j0, j1 - j0)
@@ -1361,11 +1382,12 @@ def _lstm_backward_fm_split(dh, dh_T, dc_T, cT, gT, W_hh, parts):
 
 
 @jit
-def _tanh_step_part(xw_t, hT_prev, W_hhT, act, j0, j1, xwT, hT_t, h_t):
-    """_tanh_step_fm for units j0 <= j < j1: their rows of hT_t (and their columns of h[t])."""
+def _tanh_step_part(xw_t, hT_prev, W_part, act, j0, j1, xwT, hT_t, h_t):
+    """_tanh_step_fm for units j0 <= j < j1 (W_part: their rows of W_hh^T, packed): their rows
+    of hT_t (and their columns of h[t])."""
     B = hT_t.shape[1]
     _transpose_columns(xwT[j0:j1], 0, xw_t, j0, j1 - j0, False)
-    np.dot(W_hhT[j0:j1], hT_prev, hT_t[j0:j1])               # the part's rows of W_hh^T h_{t-1}^T
+    _packed_dot(W_part, j1 - j0, hT_prev, hT_t[j0:j1])       # the part's rows of W_hh^T h_{t-1}^T
     _add_activate(_flat(xwT[j0:j1]), _flat(hT_t[j0:j1]), act)
     _transpose_columns(h_t, j0, hT_t[j0:j1], 0, B, False)
 
@@ -1375,25 +1397,28 @@ def _tanh_forward_fm_split(xw, h0, W_hh, act, parts):
     """_tanh_forward_fm with the units split into `parts` runs, one per thread (as the LSTM's)."""
     T, B, H = xw.shape
     h = np.empty((T + 1, B, H), dtype=xw.dtype)
-    W_hhT = _transposed(W_hh)                                 # packed once per window
+    W_parts = np.zeros((parts, _packed_size((H + parts - 1) // parts, H)), dtype=xw.dtype)
     xwT = np.empty((H, B), dtype=xw.dtype)
     hT = np.empty((2, H, B), dtype=xw.dtype)
+    for p in prange(parts):                                   # each part's rows of W_hh^T, packed once
+        j0, j1 = _part(H, parts, p)
+        _pack_gate_columns(W_parts[p], W_hh, 1, j0, j1)
     _copy_into(h[0], h0)
     _transpose_into(hT[0], h0)
     for t in range(1, T + 1):
         for p in prange(parts):
             j0, j1 = _part(H, parts, p)
-            _tanh_step_part(xw[t - 1], hT[(t - 1) % 2], W_hhT, act, j0, j1, xwT, hT[t % 2], h[t])
+            _tanh_step_part(xw[t - 1], hT[(t - 1) % 2], W_parts[p], act, j0, j1, xwT, hT[t % 2], h[t])
     return h
 
 
 @jit
-def _tanh_step_back_part(t, dh, dh_T, h, W_hh, act, j0, j1, gT, hT_t, daT_next, daT, da, sq):
+def _tanh_step_back_part(t, dh, dh_T, h, W_part, act, j0, j1, gT, hT_t, daT_next, daT, da, sq):
     """Step t of the tanh RNN's backward walk for units j0 <= j < j1 (as _lstm_step_back_part)."""
     T, B = dh.shape[0], dh.shape[1]
     g = gT[j0:j1]
     if t < T:
-        np.dot(W_hh[j0:j1], daT_next, g)                     # dh_t^T = W_hh da_{t+1}^T, the part's rows
+        _packed_dot(W_part, j1 - j0, daT_next, g)            # dh_t^T = W_hh da_{t+1}^T, the part's rows
     _transpose_columns(g, 0, dh[t - 1], j0, j1 - j0, True)
     if t == T:
         _transpose_columns(g, 0, dh_T, j0, j1 - j0, True)
@@ -1412,14 +1437,18 @@ def _tanh_backward_fm_split(dh, dh_T, h, W_hh, act, parts):
     hT_t = np.empty((H, B), dtype=dh.dtype)
     daT = np.empty((2, H, B), dtype=dh.dtype)               # step t writes daT[t % 2], reads daT[(t + 1) % 2]
     sq = np.zeros((parts, T + 1))
+    W_parts = np.zeros((parts, _packed_size((H + parts - 1) // parts, H)), dtype=dh.dtype)
+    for p in prange(parts):                                   # each part's rows of W_hh, packed once
+        j0, j1 = _part(H, parts, p)
+        _pack_rows(W_parts[p], 0, W_hh, j0, j1 - j0)
     for t in range(T, 0, -1):
         for p in prange(parts):
             j0, j1 = _part(H, parts, p)
-            _tanh_step_back_part(t, dh, dh_T, h, W_hh, act, j0, j1, gT, hT_t, daT[(t + 1) % 2], daT[t % 2], da,
-                                 sq[p])
+            _tanh_step_back_part(t, dh, dh_T, h, W_parts[p], act, j0, j1, gT, hT_t, daT[(t + 1) % 2], daT[t % 2],
+                                 da, sq[p])
     for p in prange(parts):                                   # dh_0 from da_1
         j0, j1 = _part(H, parts, p)
-        np.dot(W_hh[j0:j1], daT[1], gT[j0:j1])
+        _packed_dot(W_parts[p], j1 - j0, daT[1], gT[j0:j1])
         sq[p, 0] = _sum_squares(gT[j0:j1])
     return da, _transposed(gT), np.sqrt(sq.sum(axis=0)).astype(dh.dtype)
 
@@ -1428,12 +1457,13 @@ def _tanh_backward_fm_split(dh, dh_T, h, W_hh, act, parts):
 
 @jit
 def _gru_step_fm(xwT_t, hT_prev, W_hhT, W_rzT, W_hnT, b_hh, reset_after, hT_t, gT_t, hnT_t, ahT, rhT):
-    """_gru_step feature-major: hT_t (H, B), gT_t (3H, B) = r, z, n, hnT_t (H, B); scratch ahT, rhT."""
+    """_gru_step feature-major: hT_t (H, B), gT_t (3H, B) = r, z, n, hnT_t (H, B); scratch ahT, rhT.
+    W_hhT (reset after) or W_rzT and W_hnT (before) packed."""
     H = hT_t.shape[0]
     if reset_after:
-        np.dot(W_hhT, hT_prev, ahT)                           # W_hh^T h_{t-1}^T  (3H, B)
+        _packed_dot(W_hhT, 3 * H, hT_prev, ahT)              # W_hh^T h_{t-1}^T  (3H, B)
     else:
-        np.dot(W_rzT, hT_prev, ahT)                           # W_hr,z^T h_{t-1}^T  (2H, B)
+        _packed_dot(W_rzT, 2 * H, hT_prev, ahT)              # W_hr,z^T h_{t-1}^T  (2H, B)
     _add_row_bias(ahT, b_hh)                                  # + b_hr, b_hz (and b_hn after)
     n = hT_t.size                                             # H B entries per gate block
     xw, ah, gates, h_prev = xwT_t.reshape(-1), ahT.reshape(-1), gT_t.reshape(-1), hT_prev.reshape(-1)
@@ -1447,7 +1477,7 @@ def _gru_step_fm(xwT_t, hT_prev, W_hhT, W_rzT, W_hnT, b_hh, reset_after, hT_t, g
     else:
         for k in range(n):
             rh[k] = gates[k] * h_prev[k]
-        np.dot(W_hnT, rhT, hnT_t)                             # W_hn^T (r * h_{t-1})^T  (H, B)
+        _packed_dot(W_hnT, H, rhT, hnT_t)                    # W_hn^T (r * h_{t-1})^T  (H, B)
         _add_row_bias(hnT_t, b_hh[2 * H:])
     for k in range(n):
         r, z = gates[k], gates[n + k]
@@ -1466,8 +1496,10 @@ def _gru_forward_fm(xw, h0, W_hh, b_hh, reset_after):
     h = np.empty((T + 1, B, H), dtype=xw.dtype)
     gates = np.empty((T, B, G3), dtype=xw.dtype)
     hn = np.empty((T, B, H), dtype=xw.dtype)
-    W_rz, W_hn = _gru_split(W_hh, reset_after)
-    W_hhT, W_rzT, W_hnT = _transposed(W_hh), _transposed(W_rz), _transposed(W_hn)   # packed once per window
+    if reset_after:                                           # packed once per window
+        W_hhT, W_rzT, W_hnT = _packed_columns(W_hh, 0, G3), W_hh[0, :0], W_hh[0, :0]
+    else:
+        W_hhT, W_rzT, W_hnT = W_hh[0, :0], _packed_columns(W_hh, 0, 2 * H), _packed_columns(W_hh, 2 * H, G3)
     scratch = np.empty((2, G3, B), dtype=xw.dtype)
     xwT, gT = scratch[0], scratch[1]
     ahT = np.empty(((3 if reset_after else 2) * H, B), dtype=xw.dtype)
@@ -1488,7 +1520,8 @@ def _gru_forward_fm(xw, h0, W_hh, b_hh, reset_after):
 @jit
 def _gru_step_back_fm(gT_h, hT_prev, gT_t, hnT_t, W_hh, W_rz, W_hn, reset_after, daxT, dahT,
                       dhT_prev, danT, d_rhT, da_rzT):
-    """_gru_step_back feature-major (no recurrent dropout): daxT, dahT (3H, B), then gT_h <- dh_{t-1}^T."""
+    """_gru_step_back feature-major (no recurrent dropout): daxT, dahT (3H, B), then gT_h <- dh_{t-1}^T.
+    W_hh (reset after) or W_rz and W_hn (before) packed."""
     n = gT_h.size                                             # H B entries per gate block
     gates, h_prev, hn = gT_t.reshape(-1), hT_prev.reshape(-1), hnT_t.reshape(-1)
     g_h, dax, dah, dh_prev = gT_h.reshape(-1), daxT.reshape(-1), dahT.reshape(-1), dhT_prev.reshape(-1)
@@ -1512,10 +1545,11 @@ def _gru_step_back_fm(gT_h, hT_prev, gT_t, hnT_t, W_hh, W_rz, W_hn, reset_after,
             dah[2 * n + k] = dan[k] * r
         else:
             dah[2 * n + k] = dan[k]                           # n = tanh(xw_n + hn), hn = (r h) W_hn + b_hn
+    H = gT_h.shape[0]
     if reset_after:
-        np.dot(W_hh, dahT, gT_h)                              # W_hh dah_t^T  (H, B)
+        _packed_dot(W_hh, H, dahT, gT_h)                      # W_hh dah_t^T  (H, B)
     else:
-        np.dot(W_hn, danT, d_rhT)                             # dE/d(r h_{t-1})^T  (H, B)
+        _packed_dot(W_hn, H, danT, d_rhT)                     # dE/d(r h_{t-1})^T  (H, B)
         for k in range(n):
             r = gates[k]
             dr = d_rh[k] * h_prev[k]
@@ -1525,7 +1559,7 @@ def _gru_step_back_fm(gT_h, hT_prev, gT_t, hnT_t, W_hh, W_rz, W_hn, reset_after,
             dah[k] = dar
             da_rz[k] = dar
             da_rz[n + k] = dah[n + k]
-        np.dot(W_rz, da_rzT, gT_h)                            # W_hr,z [dar, daz]^T  (H, B)
+        _packed_dot(W_rz, H, da_rzT, gT_h)                    # W_hr,z [dar, daz]^T  (H, B)
     _add_into(gT_h, dhT_prev)
 
 
@@ -1536,6 +1570,10 @@ def _gru_backward_fm(dh, dh_T, h, gates, hn, W_hh, reset_after, truncate):
     dah = np.zeros_like(gates)
     g_hT = np.zeros((T + 1, H, B), dtype=dh.dtype)
     W_rz, W_hn = _gru_split(W_hh, reset_after)
+    if reset_after:                                           # packed once per window
+        P_hh, P_rz, P_hn = _packed_rows(W_hh, 0, H), W_hh[0, :0], W_hh[0, :0]
+    else:
+        P_hh, P_rz, P_hn = W_hh[0, :0], _packed_rows(W_rz, 0, H), _packed_rows(W_hn, 0, H)
     scratch = np.empty((6, H, B), dtype=dh.dtype)
     gT, hT_prev, hnT, dhT_prev, danT, d_rhT = scratch[0], scratch[1], scratch[2], scratch[3], scratch[4], scratch[5]
     scratch = np.empty((3, 3 * H, B), dtype=dh.dtype)
@@ -1552,7 +1590,7 @@ def _gru_backward_fm(dh, dh_T, h, gates, hn, W_hh, reset_after, truncate):
             _transpose_into(hT_prev, h[t - 1])
             _transpose_into(gatesT, gates[t - 1])
             _transpose_into(hnT, hn[t - 1])
-            _gru_step_back_fm(gT, hT_prev, gatesT, hnT, W_hh, W_rz, W_hn, reset_after, daxT, dahT,
+            _gru_step_back_fm(gT, hT_prev, gatesT, hnT, P_hh, P_rz, P_hn, reset_after, daxT, dahT,
                               dhT_prev, danT, d_rhT, da_rzT)
             _add_transposed(dax[t - 1], daxT)
             _add_transposed(dah[t - 1], dahT)
@@ -1582,7 +1620,7 @@ def _gru_step_part(xw_t, hT_prev, W_part, b_part, xw_part, a_part, j0, j1, hT_t,
     m = j1 - j0
     for g in range(3):
         _transpose_columns(xw_part[g * m:(g + 1) * m], 0, xw_t, g * H + j0, m, False)
-    np.dot(W_part, hT_prev, a_part)                           # the part's rows of W_hh^T h_{t-1}^T
+    _packed_dot(W_part, 3 * m, hT_prev, a_part)               # the part's rows of W_hh^T h_{t-1}^T
     _add_row_bias(a_part, b_part)
     _gru_cell_part(xw_part.reshape(-1), a_part.reshape(-1), _rows(hT_prev, j0, j1), _rows(hT_t, j0, j1),
                    _rows(hnT_t, j0, j1), _rows(gT_t, j0, j1), _rows(gT_t, H + j0, H + j1),
@@ -1603,19 +1641,18 @@ def _gru_forward_fm_split(xw, h0, W_hh, b_hh, parts):
     gates = np.empty((T, B, G3), dtype=xw.dtype)
     hn = np.empty((T, B, H), dtype=xw.dtype)
     most = (H + parts - 1) // parts                          # the largest part's units
-    W_parts = np.empty((parts, 3 * most * H), dtype=xw.dtype)
+    W_parts = np.zeros((parts, _packed_size(3 * most, H)), dtype=xw.dtype)
     b_parts = np.empty((parts, 3 * most), dtype=xw.dtype)
     xw_parts = np.empty((parts, 3 * most * B), dtype=xw.dtype)
     a_parts = np.empty((parts, 3 * most * B), dtype=xw.dtype)
     hT = np.empty((2, H, B), dtype=xw.dtype)
     gT = np.empty((G3, B), dtype=xw.dtype)
     hnT = np.empty((H, B), dtype=xw.dtype)
-    for p in prange(parts):                                   # each part's rows of W_hh^T and b_hh, once
+    for p in prange(parts):                                   # each part's rows of W_hh^T (packed) and b_hh, once
         j0, j1 = _part(H, parts, p)
         m = j1 - j0
-        W = W_parts[p, :3 * m * H].reshape(3 * m, H)
+        _pack_gate_columns(W_parts[p], W_hh, 3, j0, j1)
         for g in range(3):
-            _transpose_columns(W[g * m:(g + 1) * m], 0, W_hh, g * H + j0, m, False)
             for j in range(m):
                 b_parts[p, g * m + j] = b_hh[g * H + j0 + j]
     _copy_into(h[0], h0)
@@ -1624,7 +1661,7 @@ def _gru_forward_fm_split(xw, h0, W_hh, b_hh, parts):
         for p in prange(parts):
             j0, j1 = _part(H, parts, p)
             m = j1 - j0
-            _gru_step_part(xw[t - 1], hT[(t - 1) % 2], W_parts[p, :3 * m * H].reshape(3 * m, H), b_parts[p, :3 * m],
+            _gru_step_part(xw[t - 1], hT[(t - 1) % 2], W_parts[p], b_parts[p, :3 * m],
                            xw_parts[p, :3 * m * B].reshape(3 * m, B), a_parts[p, :3 * m * B].reshape(3 * m, B),
                            j0, j1, hT[t % 2], gT, hnT, h[t], gates[t - 1], hn[t - 1])
     return h, gates, hn
@@ -1649,14 +1686,14 @@ def _gru_back_part(g_h, h_prev, hn, g_r, g_z, g_n, dah_r, dah_z, dah_n, dan, dh_
 
 
 @jit
-def _gru_step_back_part(t, dh, dh_T, h, gates, hn, W_hh, j0, j1, gT, hT_prev, gatesT, hnT, danT, dhT_prev,
+def _gru_step_back_part(t, dh, dh_T, h, gates, hn, W_part, j0, j1, gT, hT_prev, gatesT, hnT, danT, dhT_prev,
                         dahT_next, dahT, dax, dah, sq):
     """Step t of the GRU's (reset after) backward walk for units j0 <= j < j1 (as the LSTM's)."""
     T = dh.shape[0]
     H, B = gT.shape
     g = gT[j0:j1]
     if t < T:
-        np.dot(W_hh[j0:j1], dahT_next, g)                    # W_hh dah_{t+1}^T, the part's rows
+        _packed_dot(W_part, j1 - j0, dahT_next, g)           # W_hh dah_{t+1}^T, the part's rows
         _add_into(g, dhT_prev[j0:j1])                         # + z_{t+1} * dh_{t+1}
     _transpose_columns(g, 0, dh[t - 1], j0, j1 - j0, True)
     if t == T:
@@ -1689,14 +1726,18 @@ def _gru_backward_fm_split(dh, dh_T, h, gates, hn, W_hh, parts):
     gatesT = np.empty((3 * H, B), dtype=dh.dtype)
     dahT = np.empty((2, 3 * H, B), dtype=dh.dtype)          # step t writes dahT[t % 2], reads dahT[(t + 1) % 2]
     sq = np.zeros((parts, T + 1))
+    W_parts = np.zeros((parts, _packed_size((H + parts - 1) // parts, 3 * H)), dtype=dh.dtype)
+    for p in prange(parts):                                   # each part's rows of W_hh, packed once
+        j0, j1 = _part(H, parts, p)
+        _pack_rows(W_parts[p], 0, W_hh, j0, j1 - j0)
     for t in range(T, 0, -1):
         for p in prange(parts):
             j0, j1 = _part(H, parts, p)
-            _gru_step_back_part(t, dh, dh_T, h, gates, hn, W_hh, j0, j1, gT, hT_prev, gatesT, hnT, danT, dhT_prev,
+            _gru_step_back_part(t, dh, dh_T, h, gates, hn, W_parts[p], j0, j1, gT, hT_prev, gatesT, hnT, danT, dhT_prev,
                                 dahT[(t + 1) % 2], dahT[t % 2], dax, dah, sq[p])
     for p in prange(parts):                                   # dh_0 from step 1
         j0, j1 = _part(H, parts, p)
-        np.dot(W_hh[j0:j1], dahT[1], gT[j0:j1])
+        _packed_dot(W_parts[p], j1 - j0, dahT[1], gT[j0:j1])
         _add_into(gT[j0:j1], dhT_prev[j0:j1])
         sq[p, 0] = _sum_squares(gT[j0:j1])
     return dax, dah, _transposed(gT), np.sqrt(sq.sum(axis=0)).astype(dh.dtype)
