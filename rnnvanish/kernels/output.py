@@ -8,12 +8,13 @@ Token ids index arrays here, and Numba does not check bounds: every id is checke
 """
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import njit, prange, types
 from numba.extending import intrinsic
 
 # Cached on disk; numpy's error model (a division by zero gives inf, as in the reference);
 # fused multiply-add allowed. The same options as recurrent.py's kernels.
 jit = njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+pjit = njit(cache=True, nogil=True, parallel=True, error_model="numpy", fastmath={"contract"})
 
 
 # --------------------------------------------------------------------------- exp
@@ -134,6 +135,51 @@ def embed_backward(ids, da, V):
     return dW
 
 
+ROWS = 64                                  # rows of logits per chunk of _logits_back
+
+
+@pjit
+def _logits_back(y, targets, b_y):
+    """y (T B, V) = h W_hy, row t B + b for targets[t, b]: adds b_y, then turns each row into
+    dE/dy = (softmax - onehot) / (T B) in place. Returns (the summed loss, db_y). The rows go in
+    chunks of ROWS across the threads; each chunk sums its own loss and db_y, and the chunks'
+    sums are added in order, so the result does not depend on the number of threads."""
+    R, V = y.shape
+    B = targets.shape[1]
+    chunks = (R + ROWS - 1) // ROWS
+    losses = np.zeros(chunks)
+    sums = np.zeros((chunks, V), dtype=y.dtype)
+    scale = 1.0 / R
+    for c in prange(chunks):
+        for r in range(c * ROWS, min((c + 1) * ROWS, R)):
+            row, target = y[r], targets[r // B, r % B]
+            for v in range(V):                                # the logits
+                row[v] += b_y[v]
+            m = row[0]                                        # the largest, for a stable exp
+            for v in range(1, V):
+                m = max(m, row[v])
+            z_target = row[target] - m
+            for v in range(V):                                # alone in its loop, so that it vectorises
+                row[v] = _exp(row[v] - m)
+            total = 0.0
+            for v in range(V):
+                total += row[v]
+            losses[c] += np.log(total) - z_target            # -log p[target] = log sum exp z - z[target]
+            factor = scale / total
+            for v in range(V):
+                row[v] *= factor                              # p / (T B)
+            row[target] -= scale                              # (p - onehot) / (T B)
+            for v in range(V):
+                sums[c, v] += row[v]
+    db_y = np.zeros(V, dtype=y.dtype)
+    loss = 0.0
+    for c in range(chunks):
+        loss += losses[c]
+        for v in range(V):
+            db_y[v] += sums[c, v]
+    return loss, db_y
+
+
 @jit
 def output_layer(h, targets, W_hy, b_y):
     """The output layer and its loss, forward and backward, in one call.
@@ -147,21 +193,10 @@ def output_layer(h, targets, W_hy, b_y):
     h_flat = h[1:].reshape(T * B, H)                          # rows h_t[b], t = 1..T
     y = np.empty((T * B, V), dtype=h.dtype)
     np.dot(h_flat, W_hy, y)                                   # (T B, V)
-    for r in range(T * B):
-        for v in range(V):
-            y[r, v] += b_y[v]
-    loss = 0.0
-    for t in range(T):
-        for b in range(B):
-            loss += _xent_row(y[t * B + b], targets[t, b], y[t * B + b])   # y becomes dy in place
+    loss, db_y = _logits_back(y, targets, b_y)                # y becomes dy in place
     dy = y
-    _scale(dy, 1.0 / (T * B))
     dW_hy = np.empty((H, V), dtype=h.dtype)
     np.dot(h_flat.T, dy, dW_hy)                               # sum_t h_t^T dy_t  (H, V)
-    db_y = np.zeros(V, dtype=h.dtype)
-    for r in range(T * B):
-        for v in range(V):
-            db_y[v] += dy[r, v]
     dh = np.empty((T * B, H), dtype=h.dtype)
     np.dot(dy, W_hy.T, dh)                                    # backprop into h_t from y_t  (T B, H)
     return loss / (T * B), dh.reshape(T, B, H), dW_hy, db_y
