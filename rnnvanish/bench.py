@@ -105,8 +105,10 @@ def project_model(cell, vocab, hidden, dtype, backend, seed=0, layers=1):
 
 
 def project_step(model):
-    """A training step of `model` on (inputs, targets): forward, backward, clip, Adam; carries the state."""
-    from .clip import clip_by_global_norm
+    """A training step of `model` on (inputs, targets): forward, backward, clip, Adam; carries the
+    state. Clipping as the training engine does it: the global norm, then its factor applied in
+    Adam's pass (the same bits as scaling the gradients first)."""
+    from .clip import clip_coefficient, global_norm
     from .optim import Adam
 
     optimizer = Adam(model.params, lr=LEARNING_RATE, backend=model.backend)
@@ -115,8 +117,7 @@ def project_step(model):
     def step(inputs, targets):
         state = carry.get("state")
         loss, grads, carry["state"], _ = model.loss_and_grads(inputs, targets, state)
-        clip_by_global_norm(grads, CLIP_NORM)
-        optimizer.step(grads)
+        optimizer.step(grads, scale=clip_coefficient(global_norm(grads), CLIP_NORM))
         return loss
     return step
 

@@ -121,56 +121,95 @@ def softmax_xent(y, targets):
     return loss / (T * B), dy
 
 
+# Passes over many entries split across the threads: rows of logits in chunks of ROWS, columns of
+# gradients in chunks of COLUMNS. Each chunk's arithmetic is the same whether the chunks run on
+# one thread or several, so are the results. Below PARALLEL_MIN entries a pass stays on the
+# calling thread: there a parallel loop's start (some microseconds) costs more than it saves.
+ROWS, COLUMNS, PARALLEL_MIN = 64, 256, 1 << 15
+
+
+@jit
+def _embed_columns(ids, da, dW, j0, j1):
+    """Columns j0 .. j1 of embed_backward: dW[ids[t, b], j] += da[t, b, j] in the order (t, b)."""
+    T, B = ids.shape
+    for t in range(T):
+        for b in range(B):
+            row = ids[t, b]
+            for j in range(j0, j1):
+                dW[row, j] += da[t, b, j]
+
+
+@pjit
+def _embed_split(ids, da, dW):
+    GH = da.shape[2]
+    for c in prange((GH + COLUMNS - 1) // COLUMNS):
+        _embed_columns(ids, da, dW, c * COLUMNS, min((c + 1) * COLUMNS, GH))
+
+
 @jit
 def embed_backward(ids, da, V):
     """dW_xh for token inputs: row ids[t, b] of W_xh receives da[t, b] (rows repeat: accumulate)."""
     T, B, GH = da.shape
     _check_ids(ids, V)
     dW = np.zeros((V, GH), dtype=da.dtype)
-    for t in range(T):
-        for b in range(B):
-            row = ids[t, b]
-            for j in range(GH):
-                dW[row, j] += da[t, b, j]
+    if da.size >= PARALLEL_MIN:
+        _embed_split(ids, da, dW)
+    else:
+        _embed_columns(ids, da, dW, 0, GH)
     return dW
 
 
-ROWS = 64                                  # rows of logits per chunk of _logits_back
+@jit
+def _logits_rows(y, targets, b_y, r0, r1, sums):
+    """Rows r0 .. r1 of _logits_back: their summed loss; their dy rows added into sums (V,)."""
+    R, V = y.shape
+    B = targets.shape[1]
+    scale = 1.0 / R
+    loss = 0.0
+    for r in range(r0, r1):
+        row, target = y[r], targets[r // B, r % B]
+        for v in range(V):                                    # the logits
+            row[v] += b_y[v]
+        m = row[0]                                            # the largest, for a stable exp
+        for v in range(1, V):
+            m = max(m, row[v])
+        z_target = row[target] - m
+        for v in range(V):                                    # alone in its loop, so that it vectorises
+            row[v] = _exp(row[v] - m)
+        total = 0.0
+        for v in range(V):
+            total += row[v]
+        loss += np.log(total) - z_target                     # -log p[target] = log sum exp z - z[target]
+        factor = scale / total
+        for v in range(V):
+            row[v] *= factor                                  # p / (T B)
+        row[target] -= scale                                  # (p - onehot) / (T B)
+        for v in range(V):
+            sums[v] += row[v]
+    return loss
 
 
 @pjit
+def _logits_split(y, targets, b_y, losses, sums):
+    R = y.shape[0]
+    for c in prange(losses.shape[0]):
+        losses[c] = _logits_rows(y, targets, b_y, c * ROWS, min((c + 1) * ROWS, R), sums[c])
+
+
+@jit
 def _logits_back(y, targets, b_y):
     """y (T B, V) = h W_hy, row t B + b for targets[t, b]: adds b_y, then turns each row into
-    dE/dy = (softmax - onehot) / (T B) in place. Returns (the summed loss, db_y). The rows go in
-    chunks of ROWS across the threads; each chunk sums its own loss and db_y, and the chunks'
-    sums are added in order, so the result does not depend on the number of threads."""
+    dE/dy = (softmax - onehot) / (T B) in place. Returns (the summed loss, db_y): each chunk of
+    ROWS rows sums its own, and the chunks' sums are added in order."""
     R, V = y.shape
-    B = targets.shape[1]
     chunks = (R + ROWS - 1) // ROWS
     losses = np.zeros(chunks)
     sums = np.zeros((chunks, V), dtype=y.dtype)
-    scale = 1.0 / R
-    for c in prange(chunks):
-        for r in range(c * ROWS, min((c + 1) * ROWS, R)):
-            row, target = y[r], targets[r // B, r % B]
-            for v in range(V):                                # the logits
-                row[v] += b_y[v]
-            m = row[0]                                        # the largest, for a stable exp
-            for v in range(1, V):
-                m = max(m, row[v])
-            z_target = row[target] - m
-            for v in range(V):                                # alone in its loop, so that it vectorises
-                row[v] = _exp(row[v] - m)
-            total = 0.0
-            for v in range(V):
-                total += row[v]
-            losses[c] += np.log(total) - z_target            # -log p[target] = log sum exp z - z[target]
-            factor = scale / total
-            for v in range(V):
-                row[v] *= factor                              # p / (T B)
-            row[target] -= scale                              # (p - onehot) / (T B)
-            for v in range(V):
-                sums[c, v] += row[v]
+    if y.size >= PARALLEL_MIN:
+        _logits_split(y, targets, b_y, losses, sums)
+    else:
+        for c in range(chunks):
+            losses[c] = _logits_rows(y, targets, b_y, c * ROWS, min((c + 1) * ROWS, R), sums[c])
     db_y = np.zeros(V, dtype=y.dtype)
     loss = 0.0
     for c in range(chunks):
@@ -205,17 +244,32 @@ def output_layer(h, targets, W_hy, b_y):
 # --------------------------------------------------------------------------- the window's input side
 
 @jit
+def _gather_rows(ids, W_xh, b, xw, t0, t1):
+    """Steps t0 .. t1 of input_rows."""
+    for t in range(t0, t1):
+        for b_ in range(ids.shape[1]):
+            row = ids[t, b_]
+            for j in range(W_xh.shape[1]):
+                xw[t, b_, j] = W_xh[row, j] + b[j]
+
+
+@pjit
+def _gather_split(ids, W_xh, b, xw):
+    for t in prange(ids.shape[0]):
+        _gather_rows(ids, W_xh, b, xw, t, t + 1)
+
+
+@jit
 def input_rows(ids, W_xh, b):
     """xw[t, b] = W_xh[ids[t, b]] + b: the input term of token ids (T, B), as (T, B, GH)."""
     T, B = ids.shape
     V, GH = W_xh.shape
     _check_ids(ids, V)
     xw = np.empty((T, B, GH), dtype=W_xh.dtype)
-    for t in range(T):
-        for b_ in range(B):
-            row = ids[t, b_]
-            for j in range(GH):
-                xw[t, b_, j] = W_xh[row, j] + b[j]
+    if xw.size >= PARALLEL_MIN:
+        _gather_split(ids, W_xh, b, xw)
+    else:
+        _gather_rows(ids, W_xh, b, xw, 0, T)
     return xw
 
 
@@ -233,14 +287,39 @@ def window_grads(ids, h, da_x, da_h, V):
     dW_xh = embed_backward(ids, da_x, V)
     dW_hh = np.empty((H, GH), dtype=da_h.dtype)
     np.dot(h[:T].reshape(T * B, H).T, da_h.reshape(T * B, GH), dW_hh)   # (H, GH)
-    db_x = np.zeros(GH, dtype=da_x.dtype)
-    db_h = np.zeros(GH, dtype=da_h.dtype)
+    db_x, db_h = _column_sums(da_x, da_h)
+    return dW_xh, dW_hh, db_x, db_h
+
+
+@jit
+def _sum_columns(da_x, da_h, db_x, db_h, j0, j1):
+    """Columns j0 .. j1 of db_x, db_h: the sums over t and b of da_x[t, b], da_h[t, b]."""
+    T, B = da_h.shape[0], da_h.shape[1]
     for t in range(T):
         for b in range(B):
-            for j in range(GH):
+            for j in range(j0, j1):
                 db_x[j] += da_x[t, b, j]
                 db_h[j] += da_h[t, b, j]
-    return dW_xh, dW_hh, db_x, db_h
+
+
+@pjit
+def _sum_split(da_x, da_h, db_x, db_h):
+    GH = da_h.shape[2]
+    for c in prange((GH + COLUMNS - 1) // COLUMNS):
+        _sum_columns(da_x, da_h, db_x, db_h, c * COLUMNS, min((c + 1) * COLUMNS, GH))
+
+
+@jit
+def _column_sums(da_x, da_h):
+    """(db_x, db_h): the sums over t and b of da_x[t, b] and da_h[t, b]."""
+    GH = da_h.shape[2]
+    db_x = np.zeros(GH, dtype=da_x.dtype)
+    db_h = np.zeros(GH, dtype=da_h.dtype)
+    if da_h.size >= PARALLEL_MIN:
+        _sum_split(da_x, da_h, db_x, db_h)
+    else:
+        _sum_columns(da_x, da_h, db_x, db_h, 0, GH)
+    return db_x, db_h
 
 
 # --------------------------------------------------------------------------- dense inputs
