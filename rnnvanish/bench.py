@@ -23,8 +23,8 @@ The output layer's three products add 6 T B H V. In all
 
     6 T B H ((2 L - 1) G H + V)          (L = 1: 6 T B H (G H + V))
 
-`peak_fraction` divides the model's FLOP/s by what one large matrix
-product reaches here with the same dtype and thread count (`measure_peak`).
+`peak_fraction` divides the model's FLOP/s by the fastest of repeated large matrix products
+here with the same dtype and thread count (`measure_peak`).
 
 Threads: `rnnvanish.threads.limit_threads(n, backend)` gives n threads to the BLAS the
 implementation runs on (SciPy's OpenBLAS for numba, NumPy's for numpy, torch's own for torch)
@@ -87,14 +87,22 @@ def train_flops(cell, hidden, batch, window, vocab, layers=1):
 
 
 def measure_peak(dtype, threads, size=1024, min_time=0.5):
-    """GFLOP/s of a (size x size) matrix product in SciPy's BLAS (the one the kernels call)."""
+    """GFLOP/s of the fastest of repeated (size x size) matrix products in SciPy's BLAS (the one
+    the kernels call) over at least `min_time` seconds. The fastest, not the median: on a
+    machine whose speed moves (a virtual one's cores are shared), a median taken while it is
+    slow would make every share of the peak look larger than it is."""
     from scipy.linalg import blas
     gemm = blas.dgemm if np.dtype(dtype) == np.float64 else blas.sgemm
     rng = np.random.default_rng(0)
     a, b = (np.asfortranarray(rng.standard_normal((size, size)), dtype=dtype) for _ in range(2))
     with limit_threads(threads):
-        seconds = median_time(lambda: gemm(1.0, a, b), min_time)
-    return 2 * size ** 3 / seconds / 1e9
+        gemm(1.0, a, b)
+        times, start = [], time.perf_counter()
+        while len(times) < 3 or time.perf_counter() - start < min_time:
+            t0 = time.perf_counter()
+            gemm(1.0, a, b)
+            times.append(time.perf_counter() - t0)
+    return 2 * size ** 3 / min(times) / 1e9
 
 
 # --------------------------------------------------------------------------- the three implementations

@@ -157,19 +157,28 @@ def _runs_feature_major(x, dropout, zoneout):
     return recurrent_kernels._feature_major(x, dropout, zoneout)
 
 
+@numba.njit
+def _gru_runs_feature_major(x, dropout, zoneout):
+    return recurrent_kernels._gru_feature_major(x, dropout, zoneout)
+
+
 def test_the_feature_major_rule():
-    """The rule the drivers dispatch on: float32, a batch of FEATURE_MAJOR_BATCH or more, no masks."""
-    assert recurrent_kernels.FEATURE_MAJOR_DTYPES == ("float32",)
+    """The rule the drivers dispatch on: float32 or float64, a batch of FEATURE_MAJOR_BATCH or
+    more, no masks; the GRU's unsplit drivers in float32 only."""
+    assert recurrent_kernels.FEATURE_MAJOR_DTYPES == ("float32", "float64")
+    assert recurrent_kernels.GRU_UNSPLIT_DTYPES == ("float32",)
     B = recurrent_kernels.FEATURE_MAJOR_BATCH
-    for dtype, batch, dropout, zoneout, expected in [
-            (np.float32, B, False, False, True), (np.float32, 4 * B, False, False, True),
-            (np.float32, B - 1, False, False, False), (np.float32, 1, False, False, False),
-            (np.float32, B, True, False, False), (np.float32, B, False, True, False),
-            (np.float64, B, False, False, False), (np.float64, 4 * B, False, False, False)]:
-        x = np.zeros((3, batch, 2), dtype=dtype)
-        assert _runs_feature_major(x, dropout, zoneout) == expected, (dtype, batch, dropout, zoneout)
-        if not (dropout or zoneout):                      # the same rule for Python callers
-            assert kernels.feature_major(dtype, batch) == expected and not reference.feature_major(dtype, batch)
+    for dtype in (np.float32, np.float64):
+        for batch, dropout, zoneout, expected in [
+                (B, False, False, True), (4 * B, False, False, True), (B - 1, False, False, False),
+                (1, False, False, False), (B, True, False, False), (B, False, True, False)]:
+            x = np.zeros((3, batch, 2), dtype=dtype)
+            assert _runs_feature_major(x, dropout, zoneout) == expected, (dtype, batch, dropout, zoneout)
+            gru = expected and dtype == np.float32
+            assert _gru_runs_feature_major(x, dropout, zoneout) == gru, (dtype, batch, dropout, zoneout)
+            if not (dropout or zoneout):                  # the same rule for Python callers
+                assert kernels.feature_major(dtype, batch) == expected and not reference.feature_major(dtype, batch)
+    assert not _runs_feature_major(np.zeros((3, 4 * B, 2), dtype=np.int64), False, False)
 
 
 @pytest.mark.parametrize("cell,options", CONFIGS, ids=IDS)

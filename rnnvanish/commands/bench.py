@@ -119,8 +119,8 @@ def table(records):
             f"{_ratio(tok['numba'], tok['numpy']):>7} | "
             f"{lead['gflops']:>7.2f} {100 * lead['peak_fraction']:>4.0f}% | {_fmt(gen['numba']):>9} "
             f"{_fmt(gen['torch']):>9} {_ratio(gen['numba'], gen['torch']):>7}")
-    lines.append("GFLOP/s and peak: of the numba run (matrix products only; peak = a large matrix product, same "
-                 "dtype and threads)")
+    lines.append("GFLOP/s and peak: of the numba run (matrix products only; peak = the fastest of repeated large "
+                 "matrix products, same dtype and threads)")
     return "\n".join(lines)
 
 

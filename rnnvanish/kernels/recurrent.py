@@ -605,7 +605,7 @@ def gru_forward(xw, h0, W_hh, b_hh, reset_after, m=None, d=None):
     H = G3 // 3
     m, d = _or_empty(m, h0), _or_empty(d, xw)
     dropout, zoneout = m.shape[0] > 0, d.shape[0] > 0
-    if _feature_major(xw, dropout, zoneout):
+    if _gru_feature_major(xw, dropout, zoneout):
         return _gru_forward_fm(xw, h0, W_hh, b_hh, reset_after)
     h = np.empty((T + 1, B, H), dtype=xw.dtype)
     gates = np.empty((T, B, G3), dtype=xw.dtype)
@@ -685,7 +685,7 @@ def gru_backward(dh, dh_T, h, gates, hn, W_hh, reset_after, truncate, m=None, d=
     T, B, H = dh.shape
     m, d = _or_empty(m, h[0]), _or_empty(d, dh)
     dropout, zoneout = m.shape[0] > 0, d.shape[0] > 0
-    if _feature_major(dh, dropout, zoneout):
+    if _gru_feature_major(dh, dropout, zoneout):
         return _gru_backward_fm(dh, dh_T, h, gates, hn, W_hh, reset_after, truncate)
     dax = np.zeros_like(gates)
     dah = np.zeros_like(gates)
@@ -740,12 +740,15 @@ def gru_backward(dh, dh_T, h, gates, hn, W_hh, reset_after, truncate, m=None, d=
 # passes instead of storing the gradients. The cells call that pair where `feature_major` says
 # so. Same results as the (B, H) steps up to the order of the sums inside BLAS.
 
-# float32 only: there the product gains most from the orientation (1.4-1.8x for the 25 products
-# of a window at B = 32, H 256-512, against 1.0-1.1x in float64), while float64's elementwise
-# steps cost twice as much per entry and the transposes do not pay (rnnvanish bench; the
-# feature-major kernels run on float64 too, and the tests hold them to the reference there).
+# Both float dtypes since the per-step products run on packed W_hh ("packed products", below):
+# in float64 too they then beat BLAS's (B, H) orientation, by up to 1.3x for the LSTM at B 32,
+# H 64-128. The GRU's unsplit float64 window is the exception: its per-step transposes of gates
+# and hn (twice the bytes of float32) cost more than the product gains (0.85x at H 128, one
+# thread), so it keeps the (B, H) steps unless the window is split across threads (where it
+# gains 1.2x at H 128): `_gru_feature_major`, GRU_UNSPLIT_DTYPES.
 FEATURE_MAJOR_BATCH = 8
-FEATURE_MAJOR_DTYPES = ("float32",)
+FEATURE_MAJOR_DTYPES = ("float32", "float64")
+GRU_UNSPLIT_DTYPES = ("float32",)
 
 
 def _feature_major(x, dropout, zoneout):
@@ -767,6 +770,18 @@ def _feature_major_typed(x, dropout, zoneout):
     if str(x.dtype) not in FEATURE_MAJOR_DTYPES:
         return lambda x, dropout, zoneout: False
     return lambda x, dropout, zoneout: x.shape[1] >= FEATURE_MAJOR_BATCH and not dropout and not zoneout
+
+
+def _gru_feature_major(x, dropout, zoneout):
+    """_feature_major for the GRU's unsplit drivers: only in GRU_UNSPLIT_DTYPES (jitted code only)."""
+    raise NotImplementedError
+
+
+@overload(_gru_feature_major)
+def _gru_feature_major_typed(x, dropout, zoneout):
+    if str(x.dtype) not in GRU_UNSPLIT_DTYPES:
+        return lambda x, dropout, zoneout: False
+    return lambda x, dropout, zoneout: _feature_major(x, dropout, zoneout)
 
 
 @jit
