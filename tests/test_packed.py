@@ -1,0 +1,170 @@
+"""Packed per-step products (rnnvanish.kernels.recurrent, "packed products") and the passes
+around the recurrence that split across threads (rnnvanish.kernels.output).
+
+The packing is held to its layout (panel p of MR rows holds A[p MR + r, k] at k MR + r, the
+last panel padded with zeros); the packed product to a float64 product at every remainder of
+rows (M mod MR) and columns (tiles of two vectors, one vector, single columns), and it must not
+write past the rows it is given. The split passes must give the same bits as their one-thread
+form, whatever the number of threads, and match their definitions.
+"""
+import math
+
+import numba
+import numpy as np
+import pytest
+
+from conftest import assert_close
+from rnnvanish import reference
+from rnnvanish.clip import _sum_squares
+from rnnvanish.kernels import output as output_kernels
+from rnnvanish.kernels import recurrent as R
+from rnnvanish.threads import limit_threads
+
+MR = R.MR
+TWO_THREADS = numba.config.NUMBA_NUM_THREADS >= 2
+
+
+@numba.njit
+def _pack_and_multiply(A, x, columns):
+    """A @ x through the packed product, A packed from its rows or (columns) from A^T's columns."""
+    M, K = A.shape
+    P = np.zeros(R._packed_size(M, K), dtype=A.dtype)
+    if columns:
+        R._pack_columns(P, 0, np.ascontiguousarray(A.T), 0, M)
+    else:
+        R._pack_rows(P, 0, A, 0, M)
+    out = np.full((M + 2, x.shape[1]), 7.0, dtype=A.dtype)   # two rows past the product: untouched
+    R._packed_dot(P, M, x, out[:M])
+    return out
+
+
+@numba.njit
+def _packed(A, columns):
+    M, K = A.shape
+    P = np.zeros(R._packed_size(M, K), dtype=A.dtype)
+    if columns:
+        R._pack_columns(P, 0, np.ascontiguousarray(A.T), 0, M)
+    else:
+        R._pack_rows(P, 0, A, 0, M)
+    return P
+
+
+def _layout(A):
+    """The packed layout by its definition, in Python."""
+    M, K = A.shape
+    panels = -(-M // MR)
+    P = np.zeros(panels * MR * K, dtype=A.dtype)
+    for q in range(M):
+        for k in range(K):
+            P[q // MR * MR * K + k * MR + q % MR] = A[q, k]
+    return P
+
+
+@pytest.mark.parametrize("columns", [False, True], ids=["rows", "columns"])
+@pytest.mark.parametrize("M,K", [(1, 1), (5, 3), (6, 4), (7, 2), (13, 5)])
+def test_packing_follows_its_layout(M, K, columns):
+    A = np.random.default_rng(M * 10 + K).standard_normal((M, K))
+    assert np.array_equal(_packed(A, columns), _layout(A))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("columns", [False, True], ids=["rows", "columns"])
+@pytest.mark.parametrize("M,K,N", [(1, 1, 1), (5, 3, 8), (6, 40, 16), (7, 2, 17), (13, 17, 24), (12, 40, 32),
+                                   (64, 33, 40), (20, 9, 3), (9, 64, 9)])
+def test_the_packed_product_equals_a_product(M, K, N, columns, dtype):
+    """Every remainder of rows (M mod 6) and of columns (tiles of 16/8 float32 or 8/4 float64
+    columns, then single ones); the rows past M keep their contents."""
+    rng = np.random.default_rng(M * 1000 + K * 10 + N)
+    A, x = rng.standard_normal((M, K)).astype(dtype), rng.standard_normal((K, N)).astype(dtype)
+    out = _pack_and_multiply(A, x, columns)
+    exact = A.astype(np.float64) @ x.astype(np.float64)
+    scale = np.abs(A).astype(np.float64) @ np.abs(x).astype(np.float64)
+    tol = 1e-13 if dtype == np.float64 else 2e-6
+    assert np.all(np.abs(out[:M] - exact) <= tol * (scale + 1e-30))
+    assert np.all(out[M:] == 7.0)
+
+
+@numba.njit
+def _gate_columns(W, G, j0, j1):
+    m, H = j1 - j0, W.shape[1] // G
+    P = np.zeros(R._packed_size(G * m, W.shape[0]), dtype=W.dtype)
+    R._pack_gate_columns(P, W, G, j0, j1)
+    return P
+
+
+@pytest.mark.parametrize("G,H,j0,j1", [(4, 10, 0, 10), (4, 10, 3, 8), (3, 7, 2, 7), (1, 13, 5, 12)])
+def test_a_parts_gate_columns_are_its_units_rows_of_w_transposed(G, H, j0, j1):
+    """Packed rows g m + i = column g H + j0 + i of W (K, G H): the part's rows of W^T."""
+    W = np.random.default_rng(G * H + j0).standard_normal((6, G * H))
+    rows = np.concatenate([W[:, g * H + j0:g * H + j1].T for g in range(G)])
+    assert np.array_equal(_gate_columns(W, G, j0, j1), _layout(rows))
+
+
+# --------------------------------------------------------------------------- split passes
+
+def _logits_case(R_rows, V, B, seed):
+    rng = np.random.default_rng(seed)
+    y = rng.standard_normal((R_rows, V)).astype(np.float32) * 3
+    targets = rng.integers(0, V, (R_rows // B, B))
+    return y, targets, rng.standard_normal(V).astype(np.float32)
+
+
+def test_the_logits_pass_gives_the_same_bits_split_or_not():
+    y, targets, b = _logits_case(640, 70, 32, 0)
+    chunks = -(-y.shape[0] // output_kernels.ROWS)
+    split_y, losses, sums = y.copy(), np.zeros(chunks), np.zeros((chunks, y.shape[1]), np.float32)
+    output_kernels._logits_split(split_y, targets, b, losses, sums)
+    one_y, one_losses, one_sums = y.copy(), np.zeros(chunks), np.zeros((chunks, y.shape[1]), np.float32)
+    for c in range(chunks):
+        one_losses[c] = output_kernels._logits_rows(one_y, targets, b, c * output_kernels.ROWS,
+                                                    min((c + 1) * output_kernels.ROWS, y.shape[0]), one_sums[c])
+    assert np.array_equal(split_y, one_y) and np.array_equal(losses, one_losses) and np.array_equal(sums, one_sums)
+
+
+@pytest.mark.skipif(not TWO_THREADS, reason="needs two Numba threads")
+def test_the_output_layer_above_the_split_size_equals_the_reference_on_any_thread_count():
+    """T 8, B 32, V 200: 51,200 logits, above PARALLEL_MIN, so the rows split across threads."""
+    rng = np.random.default_rng(3)
+    T, B, H, V = 8, 32, 24, 200
+    assert T * B * V >= output_kernels.PARALLEL_MIN
+    h = rng.standard_normal((T + 1, B, H))
+    targets = rng.integers(0, V, (T, B))
+    W, b = rng.standard_normal((H, V)) * 0.3, rng.standard_normal(V) * 0.1
+    expected = reference.output_layer(h, targets, W, b)
+    results = []
+    for threads in (1, 2):
+        with limit_threads(threads, "numba"):
+            results.append(output_kernels.output_layer(h, targets, W, b))
+    for got in results:
+        assert abs(got[0] - expected[0]) <= 1e-12 * abs(expected[0])
+        for a, e, name in zip(got[1:], expected[1:], ("dh", "dW_hy", "db_y")):
+            assert_close(a, e, rtol=1e-10, name=name)
+    for a, b_ in zip(results[0], results[1]):
+        assert np.array_equal(np.asarray(a), np.asarray(b_))
+
+
+@pytest.mark.parametrize("T,B,GH", [(3, 4, 10), (20, 32, 512)], ids=["one thread", "split"])
+def test_the_input_side_passes_match_their_definitions(T, B, GH):
+    """input_rows, embed_backward and the bias sums below and above PARALLEL_MIN entries."""
+    rng = np.random.default_rng(T + GH)
+    V = 11
+    ids = rng.integers(0, V, (T, B))
+    W, bias, da = rng.standard_normal((V, GH)), rng.standard_normal(GH), rng.standard_normal((T, B, GH))
+    assert (da.size >= output_kernels.PARALLEL_MIN) == (GH == 512)
+    assert np.array_equal(output_kernels.input_rows(ids, W, bias), W[ids] + bias)
+    dW = np.zeros((V, GH))
+    for t in range(T):
+        for b in range(B):
+            dW[ids[t, b]] += da[t, b]                 # the same order of sums: the same bits
+    assert np.array_equal(output_kernels.embed_backward(ids, da, V), dW)
+    db_x, db_h = output_kernels._column_sums(da, 2 * da)
+    assert_close(db_x, da.sum(axis=(0, 1)), rtol=1e-12, name="db_x")
+    assert_close(db_h, 2 * da.sum(axis=(0, 1)), rtol=1e-12, name="db_h")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32], ids=["float32", "float64", "int32"])
+def test_the_global_norms_sum_of_squares_is_its_float64_definition(dtype):
+    g = (np.random.default_rng(5).standard_normal((300, 70)) * 50).astype(dtype)
+    exact = math.fsum(float(v) ** 2 for v in g.ravel())
+    assert abs(_sum_squares(g) - exact) <= 1e-13 * exact
+    assert _sum_squares(g[:, ::3]) == pytest.approx(math.fsum(float(v) ** 2 for v in g[:, ::3].ravel()), rel=1e-13)
