@@ -17,7 +17,6 @@ scaling per tensor keeps each tensor's direction; clipping by value keeps neithe
 import math
 
 import numpy as np
-from numba import njit
 
 from rnnvanish.errors import NonFiniteError, RnnvanishError, positive_number
 
@@ -36,11 +35,11 @@ def _eps(eps):
     return eps
 
 
-@njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})
-def _sum_squares_flat(x):
-    """sum of x^2 over a 1-d array, in float64; the sum may be reordered (fastmath "reassoc"),
-    so that the loop runs on vectors of partial sums: 3-4x faster than a float64 copy and a
-    dot product, the largest part of the global norm's time."""
+def _sum_squares_loop(x):
+    """sum of x^2 over a 1-d array, in float64; jitted on first use (`_sum_squares`) with the
+    sum free to be reordered (fastmath "reassoc"), so that the loop runs on vectors of partial
+    sums: 3-4x faster than a float64 copy and a dot product, the largest part of the global
+    norm's time."""
     total = 0.0
     for i in range(x.shape[0]):
         v = np.float64(x[i])
@@ -48,13 +47,20 @@ def _sum_squares_flat(x):
     return total
 
 
+_jitted = {}
+
+
 def _sum_squares(g):
     """sum of g^2 over all entries, accumulated in float64 whatever the dtype of g."""
     flat = np.ravel(g)
-    if flat.dtype in (np.float32, np.float64):
-        return float(_sum_squares_flat(flat))
-    flat = flat.astype(np.float64)
-    return float(np.dot(flat, flat))
+    if flat.dtype not in (np.float32, np.float64):
+        flat = flat.astype(np.float64)
+        return float(np.dot(flat, flat))
+    if not _jitted:                     # numba is imported here, not with the module (the CLI's --help)
+        from numba import njit
+        _jitted["sum_squares"] = njit(cache=True, nogil=True, error_model="numpy",
+                                      fastmath={"reassoc", "contract"})(_sum_squares_loop)
+    return float(_jitted["sum_squares"](flat))
 
 
 def _norm(g):

@@ -69,7 +69,7 @@ def blas_threads_for(path, n, backend):
     return n if folder == own else 1
 
 
-def _share_pool(path, set_threads, get_threads, n):
+def _share_pool(path, n):
     """Hand the OpenBLAS at `path` Numba's n threads, or with n = 1 its own pool back
     (rnnvanish.kernels.pool.share); returns the function that undoes it. Where it cannot be
     done here (an OpenBLAS without the callback, Numba with fewer threads, a threading layer
@@ -85,7 +85,7 @@ def _share_pool(path, set_threads, get_threads, n):
     set_callback.argtypes, set_callback.restype = [ctypes.c_void_p], None
     if numba.get_num_threads() != n or numba.threading_layer() not in pool.CONCURRENT_LAYERS:
         n = 1
-    return pool.share(set_callback, set_threads, get_threads, n)
+    return pool.share(set_callback, n)
 
 
 @contextlib.contextmanager
@@ -110,7 +110,7 @@ def limit_threads(n, backend="numba"):
         set_threads(blas_threads_for(path, n, backend))
         restore.append(lambda s=set_threads, o=old: s(o))
         if os.path.basename(os.path.dirname(path)) == _OWN_FOLDER["numba"]:
-            restore.append(_share_pool(path, set_threads, get_threads, n if backend == "numba" else 1))
+            restore.append(_share_pool(path, n if backend == "numba" else 1))
     try:
         yield
     finally:

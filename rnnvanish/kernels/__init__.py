@@ -70,7 +70,7 @@ __all__ = ["tanh_forward", "tanh_backward", "lstm_forward", "lstm_backward", "gr
 
 # -- the recurrences split across the threads of a shared pool (rnnvanish.kernels.pool)
 # The cells call these names; each hands a window without masks that runs feature-major to its
-# split twin in recurrent.py when pool.parts says so (BLAS single-threaded inside each part),
+# split twin in recurrent.py when pool.parts says so (its parts' products are packed, not BLAS's),
 # and everything else to the jitted kernel of the same name.
 
 def _split_parts(x, hidden, masks):
@@ -89,8 +89,7 @@ def _whole(truncate, T):
 def tanh_forward(xw, h0, W_hh, act, *masks):
     """recurrent.tanh_forward (masks: its m, d, h_new); split across the run's threads where pool.parts says so."""
     if pool.PARTS > 1 and (parts := _split_parts(xw, W_hh.shape[0], masks)) > 1:
-        with pool.split_blas():
-            return recurrent._tanh_forward_fm_split(xw, h0, W_hh, act, parts)
+        return recurrent._tanh_forward_fm_split(xw, h0, W_hh, act, parts)
     return recurrent.tanh_forward(xw, h0, W_hh, act, *masks)
 
 
@@ -98,8 +97,7 @@ def tanh_backward(dh, dh_T, h, W_hh, act, truncate, *masks):
     """recurrent.tanh_backward (masks: its m, d, h_new); without truncation split across the
     run's threads where pool.parts says so."""
     if pool.PARTS > 1 and (parts := _split_parts(dh, W_hh.shape[0], masks)) > 1 and _whole(truncate, dh.shape[0]):
-        with pool.split_blas():
-            return recurrent._tanh_backward_fm_split(dh, dh_T, h, W_hh, act, parts)
+        return recurrent._tanh_backward_fm_split(dh, dh_T, h, W_hh, act, parts)
     return recurrent.tanh_backward(dh, dh_T, h, W_hh, act, truncate, *masks)
 
 
@@ -107,8 +105,7 @@ def gru_forward(xw, h0, W_hh, b_hh, reset_after, *masks):
     """recurrent.gru_forward (masks: its m, d); the reset-after GRU split across the run's
     threads where pool.parts says so."""
     if pool.PARTS > 1 and reset_after and (parts := _split_parts(xw, W_hh.shape[0], masks)) > 1:
-        with pool.split_blas():
-            return recurrent._gru_forward_fm_split(xw, h0, W_hh, b_hh, parts)
+        return recurrent._gru_forward_fm_split(xw, h0, W_hh, b_hh, parts)
     return recurrent.gru_forward(xw, h0, W_hh, b_hh, reset_after, *masks)
 
 
@@ -117,18 +114,16 @@ def gru_backward(dh, dh_T, h, gates, hn, W_hh, reset_after, truncate, *masks):
     across the run's threads where pool.parts says so."""
     if (pool.PARTS > 1 and reset_after and (parts := _split_parts(dh, W_hh.shape[0], masks)) > 1
             and _whole(truncate, dh.shape[0])):
-        with pool.split_blas():
-            return recurrent._gru_backward_fm_split(dh, dh_T, h, gates, hn, W_hh, parts)
+        return recurrent._gru_backward_fm_split(dh, dh_T, h, gates, hn, W_hh, parts)
     return recurrent.gru_backward(dh, dh_T, h, gates, hn, W_hh, reset_after, truncate, *masks)
 
 
 def lstm_forward_fm(xw, h0, c0, W_hh):
     """recurrent.lstm_forward_fm; split across the run's threads where pool.parts says so
-    (recurrent._lstm_forward_fm_split, BLAS single-threaded inside each part)."""
+    (recurrent._lstm_forward_fm_split)."""
     parts = pool.parts(W_hh.shape[0])
     if parts > 1:
-        with pool.split_blas():
-            return recurrent._lstm_forward_fm_split(xw, h0, c0, W_hh, parts)
+        return recurrent._lstm_forward_fm_split(xw, h0, c0, W_hh, parts)
     return recurrent.lstm_forward_fm(xw, h0, c0, W_hh)
 
 
@@ -137,8 +132,7 @@ def lstm_backward_fm(dh, dh_T, dc_T, cT, gT, W_hh, truncate):
     pool.parts says so (recurrent._lstm_backward_fm_split)."""
     parts = pool.parts(W_hh.shape[0])
     if parts > 1 and _whole(truncate, dh.shape[0]):
-        with pool.split_blas():
-            return recurrent._lstm_backward_fm_split(dh, dh_T, dc_T, cT, gT, W_hh, parts)
+        return recurrent._lstm_backward_fm_split(dh, dh_T, dc_T, cT, gT, W_hh, parts)
     return recurrent.lstm_backward_fm(dh, dh_T, dc_T, cT, gT, W_hh, truncate)
 
 

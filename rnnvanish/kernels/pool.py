@@ -13,16 +13,16 @@ one job per thread, so the kernels and the products they call share one pool: th
 products took 2.4 ms between Numba loops that way, as fast as OpenBLAS's own pool.
 `rnnvanish.threads.limit_threads` installs it for the block it governs (n > 1 threads on the
 numba backend) and sets `PARTS` to n; the feature-major windows of the LSTM, the tanh RNN and
-the reset-after GRU then split their units into n parts, one per thread, with BLAS
-single-threaded inside each part (`split_blas`; "split across threads" in recurrent.py), and
-Adam's pass splits its large arrays (optim.py).
+the reset-after GRU then split their units into n parts, one per thread, whose per-step
+products run on packed weights, not in BLAS ("split across threads" and "packed products" in
+recurrent.py), and Adam's pass splits its large arrays (optim.py).
 
 OpenBLAS's jobs wait for each other (a GEMM's threads share their packed blocks), so they
 must all run at once: the callback is installed only while Numba has as many threads as
 OpenBLAS, only on GNU OpenMP's threading layer (it gives each of n iterations of a parallel loop
 its own thread and takes launches from several threads at once; TBB may run two iterations on
 one thread, and the workqueue layer stops the process when two threads launch at once), and
-it is never called from inside a parallel loop (the split kernels call BLAS with one thread).
+it is never called from inside a parallel loop (the split kernels' parts do not call BLAS).
 """
 import numpy as np
 from llvmlite import ir
@@ -67,26 +67,19 @@ def blas_callback(sync, job, numjobs, size, data, arg):
 
 # How many parts the split kernels cut a window into: limit_threads sets it while the pool is shared.
 PARTS = 1
-# The shared OpenBLAS's thread-count setter and getter (split_blas), while the pool is shared.
-_blas = {"set": None, "get": None}
-
-
-def share(set_callback, set_threads, get_threads, n):
+def share(set_callback, n):
     """With n > 1, make Numba's n threads the OpenBLAS's whose openblas_set_threads_callback_function
-    is `set_callback` (set_threads, get_threads: its thread-count setter and getter); with
-    n = 1, give it back its own pool. Returns the function that restores what was before (nested
-    blocks restore in reverse order)."""
-    global PARTS
-    before = (PARTS, dict(_blas))
+    is `set_callback`; with n = 1, give it back its own pool. Returns the function that restores
+    what was before (nested blocks restore in reverse order)."""
+    before = PARTS
 
-    def apply(parts, blas):
+    def apply(parts):
         global PARTS
         PARTS = parts
-        _blas.update(blas)
         set_callback(blas_callback.address if parts > 1 else None)
 
-    apply(n, {"set": set_threads, "get": get_threads} if n > 1 else {"set": None, "get": None})
-    return lambda: apply(*before)
+    apply(n)
+    return lambda: apply(before)
 
 
 # Below this many units per part the split costs more in synchronisation than it saves.
@@ -96,20 +89,3 @@ SPLIT_MIN_HIDDEN = 32
 def parts(hidden):
     """How many parts a window of `hidden` units is split into now (1: not split)."""
     return PARTS if PARTS > 1 and hidden >= SPLIT_MIN_HIDDEN * PARTS else 1
-
-
-
-class split_blas:
-    """BLAS single-threaded for the block (the split kernels' parts call it from inside a
-    parallel loop, where a job of OpenBLAS's would find no thread free), then as before."""
-
-    def __enter__(self):
-        self.before = _blas["get"]() if _blas["get"] is not None else None
-        if self.before is not None:
-            _blas["set"](1)
-        return self
-
-    def __exit__(self, *exc):
-        if self.before is not None:
-            _blas["set"](self.before)
-        return False

@@ -13,8 +13,10 @@ side by side. What differs is only how the work is done:
     LLVM vectorises those loops (a call to libm's exp or tanh cannot be vectorised);
   - from B = FEATURE_MAJOR_BATCH streams on (and without masks) each driver hands the window
     to its feature-major twin (`_lstm_forward_fm`, ...), which holds the step's state as
-    (H, B) so the per-step products run in BLAS's fast orientation: the same steps with the
-    indices swapped, in the section "feature-major path" below;
+    (H, B) and runs the per-step products on W_hh packed once per window, with each tile of
+    the product summed in registers (`_tile`, "packed products"): the same steps with the
+    indices swapped, in the section "feature-major path" below (the GRU in float32 only,
+    unless split);
   - while the run's threads are one pool (`rnnvanish.kernels.pool`), the feature-major windows
     of the LSTM, the tanh RNN and the reset-after GRU split their units across those threads
     ("split across threads", below; the package's public names pick them).
@@ -725,10 +727,10 @@ def gru_backward(dh, dh_T, h, gates, hn, W_hh, reset_after, truncate, m=None, d=
 # --------------------------------------------------------------------------- feature-major path
 # At B >= FEATURE_MAJOR_BATCH (and without masks) the recurrences run feature-major: the state
 # and gates of a step are held as (H, B) and (G*H, B) arrays, so the per-step product is
-# W_hh^T (G*H, H) @ h_{t-1}^T (H, B) forward and W_hh (H, G*H) @ da_t^T (G*H, B) backward. In
-# that orientation OpenBLAS packs the small (H, B) operand, not W_hh, and runs its fast kernel:
-# the 25 products of a window ran 1.4-1.8x faster than (B, H) @ (H, G*H) at B = 32, H 256-512,
-# in float32. The elementwise loops then run over each gate block as one flat run of H*B
+# W_hh^T (G*H, H) @ h_{t-1}^T (H, B) forward and W_hh (H, G*H) @ da_t^T (G*H, B) backward,
+# with W_hh packed once per window ("packed products", below; in BLAS's hands this orientation
+# already ran the 25 products of a window 1.4-1.8x faster than (B, H) @ (H, G*H) at B = 32,
+# H 256-512, in float32, and the packed ones run 1.2x faster again). The elementwise loops then run over each gate block as one flat run of H*B
 # entries (a (G*H, B) array is G blocks of H*B entries; a loop over one row's B entries is too
 # short to vectorise well): the same steps as above, entry k of a block standing for [b, j].
 # The arrays the kernels take and return keep their (T, B, .) layout: each step's slices are
@@ -738,7 +740,7 @@ def gru_backward(dh, dh_T, h, gates, hn, W_hh, reset_after, truncate, m=None, d=
 # so only x W_xh and h go through transposes forward and dh and da backward (10 H B entries a
 # step instead of 20); without truncation its backward takes each step's gradient norm as it
 # passes instead of storing the gradients. The cells call that pair where `feature_major` says
-# so. Same results as the (B, H) steps up to the order of the sums inside BLAS.
+# so. Same results as the (B, H) steps up to the order of the products' sums.
 
 # Both float dtypes since the per-step products run on packed W_hh ("packed products", below):
 # in float64 too they then beat BLAS's (B, H) orientation, by up to 1.3x for the LSTM at B 32,
@@ -1210,10 +1212,11 @@ def _lstm_backward_fm(dh, dh_T, dc_T, h, c, gates, W_hh, truncate):
 # h_t; backward, it takes its rows of dh_t^T = W_hh da_{t+1}^T, then its units' da_t, dc_{t-1}.
 # Each step is one parallel loop whose end is the step's barrier: step t reads every unit of
 # h_{t-1} (forward) or da_{t+1} (backward, kept in two buffers so that step t writes one while
-# no part still reads it). BLAS runs single-threaded inside each part (pool.split_blas): the
-# gate loops, transposes and norms now run on every thread, not on one. The same steps as the
-# unsplit pair, in the same order within each unit; the products' sums split by rows, so the
-# results agree up to the order of the sums inside BLAS (tests hold them to the reference).
+# no part still reads it). Each part's share of the product runs on its rows of W_hh, packed
+# once per window ("packed products"), never in BLAS (whose jobs, from inside a parallel loop,
+# would find no thread free): the gate loops, transposes and norms run on every thread, not on
+# one. The same steps as the unsplit pair, in the same order within each unit, and the same
+# sums (each product's entry is one row's sum over k in order, split or not).
 # Truncated walks keep the unsplit backward. The tanh RNN and the reset-after GRU below split
 # the same way (the GRU's part owns its units' rows of the r, z and n blocks; its backward
 # carries its units' z dh_{t+1} from one step to the next); the reset-before GRU, whose step
