@@ -252,7 +252,7 @@ def test_stacked_summary_gives_the_ratios_numba_over_torch():
     records = [dict(base, impl="numba", train_tok_s=3000.0, gen_tok_s=5000.0),
                dict(base, impl="torch", train_tok_s=2000.0, gen_tok_s=1000.0)]
     assert bench_command.stacked_summary(records) == (
-        "2-layer lstm, B 1, H 128, float64, 1 thread: numba / torch training 1.5x, generation 5.0x")
+        "2-layer lstm, B 1, H 128, float64, 1 thread: numba / torch training 1.50x, generation 5.00x")
 
 
 def test_flagship_is_the_batched_float32_lstm_of_train_and_refuses_grid_flags(capsys):
@@ -273,7 +273,7 @@ def test_flagship_line_gives_both_speeds_the_ratio_and_the_share_of_peak():
                dict(base, impl="torch", train_tok_s=45000.0, peak_fraction=0.5)]
     assert bench_command.flagship_line(records) == (
         "flagship (rnnvanish train --hidden 256 --dtype float32 --threads 2: LSTM, B 32, T 64): "
-        "numba 54.0k tok/s (62% of peak), torch 45.0k tok/s, numba / torch 1.2x")
+        "numba 54.0k tok/s (62% of peak), torch 45.0k tok/s, numba / torch 1.20x")
     assert bench_command.flagship_line(records[:1]).endswith("numba 54.0k tok/s (62% of peak)")
 
 

@@ -90,7 +90,11 @@ def _fmt(value, unit=""):
 
 
 def _ratio(a, b):
-    return "-" if a is None or b is None else f"{a / b:.1f}x"
+    """a / b as "1.15x" (two decimals below 10, where a target such as 1.2x is read), "12.4x" above."""
+    if a is None or b is None:
+        return "-"
+    r = a / b
+    return f"{r:.2f}x" if r < 10 else f"{r:.1f}x"
 
 
 def table(records):
