@@ -25,21 +25,8 @@ TWO_THREADS = numba.config.NUMBA_NUM_THREADS >= 2
 
 
 @numba.njit
-def _pack_and_multiply(A, x, columns):
-    """A @ x through the packed product, A packed from its rows or (columns) from A^T's columns."""
-    M, K = A.shape
-    P = np.zeros(R._packed_size(M, K), dtype=A.dtype)
-    if columns:
-        R._pack_columns(P, 0, np.ascontiguousarray(A.T), 0, M)
-    else:
-        R._pack_rows(P, 0, A, 0, M)
-    out = np.full((M + 2, x.shape[1]), 7.0, dtype=A.dtype)   # two rows past the product: untouched
-    R._packed_dot(P, M, x, out[:M])
-    return out
-
-
-@numba.njit
 def _packed(A, columns):
+    """A packed from its rows, or (columns) from the columns of a C-contiguous A^T."""
     M, K = A.shape
     P = np.zeros(R._packed_size(M, K), dtype=A.dtype)
     if columns:
@@ -47,6 +34,15 @@ def _packed(A, columns):
     else:
         R._pack_rows(P, 0, A, 0, M)
     return P
+
+
+@numba.njit
+def _pack_and_multiply(A, x, columns):
+    """A @ x through the packed product, in the first M rows of an (M + 2, N) array."""
+    M = A.shape[0]
+    out = np.full((M + 2, x.shape[1]), 7.0, dtype=A.dtype)   # two rows past the product: untouched
+    R._packed_dot(_packed(A, columns), M, x, out[:M])
+    return out
 
 
 def _layout(A):

@@ -947,19 +947,9 @@ def _pack_rows(P, q0, A, r0, m):
 
 @jit
 def _pack_columns(P, q0, A, c0, m):
-    """Packed rows q0 .. q0 + m of P (of K = A.shape[0] columns) = columns c0 .. c0 + m of A."""
-    K = A.shape[0]
-    for q in range(q0 // MR * MR, q0 + m, MR):               # panel by panel, P in order
-        lo, hi = max(q, q0), min(q + MR, q0 + m)
-        Q, c = P[q * K:(q + MR) * K], c0 + q - q0
-        if hi - lo == MR:                                     # a whole panel: fixed trip counts
-            for k in range(K):
-                for r in range(MR):
-                    Q[k * MR + r] = A[k, c + r]
-        else:
-            for k in range(K):
-                for i in range(lo - q, hi - q):
-                    Q[k * MR + i] = A[k, c + i]
+    """Packed rows q0 .. q0 + m of P (of K = A.shape[0] columns) = columns c0 .. c0 + m of A:
+    the rows of A^T (a view; the same loops read A by columns)."""
+    _pack_rows(P, q0, A.T, c0, m)
 
 
 @jit
