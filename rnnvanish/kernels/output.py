@@ -86,22 +86,25 @@ def _scale(a, factor):
 
 
 @jit
-def _xent_row(y, target, dy):
-    """-log softmax(y)[target] for one row y (V,); dy <- softmax(y) - onehot(target) (dy may be y)."""
+def _xent_row(y, target):
+    """-log softmax(y)[target] for one row y (V,) of logits, which becomes dE/dy = softmax(y) -
+    onehot(target) in place. One array read and written at the same index: the exp loop, alone
+    in its loop, vectorises (with a second array that may be the same, LLVM's overlap check
+    fails and it runs scalar)."""
     m = y[0]                                                  # shift by the largest logit for a stable exp
     for v in range(1, y.shape[0]):
         m = max(m, y[v])
     z_target = y[target] - m
     for v in range(y.shape[0]):
-        dy[v] = _exp(y[v] - m)
+        y[v] = _exp(y[v] - m)
     total = 0.0
     for v in range(y.shape[0]):
-        total += dy[v]
+        total += y[v]
     loss = np.log(total) - z_target                           # -log p[target] = log sum exp z - z[target]
     scale = 1.0 / total
     for v in range(y.shape[0]):
-        dy[v] *= scale                                        # p
-    dy[target] -= 1.0                                         # dE/dy = p - onehot
+        y[v] *= scale                                         # p
+    y[target] -= 1.0                                          # dE/dy = p - onehot
     return loss
 
 
@@ -112,11 +115,11 @@ def softmax_xent(y, targets):
     y (T, B, V) logits, targets (T, B) ints. Returns (loss in nats per token, dy (T, B, V))."""
     T, B, V = y.shape
     _check_ids(targets, V)
-    dy = np.empty_like(y)
+    dy = y.copy()                                             # the logits, turned into dE/dy in place
     loss = 0.0
     for t in range(T):
         for b in range(B):
-            loss += _xent_row(y[t, b], targets[t, b], dy[t, b])
+            loss += _xent_row(dy[t, b], targets[t, b])
     _scale(dy.reshape(T * B, V), 1.0 / (T * B))              # the mean over T B positions
     return loss / (T * B), dy
 
@@ -167,24 +170,12 @@ def _logits_rows(y, targets, b_y, r0, r1, sums):
     scale = 1.0 / R
     loss = 0.0
     for r in range(r0, r1):
-        row, target = y[r], targets[r // B, r % B]
+        row = y[r]
         for v in range(V):                                    # the logits
             row[v] += b_y[v]
-        m = row[0]                                            # the largest, for a stable exp
-        for v in range(1, V):
-            m = max(m, row[v])
-        z_target = row[target] - m
-        for v in range(V):                                    # alone in its loop, so that it vectorises
-            row[v] = _exp(row[v] - m)
-        total = 0.0
+        loss += _xent_row(row, targets[r // B, r % B])
         for v in range(V):
-            total += row[v]
-        loss += np.log(total) - z_target                     # -log p[target] = log sum exp z - z[target]
-        factor = scale / total
-        for v in range(V):
-            row[v] *= factor                                  # p / (T B)
-        row[target] -= scale                                  # (p - onehot) / (T B)
-        for v in range(V):
+            row[v] *= scale                                   # the mean over T B positions
             sums[v] += row[v]
     return loss
 

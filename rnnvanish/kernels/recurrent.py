@@ -837,6 +837,14 @@ def _flat(x):
 
 
 @jit
+def _rows(x, r0, r1):
+    """Rows r0 <= r < r1 of a C-contiguous (R, B) array as one flat run: a gate block of a
+    (G H, B) array (rows g H .. g H + H), or a part's entries of one (its units j0 <= j < j1
+    of block g are rows g H + j0 .. g H + j1)."""
+    return x[r0:r1].reshape(-1)
+
+
+@jit
 def _add_row_bias(a, b):
     """a[j, :] += b[j] for a (rows, B) feature-major array."""
     for j in range(a.shape[0]):
@@ -1060,20 +1068,29 @@ def _tanh_backward_fm(dh, dh_T, h, W_hh, act, truncate):
 # -- LSTM
 
 @jit
-def _lstm_step_fm(xwT_t, hT_prev, cT_prev, W_hhT, hT_t, cT_t, gT_t):
-    """_lstm_step feature-major: hT_t, cT_t (H, B), gT_t (4H, B) = i, f, g, o; W_hhT is W_hh^T packed."""
-    _packed_dot(W_hhT, gT_t.shape[0], hT_prev, gT_t)         # W_hh^T h_{t-1}^T  (4H, B)
-    n = hT_t.size                                             # H B entries per gate block
-    xw, a, c_prev = xwT_t.reshape(-1), gT_t.reshape(-1), cT_prev.reshape(-1)
-    c, h = cT_t.reshape(-1), hT_t.reshape(-1)
-    for k in range(n):
+def _lstm_cell_fm(xw, a, c_prev, c, h, g_i, g_f, g_g, g_o):
+    """The LSTM's gates at one step over q entries of each gate block (a whole window's H B, or
+    one part's m B): xw, a (4 q) the four blocks of x W_xh and h W_hh; c_prev, c, h, and the
+    gates g_i, g_f, g_g, g_o q entries each."""
+    q = c.size
+    for k in range(q):
         i = _sigmoid(xw[k] + a[k])
-        f = _sigmoid(xw[n + k] + a[n + k])
-        g = _tanh(xw[2 * n + k] + a[2 * n + k])
-        o = _sigmoid(xw[3 * n + k] + a[3 * n + k])
+        f = _sigmoid(xw[q + k] + a[q + k])
+        g = _tanh(xw[2 * q + k] + a[2 * q + k])
+        o = _sigmoid(xw[3 * q + k] + a[3 * q + k])
         c[k] = f * c_prev[k] + i * g
         h[k] = o * _tanh(c[k])
-        a[k], a[n + k], a[2 * n + k], a[3 * n + k] = i, f, g, o
+        g_i[k], g_f[k], g_g[k], g_o[k] = i, f, g, o
+
+
+@jit
+def _lstm_step_fm(xwT_t, hT_prev, cT_prev, W_hhT, hT_t, cT_t, gT_t, aT):
+    """_lstm_step feature-major: hT_t, cT_t (H, B), gT_t (4H, B) = i, f, g, o; W_hhT is W_hh^T
+    packed, aT (4H, B) scratch for the product."""
+    H = hT_t.shape[0]
+    _packed_dot(W_hhT, aT.shape[0], hT_prev, aT)             # W_hh^T h_{t-1}^T  (4H, B)
+    _lstm_cell_fm(xwT_t.reshape(-1), aT.reshape(-1), cT_prev.reshape(-1), cT_t.reshape(-1), hT_t.reshape(-1),
+                  _rows(gT_t, 0, H), _rows(gT_t, H, 2 * H), _rows(gT_t, 2 * H, 3 * H), _rows(gT_t, 3 * H, 4 * H))
 
 
 @jit
@@ -1087,7 +1104,8 @@ def lstm_forward_fm(xw, h0, c0, W_hh):
     cT = np.empty((T + 1, H, B), dtype=xw.dtype)
     gT = np.empty((T, G4, B), dtype=xw.dtype)
     W_hhT = _packed_columns(W_hh, 0, G4)                      # packed once per window
-    xwT = np.empty((G4, B), dtype=xw.dtype)
+    scratch = np.empty((2, G4, B), dtype=xw.dtype)
+    xwT, aT = scratch[0], scratch[1]
     scratch = np.empty((2, H, B), dtype=xw.dtype)
     hT, hT_prev = scratch[0], scratch[1]
     _copy_into(h[0], h0)
@@ -1095,7 +1113,7 @@ def lstm_forward_fm(xw, h0, c0, W_hh):
     _transpose_into(cT[0], c0)
     for t in range(1, T + 1):
         _transpose_into(xwT, xw[t - 1])
-        _lstm_step_fm(xwT, hT_prev, cT[t - 1], W_hhT, hT, cT[t], gT[t - 1])
+        _lstm_step_fm(xwT, hT_prev, cT[t - 1], W_hhT, hT, cT[t], gT[t - 1], aT)
         _transpose_into(h[t], hT)
         hT, hT_prev = hT_prev, hT
     return h, cT, gT
@@ -1118,25 +1136,34 @@ def _lstm_forward_fm(xw, h0, c0, W_hh):
 
 
 @jit
-def _lstm_step_back_fm(gT_h, gT_c, cT_prev, cT_t, gT_t, W_hh, daT, gT_c_total):
-    """_lstm_step_back feature-major: daT (4H, B), gT_c_total, then gT_h <- dh_{t-1}^T, gT_c <- dc_{t-1}^T;
-    W_hh packed."""
-    n = cT_t.size                                             # H B entries per gate block
-    gates, c_t, c_prev = gT_t.reshape(-1), cT_t.reshape(-1), cT_prev.reshape(-1)
-    g_h, g_c, g_c_total, da = gT_h.reshape(-1), gT_c.reshape(-1), gT_c_total.reshape(-1), daT.reshape(-1)
-    for k in range(n):
-        i, f, g, o = gates[k], gates[n + k], gates[2 * n + k], gates[3 * n + k]
+def _lstm_cell_back_fm(g_h, g_c, g_c_total, c_prev, c_t, g_i, g_f, g_g, g_o, da_i, da_f, da_g, da_o):
+    """_lstm_step_back's gate arithmetic over q entries of each block (a whole window's H B, or
+    one part's m B): from g_h, g_c (dc_t in, dc_{t-1} out), the caches and gates, into
+    g_c_total and the four blocks of da."""
+    for k in range(g_h.size):
+        i, f, g, o = g_i[k], g_f[k], g_g[k], g_o[k]
         tanh_c = _tanh(c_t[k])
         do = g_h[k] * tanh_c                                  # h_t = o * tanh(c_t)
         gc = g_c[k] + g_h[k] * o * (1.0 - tanh_c * tanh_c)    # backprop into c_t through tanh
         di, dg, df = gc * g, gc * i, gc * c_prev[k]           # c_t = f c_{t-1} + i g
         g_c[k] = gc * f                                       # dc_{t-1}
         g_c_total[k] = gc
-        da[k] = di * i * (1.0 - i)                            # through the sigmoids and tanh
-        da[n + k] = df * f * (1.0 - f)
-        da[2 * n + k] = dg * (1.0 - g * g)
-        da[3 * n + k] = do * o * (1.0 - o)
-    _packed_dot(W_hh, gT_h.shape[0], daT, gT_h)              # dh_{t-1}^T = W_hh da_t^T  (H, B)
+        da_i[k] = di * i * (1.0 - i)                          # through the sigmoids and tanh
+        da_f[k] = df * f * (1.0 - f)
+        da_g[k] = dg * (1.0 - g * g)
+        da_o[k] = do * o * (1.0 - o)
+
+
+@jit
+def _lstm_step_back_fm(gT_h, gT_c, cT_prev, cT_t, gT_t, W_hh, daT, gT_c_total):
+    """_lstm_step_back feature-major: daT (4H, B), gT_c_total, then gT_h <- dh_{t-1}^T, gT_c <- dc_{t-1}^T;
+    W_hh packed."""
+    H = gT_h.shape[0]
+    _lstm_cell_back_fm(gT_h.reshape(-1), gT_c.reshape(-1), gT_c_total.reshape(-1), cT_prev.reshape(-1),
+                       cT_t.reshape(-1), _rows(gT_t, 0, H), _rows(gT_t, H, 2 * H), _rows(gT_t, 2 * H, 3 * H),
+                       _rows(gT_t, 3 * H, 4 * H), _rows(daT, 0, H), _rows(daT, H, 2 * H), _rows(daT, 2 * H, 3 * H),
+                       _rows(daT, 3 * H, 4 * H))
+    _packed_dot(W_hh, H, daT, gT_h)                           # dh_{t-1}^T = W_hh da_t^T  (H, B)
 
 
 @jit
@@ -1222,13 +1249,6 @@ def _part(H, parts, p):
 
 
 @jit
-def _rows(x, r0, r1):
-    """Rows r0 <= r < r1 of a C-contiguous (R, B) array as one flat run: a part's entries of
-    one block (its units j0 <= j < j1 of gate block g are rows g H + j0 .. g H + j1)."""
-    return x[r0:r1].reshape(-1)
-
-
-@jit
 def _put(dst, r, c, v, add):
     """dst[r, c] = v, or += v with `add` (a loop-invariant choice: LLVM takes it outside the loops)."""
     if add:
@@ -1260,21 +1280,6 @@ def _transpose_columns(dst, dc, src, sc, k, add):
 
 
 @jit
-def _lstm_cell_part(xw, a, c_prev, c, h, g_i, g_f, g_g, g_o):
-    """One part's gates at one step: xw, a (4 q) its four gate blocks of x W_xh and h W_hh;
-    c_prev, c, h, and the gates g_i, g_f, g_g, g_o its q = m B entries of each."""
-    q = c.size
-    for k in range(q):
-        i = _sigmoid(xw[k] + a[k])
-        f = _sigmoid(xw[q + k] + a[q + k])
-        g = _tanh(xw[2 * q + k] + a[2 * q + k])
-        o = _sigmoid(xw[3 * q + k] + a[3 * q + k])
-        c[k] = f * c_prev[k] + i * g
-        h[k] = o * _tanh(c[k])
-        g_i[k], g_f[k], g_g[k], g_o[k] = i, f, g, o
-
-
-@jit
 def _lstm_step_part(xw_t, hT_prev, cT_prev, W_part, xw_part, a_part, j0, j1, hT_t, cT_t, gT_t, h_t):
     """_lstm_step_fm for units j0 <= j < j1: their gate rows, c_t, h_t (and h_t's columns of h[t])."""
     H, B = cT_prev.shape
@@ -1282,7 +1287,7 @@ def _lstm_step_part(xw_t, hT_prev, cT_prev, W_part, xw_part, a_part, j0, j1, hT_
     for g in range(4):
         _transpose_columns(xw_part[g * m:(g + 1) * m], 0, xw_t, g * H + j0, m, False)
     _packed_dot(W_part, 4 * m, hT_prev, a_part)               # the part's rows of W_hh^T h_{t-1}^T
-    _lstm_cell_part(xw_part.reshape(-1), a_part.reshape(-1), _rows(cT_prev, j0, j1), _rows(cT_t, j0, j1),
+    _lstm_cell_fm(xw_part.reshape(-1), a_part.reshape(-1), _rows(cT_prev, j0, j1), _rows(cT_t, j0, j1),
                     _rows(hT_t, j0, j1), _rows(gT_t, j0, j1), _rows(gT_t, H + j0, H + j1),
                     _rows(gT_t, 2 * H + j0, 2 * H + j1), _rows(gT_t, 3 * H + j0, 3 * H + j1))
     _transpose_columns(h_t, j0, hT_t[j0:j1], 0, B, False)
@@ -1318,24 +1323,6 @@ def _lstm_forward_fm_split(xw, h0, c0, W_hh, parts):
 
 
 @jit
-def _lstm_back_part(g_h, g_c, g_c_total, c_prev, c_t, g_i, g_f, g_g, g_o, da_i, da_f, da_g, da_o):
-    """_lstm_step_back_fm's gate loop for one part: each argument its q = m B entries of one
-    array (the gates' and da's one gate block each)."""
-    for k in range(g_h.size):
-        i, f, g, o = g_i[k], g_f[k], g_g[k], g_o[k]
-        tanh_c = _tanh(c_t[k])
-        do = g_h[k] * tanh_c                                  # h_t = o * tanh(c_t)
-        gc = g_c[k] + g_h[k] * o * (1.0 - tanh_c * tanh_c)    # backprop into c_t through tanh
-        di, dg, df = gc * g, gc * i, gc * c_prev[k]           # c_t = f c_{t-1} + i g
-        g_c[k] = gc * f                                       # dc_{t-1}
-        g_c_total[k] = gc
-        da_i[k] = di * i * (1.0 - i)                          # through the sigmoids and tanh
-        da_f[k] = df * f * (1.0 - f)
-        da_g[k] = dg * (1.0 - g * g)
-        da_o[k] = do * o * (1.0 - o)
-
-
-@jit
 def _lstm_step_back_part(t, dh, dh_T, cT, gT, W_hh, j0, j1, ghT, gcT, gcT_total, daT_next, daT, da, sq_h, sq_c):
     """Step t of the backward walk for units j0 <= j < j1: their rows of dh_t^T (from step t+1's
     da), the loss's gradient, their da_t rows (into daT and da[t-1]) and dc_{t-1}; the squared
@@ -1350,7 +1337,7 @@ def _lstm_step_back_part(t, dh, dh_T, cT, gT, W_hh, j0, j1, ghT, gcT, gcT_total,
         _transpose_columns(g_h, 0, dh_T, j0, j1 - j0, True)
     sq_h[t] = _sum_squares(g_h)
     gates = gT[t - 1]
-    _lstm_back_part(_rows(ghT, j0, j1), _rows(gcT, j0, j1), _rows(gcT_total, j0, j1), _rows(cT[t - 1], j0, j1),
+    _lstm_cell_back_fm(_rows(ghT, j0, j1), _rows(gcT, j0, j1), _rows(gcT_total, j0, j1), _rows(cT[t - 1], j0, j1),
                     _rows(cT[t], j0, j1), _rows(gates, j0, j1), _rows(gates, H + j0, H + j1),
                     _rows(gates, 2 * H + j0, 2 * H + j1), _rows(gates, 3 * H + j0, 3 * H + j1), _rows(daT, j0, j1),
                     _rows(daT, H + j0, H + j1), _rows(daT, 2 * H + j0, 2 * H + j1), _rows(daT, 3 * H + j0, 3 * H + j1))
