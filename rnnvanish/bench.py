@@ -68,8 +68,8 @@ def torch_available():
 
 # --------------------------------------------------------------------------- timing
 
-def median_time(fn, min_time, warmup=2, min_repeats=3):
-    """Median seconds per call of fn() over repeats lasting at least `min_time` in all (after warm-up)."""
+def call_times(fn, min_time, warmup=2, min_repeats=3):
+    """Seconds of each call of fn() over repeats lasting at least `min_time` in all (after warm-up)."""
     for _ in range(warmup):
         fn()
     times = []
@@ -78,7 +78,12 @@ def median_time(fn, min_time, warmup=2, min_repeats=3):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return times
+
+
+def median_time(fn, min_time, warmup=2, min_repeats=3):
+    """Median seconds per call of fn() over repeats lasting at least `min_time` in all (after warm-up)."""
+    return statistics.median(call_times(fn, min_time, warmup, min_repeats))
 
 
 def train_flops(cell, hidden, batch, window, vocab, layers=1):
@@ -96,13 +101,8 @@ def measure_peak(dtype, threads, size=1024, min_time=0.5):
     rng = np.random.default_rng(0)
     a, b = (np.asfortranarray(rng.standard_normal((size, size)), dtype=dtype) for _ in range(2))
     with limit_threads(threads):
-        gemm(1.0, a, b)
-        times, start = [], time.perf_counter()
-        while len(times) < 3 or time.perf_counter() - start < min_time:
-            t0 = time.perf_counter()
-            gemm(1.0, a, b)
-            times.append(time.perf_counter() - t0)
-    return 2 * size ** 3 / min(times) / 1e9
+        seconds = min(call_times(lambda: gemm(1.0, a, b), min_time, warmup=1))
+    return 2 * size ** 3 / seconds / 1e9
 
 
 # --------------------------------------------------------------------------- the three implementations

@@ -14,6 +14,7 @@ Three ways to clip, with threshold c > 0 and eps a small guard against division 
 Scaling by the global norm keeps the direction of the whole update (Pascanu et al. 2013);
 scaling per tensor keeps each tensor's direction; clipping by value keeps neither.
 """
+import functools
 import math
 
 import numpy as np
@@ -47,7 +48,11 @@ def _sum_squares_loop(x):
     return total
 
 
-_jitted = {}
+@functools.cache
+def _sum_squares_kernel():
+    """_sum_squares_loop jitted; numba is imported here, not with the module (the CLI's --help)."""
+    from numba import njit
+    return njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})(_sum_squares_loop)
 
 
 def _sum_squares(g):
@@ -56,11 +61,7 @@ def _sum_squares(g):
     if flat.dtype not in (np.float32, np.float64):
         flat = flat.astype(np.float64)
         return float(np.dot(flat, flat))
-    if not _jitted:                     # numba is imported here, not with the module (the CLI's --help)
-        from numba import njit
-        _jitted["sum_squares"] = njit(cache=True, nogil=True, error_model="numpy",
-                                      fastmath={"reassoc", "contract"})(_sum_squares_loop)
-    return float(_jitted["sum_squares"](flat))
+    return float(_sum_squares_kernel()(flat))
 
 
 def _norm(g):
