@@ -1288,8 +1288,8 @@ def _lstm_step_part(xw_t, hT_prev, cT_prev, W_part, xw_part, a_part, j0, j1, hT_
         _transpose_columns(xw_part[g * m:(g + 1) * m], 0, xw_t, g * H + j0, m, False)
     _packed_dot(W_part, 4 * m, hT_prev, a_part)               # the part's rows of W_hh^T h_{t-1}^T
     _lstm_cell_fm(xw_part.reshape(-1), a_part.reshape(-1), _rows(cT_prev, j0, j1), _rows(cT_t, j0, j1),
-                    _rows(hT_t, j0, j1), _rows(gT_t, j0, j1), _rows(gT_t, H + j0, H + j1),
-                    _rows(gT_t, 2 * H + j0, 2 * H + j1), _rows(gT_t, 3 * H + j0, 3 * H + j1))
+                  _rows(hT_t, j0, j1), _rows(gT_t, j0, j1), _rows(gT_t, H + j0, H + j1),
+                  _rows(gT_t, 2 * H + j0, 2 * H + j1), _rows(gT_t, 3 * H + j0, 3 * H + j1))
     _transpose_columns(h_t, j0, hT_t[j0:j1], 0, B, False)
 
 
@@ -1323,24 +1323,32 @@ def _lstm_forward_fm_split(xw, h0, c0, W_hh, parts):
 
 
 @jit
+def _part_dh(t, dh, dh_T, W_part, j0, j1, daT_next, g):
+    """g (m, B) = units j0 <= j < j1's rows of dh_t^T: W_hh da_{t+1}^T (W_part: their rows of
+    W_hh, packed; none at t = T) plus the loss's gradient dh[t-1] (and dh_T at t = T).
+    Returns their squared norm."""
+    T = dh.shape[0]
+    if t < T:
+        _packed_dot(W_part, j1 - j0, daT_next, g)            # dh_t^T = W_hh da_{t+1}^T, the part's rows
+    _transpose_columns(g, 0, dh[t - 1], j0, j1 - j0, True)
+    if t == T:
+        _transpose_columns(g, 0, dh_T, j0, j1 - j0, True)
+    return _sum_squares(g)
+
+
+@jit
 def _lstm_step_back_part(t, dh, dh_T, cT, gT, W_hh, j0, j1, ghT, gcT, gcT_total, daT_next, daT, da, sq_h, sq_c):
     """Step t of the backward walk for units j0 <= j < j1: their rows of dh_t^T (from step t+1's
     da), the loss's gradient, their da_t rows (into daT and da[t-1]) and dc_{t-1}; the squared
     norms of their share of dh_t and dc_t into sq_h[t], sq_c[t]."""
-    T = dh.shape[0]
     H, B = ghT.shape
-    g_h = ghT[j0:j1]
-    if t < T:
-        _packed_dot(W_hh, j1 - j0, daT_next, g_h)            # dh_t^T = W_hh da_{t+1}^T, the part's rows
-    _transpose_columns(g_h, 0, dh[t - 1], j0, j1 - j0, True)
-    if t == T:
-        _transpose_columns(g_h, 0, dh_T, j0, j1 - j0, True)
-    sq_h[t] = _sum_squares(g_h)
+    sq_h[t] = _part_dh(t, dh, dh_T, W_hh, j0, j1, daT_next, ghT[j0:j1])
     gates = gT[t - 1]
     _lstm_cell_back_fm(_rows(ghT, j0, j1), _rows(gcT, j0, j1), _rows(gcT_total, j0, j1), _rows(cT[t - 1], j0, j1),
-                    _rows(cT[t], j0, j1), _rows(gates, j0, j1), _rows(gates, H + j0, H + j1),
-                    _rows(gates, 2 * H + j0, 2 * H + j1), _rows(gates, 3 * H + j0, 3 * H + j1), _rows(daT, j0, j1),
-                    _rows(daT, H + j0, H + j1), _rows(daT, 2 * H + j0, 2 * H + j1), _rows(daT, 3 * H + j0, 3 * H + j1))
+                       _rows(cT[t], j0, j1), _rows(gates, j0, j1), _rows(gates, H + j0, H + j1),
+                       _rows(gates, 2 * H + j0, 2 * H + j1), _rows(gates, 3 * H + j0, 3 * H + j1), _rows(daT, j0, j1),
+                       _rows(daT, H + j0, H + j1), _rows(daT, 2 * H + j0, 2 * H + j1),
+                       _rows(daT, 3 * H + j0, 3 * H + j1))
     sq_c[t] = _sum_squares(gcT_total[j0:j1])
     for g in range(4):
         _transpose_columns(da[t - 1], g * H + j0, daT[g * H + j0:g * H + j1], 0, B, False)
@@ -1410,14 +1418,9 @@ def _tanh_forward_fm_split(xw, h0, W_hh, act, parts):
 @jit
 def _tanh_step_back_part(t, dh, dh_T, h, W_part, act, j0, j1, gT, hT_t, daT_next, daT, da, sq):
     """Step t of the tanh RNN's backward walk for units j0 <= j < j1 (as _lstm_step_back_part)."""
-    T, B = dh.shape[0], dh.shape[1]
+    B = dh.shape[1]
     g = gT[j0:j1]
-    if t < T:
-        _packed_dot(W_part, j1 - j0, daT_next, g)            # dh_t^T = W_hh da_{t+1}^T, the part's rows
-    _transpose_columns(g, 0, dh[t - 1], j0, j1 - j0, True)
-    if t == T:
-        _transpose_columns(g, 0, dh_T, j0, j1 - j0, True)
-    sq[t] = _sum_squares(g)
+    sq[t] = _part_dh(t, dh, dh_T, W_part, j0, j1, daT_next, g)
     _transpose_columns(hT_t[j0:j1], 0, h[t], j0, j1 - j0, False)
     _times_activate_grad(_flat(g), _flat(hT_t[j0:j1]), act, _flat(daT[j0:j1]))   # through f
     _transpose_columns(da[t - 1], j0, daT[j0:j1], 0, B, False)
