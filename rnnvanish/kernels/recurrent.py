@@ -1248,6 +1248,24 @@ def _part(H, parts, p):
     return p * H // parts, (p + 1) * H // parts
 
 
+@pjit
+def _packed_parts(W_hh, G, parts, transposed):
+    """Each part's rows of W_hh (H, G H), packed once per window, (parts, .): of W_hh^T with
+    `transposed` (the forward's G m rows of part p, gate block by gate block), else of W_hh
+    (the backward's m rows); the parts pack on their own threads."""
+    H = W_hh.shape[0]
+    most = (H + parts - 1) // parts                          # the largest part's units
+    size = _packed_size(G * most, H) if transposed else _packed_size(most, G * H)
+    W_parts = np.zeros((parts, size), dtype=W_hh.dtype)
+    for p in prange(parts):
+        j0, j1 = _part(H, parts, p)
+        if transposed:
+            _pack_gate_columns(W_parts[p], W_hh, G, j0, j1)
+        else:
+            _pack_rows(W_parts[p], 0, W_hh, j0, j1 - j0)
+    return W_parts
+
+
 @jit
 def _put(dst, r, c, v, add):
     """dst[r, c] = v, or += v with `add` (a loop-invariant choice: LLVM takes it outside the loops)."""
@@ -1302,13 +1320,10 @@ def _lstm_forward_fm_split(xw, h0, c0, W_hh, parts):
     cT = np.empty((T + 1, H, B), dtype=xw.dtype)
     gT = np.empty((T, G4, B), dtype=xw.dtype)
     most = (H + parts - 1) // parts                          # the largest part's units
-    W_parts = np.zeros((parts, _packed_size(4 * most, H)), dtype=xw.dtype)
+    W_parts = _packed_parts(W_hh, 4, parts, True)
     xw_parts = np.empty((parts, 4 * most * B), dtype=xw.dtype)
     a_parts = np.empty((parts, 4 * most * B), dtype=xw.dtype)
     hT = np.empty((2, H, B), dtype=xw.dtype)
-    for p in prange(parts):                                   # each part's rows of W_hh^T, packed once
-        j0, j1 = _part(H, parts, p)
-        _pack_gate_columns(W_parts[p], W_hh, 4, j0, j1)
     _copy_into(h[0], h0)
     _transpose_into(hT[0], h0)
     _transpose_into(cT[0], c0)
@@ -1364,10 +1379,7 @@ def _lstm_backward_fm_split(dh, dh_T, dc_T, cT, gT, W_hh, parts):
     gcT_total = np.empty((H, B), dtype=dh.dtype)
     daT = np.empty((2, 4 * H, B), dtype=dh.dtype)            # step t writes daT[t % 2], reads daT[(t + 1) % 2]
     sq_h, sq_c = np.zeros((parts, T + 1)), np.zeros((parts, T + 1))
-    W_parts = np.zeros((parts, _packed_size((H + parts - 1) // parts, 4 * H)), dtype=dh.dtype)
-    for p in prange(parts):                                   # each part's rows of W_hh, packed once
-        j0, j1 = _part(H, parts, p)
-        _pack_rows(W_parts[p], 0, W_hh, j0, j1 - j0)
+    W_parts = _packed_parts(W_hh, 4, parts, False)
     _add_transposed(gcT, dc_T)                                # the final cell state's gradient
     for t in range(T, 0, -1):
         for p in prange(parts):
@@ -1400,12 +1412,9 @@ def _tanh_forward_fm_split(xw, h0, W_hh, act, parts):
     """_tanh_forward_fm with the units split into `parts` runs, one per thread (as the LSTM's)."""
     T, B, H = xw.shape
     h = np.empty((T + 1, B, H), dtype=xw.dtype)
-    W_parts = np.zeros((parts, _packed_size((H + parts - 1) // parts, H)), dtype=xw.dtype)
+    W_parts = _packed_parts(W_hh, 1, parts, True)
     xwT = np.empty((H, B), dtype=xw.dtype)
     hT = np.empty((2, H, B), dtype=xw.dtype)
-    for p in prange(parts):                                   # each part's rows of W_hh^T, packed once
-        j0, j1 = _part(H, parts, p)
-        _pack_gate_columns(W_parts[p], W_hh, 1, j0, j1)
     _copy_into(h[0], h0)
     _transpose_into(hT[0], h0)
     for t in range(1, T + 1):
@@ -1435,10 +1444,7 @@ def _tanh_backward_fm_split(dh, dh_T, h, W_hh, act, parts):
     hT_t = np.empty((H, B), dtype=dh.dtype)
     daT = np.empty((2, H, B), dtype=dh.dtype)               # step t writes daT[t % 2], reads daT[(t + 1) % 2]
     sq = np.zeros((parts, T + 1))
-    W_parts = np.zeros((parts, _packed_size((H + parts - 1) // parts, H)), dtype=dh.dtype)
-    for p in prange(parts):                                   # each part's rows of W_hh, packed once
-        j0, j1 = _part(H, parts, p)
-        _pack_rows(W_parts[p], 0, W_hh, j0, j1 - j0)
+    W_parts = _packed_parts(W_hh, 1, parts, False)
     for t in range(T, 0, -1):
         for p in prange(parts):
             j0, j1 = _part(H, parts, p)
@@ -1639,17 +1645,16 @@ def _gru_forward_fm_split(xw, h0, W_hh, b_hh, parts):
     gates = np.empty((T, B, G3), dtype=xw.dtype)
     hn = np.empty((T, B, H), dtype=xw.dtype)
     most = (H + parts - 1) // parts                          # the largest part's units
-    W_parts = np.zeros((parts, _packed_size(3 * most, H)), dtype=xw.dtype)
+    W_parts = _packed_parts(W_hh, 3, parts, True)
     b_parts = np.empty((parts, 3 * most), dtype=xw.dtype)
     xw_parts = np.empty((parts, 3 * most * B), dtype=xw.dtype)
     a_parts = np.empty((parts, 3 * most * B), dtype=xw.dtype)
     hT = np.empty((2, H, B), dtype=xw.dtype)
     gT = np.empty((G3, B), dtype=xw.dtype)
     hnT = np.empty((H, B), dtype=xw.dtype)
-    for p in prange(parts):                                   # each part's rows of W_hh^T (packed) and b_hh, once
+    for p in range(parts):                                    # each part's entries of b_hh, once
         j0, j1 = _part(H, parts, p)
         m = j1 - j0
-        _pack_gate_columns(W_parts[p], W_hh, 3, j0, j1)
         for g in range(3):
             for j in range(m):
                 b_parts[p, g * m + j] = b_hh[g * H + j0 + j]
@@ -1724,10 +1729,7 @@ def _gru_backward_fm_split(dh, dh_T, h, gates, hn, W_hh, parts):
     gatesT = np.empty((3 * H, B), dtype=dh.dtype)
     dahT = np.empty((2, 3 * H, B), dtype=dh.dtype)          # step t writes dahT[t % 2], reads dahT[(t + 1) % 2]
     sq = np.zeros((parts, T + 1))
-    W_parts = np.zeros((parts, _packed_size((H + parts - 1) // parts, 3 * H)), dtype=dh.dtype)
-    for p in prange(parts):                                   # each part's rows of W_hh, packed once
-        j0, j1 = _part(H, parts, p)
-        _pack_rows(W_parts[p], 0, W_hh, j0, j1 - j0)
+    W_parts = _packed_parts(W_hh, 3, parts, False)
     for t in range(T, 0, -1):
         for p in prange(parts):
             j0, j1 = _part(H, parts, p)
