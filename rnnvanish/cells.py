@@ -207,20 +207,22 @@ class LSTM(Cell):
         return signal.lstm_probe_back(self, cache, t, g_h, g_c)
 
     def lm_window(self, kernels, p, ids, targets, state0, k):
-        """One window of the language model in five kernel calls (see rnnvanish.model)."""
-        xw = kernels.input_rows(ids, p["W_xh"], p["b_h"])
+        """One window of the language model in five kernel calls (see rnnvanish.model); in the
+        (B, .) layout, three, the input side inside the recurrence's (rnnvanish.kernels.tokens)."""
         zeros = np.zeros_like(state0[0])
-        if kernels.feature_major(xw.dtype, ids.shape[1]):    # caches c^T, gates^T between the passes
+        if kernels.feature_major(p["W_hh"].dtype, ids.shape[1], self.hidden_size):   # caches c^T, gates^T
+            xw = kernels.input_rows(ids, p["W_xh"], p["b_h"])
             h, cT, gT = kernels.lstm_forward_fm(xw, state0[0], state0[1], p["W_hh"])
             loss, dh, dW_hy, db_y = kernels.output_layer(h, targets, p["W_hy"], p["b_y"])
             da, dh0, dc0, norms_h, norms_c = kernels.lstm_backward_fm(dh, zeros, zeros, cT, gT, p["W_hh"], k)
+            dW_xh, dW_hh, db_h, _ = kernels.window_grads(ids, h, da, da, self.input_size)
             c_T = cT[-1].T.copy()
         else:
-            h, c, gates = kernels.lstm_forward(xw, state0[0], state0[1], p["W_hh"])
+            h, c, gates = kernels.lstm_forward_tokens(ids, p["W_xh"], p["b_h"], state0[0], state0[1], p["W_hh"])
             loss, dh, dW_hy, db_y = kernels.output_layer(h, targets, p["W_hy"], p["b_y"])
-            da, dh0, dc0, norms_h, norms_c = kernels.lstm_backward(dh, zeros, zeros, h, c, gates, p["W_hh"], k)
+            da, dh0, dc0, norms_h, norms_c, dW_xh, dW_hh, db_h = kernels.lstm_backward_tokens(
+                ids, self.input_size, dh, zeros, zeros, h, c, gates, p["W_hh"], k)
             c_T = c[-1].copy()
-        dW_xh, dW_hh, db_h, _ = kernels.window_grads(ids, h, da, da, self.input_size)
         grads = {"W_xh": dW_xh, "W_hh": dW_hh, "b_h": db_h, "W_hy": dW_hy, "b_y": db_y}
         return loss, grads, (h[-1].copy(), c_T), (dh0, dc0), {"h": norms_h, "c": norms_c}
 
@@ -235,7 +237,7 @@ class LSTM(Cell):
         h0, c0 = self._check_state(state, B)
         cache = {"x": x, "T": T, "B": B, "masks": self._check_masks(masks, T, B)}
         kernels, mask_args = self._kernels(), self._mask_args(cache)
-        if not mask_args and kernels.feature_major(xw.dtype, B):
+        if not mask_args and kernels.feature_major(xw.dtype, B, self.hidden_size):
             h, cT, gT = kernels.lstm_forward_fm(np.ascontiguousarray(xw), h0, c0, p["W_hh"])
             # the backward pass reads the feature-major caches; the tracer reads the views
             cache.update(h=h, c=cT.transpose(0, 2, 1), gates=gT.transpose(0, 2, 1), fm=(cT, gT))

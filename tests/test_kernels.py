@@ -274,12 +274,13 @@ def _arguments(function):
 
 
 def test_the_two_backends_expose_the_same_names_with_the_same_arguments():
-    from rnnvanish.kernels import optim as k_optim, output as k_output, recurrent as k_recurrent
-    from rnnvanish.reference import optim as r_optim, output as r_output, recurrent as r_recurrent
+    from rnnvanish.kernels import optim as k_optim, output as k_output, recurrent as k_recurrent, tokens as k_tokens
+    from rnnvanish.reference import optim as r_optim, output as r_output, recurrent as r_recurrent, tokens as r_tokens
     assert set(kernels.__all__) == set(reference.__all__)
     for name in reference.__all__:
         assert hasattr(kernels, name) and hasattr(reference, name), name
-    for k_module, r_module in ((k_recurrent, r_recurrent), (k_output, r_output), (k_optim, r_optim)):
+    for k_module, r_module in ((k_recurrent, r_recurrent), (k_output, r_output), (k_optim, r_optim),
+                               (k_tokens, r_tokens)):
         defined = _public_functions(k_module)
         assert defined == _public_functions(r_module) - {"sigmoid", "activate", "activate_grad"}, k_module.__name__
         assert defined <= set(kernels.__all__), k_module.__name__

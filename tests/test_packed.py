@@ -1,11 +1,15 @@
-"""Packed per-step products (rnnvanish.kernels.recurrent, "packed products") and the passes
-around the recurrence that split across threads (rnnvanish.kernels.output).
+"""Packed per-step products (rnnvanish.kernels.recurrent, "packed products" and "panels of
+columns") and the passes around the recurrence that split across threads
+(rnnvanish.kernels.output).
 
 The packing is held to its layout (panel p of MR rows holds A[p MR + r, k] at k MR + r, the
 last panel padded with zeros); the packed product to a float64 product at every remainder of
 rows (M mod MR) and columns (tiles of two vectors, one vector, single columns), and it must not
-write past the rows it is given. The split passes must give the same bits as their one-thread
-form, whatever the number of threads, and match their definitions.
+write past the rows it is given. Panels of columns likewise: their layout (panel q of NR
+columns holds W[k, q NR + j] at k NR + j), read from rows or through a transposed view, and
+their product at every remainder of rows (M mod 4) and columns, written only where it belongs.
+The split passes must give the same bits as their one-thread form, whatever the number of
+threads, and match their definitions.
 """
 import math
 
@@ -80,6 +84,7 @@ def test_the_packed_product_equals_a_product(M, K, N, columns, dtype):
     assert np.all(out[M:] == 7.0)
 
 
+
 @numba.njit
 def _gate_columns(W, G, j0, j1):
     m, H = j1 - j0, W.shape[1] // G
@@ -95,6 +100,62 @@ def test_a_parts_gate_columns_are_its_units_rows_of_w_transposed(G, H, j0, j1):
     rows = np.concatenate([W[:, g * H + j0:g * H + j1].T for g in range(G)])
     assert np.array_equal(_gate_columns(W, G, j0, j1), _layout(rows))
 
+
+# --------------------------------------------------------------------------- panels of columns
+
+@numba.njit
+def _panels(A, c0, n, transposed):
+    """Columns c0 .. c0 + n of A in panels of columns, read from A itself or (transposed)
+    through the transposed view of a C-contiguous A^T (the backward's reading)."""
+    K = A.shape[0]
+    P = np.zeros(R._panels_size(n, K, A), dtype=A.dtype)
+    R._pack_panels(P, np.ascontiguousarray(A.T).T if transposed else A, c0, n)
+    return P
+
+
+def _panels_layout(A, c0, n):
+    """Panels of NR columns by their definition: panel q holds A[k, c0 + q NR + j] at k NR + j."""
+    NR = R.PANEL_VECTORS * 32 // A.itemsize
+    K = A.shape[0]
+    P = np.zeros(-(-n // NR) * NR * K, dtype=A.dtype)
+    for j in range(n):
+        for k in range(K):
+            P[j // NR * NR * K + k * NR + j % NR] = A[k, c0 + j]
+    return P
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("transposed", [False, True], ids=["rows", "transposed"])
+@pytest.mark.parametrize("K,c0,n", [(1, 0, 1), (3, 2, 7), (9, 0, 24), (17, 5, 30), (8, 1, 49), (40, 3, 12)])
+def test_panels_of_columns_follow_their_layout(K, c0, n, transposed, dtype):
+    A = np.random.default_rng(K * 100 + n).standard_normal((K, c0 + n + 3)).astype(dtype)
+    assert np.array_equal(_panels(A, c0, n, transposed), _panels_layout(A, c0, n))
+
+
+@numba.njit
+def _panel_multiply(A, W, o0, ldo):
+    """A @ W through the panel product, into columns o0 .. o0 + N of a (M, ldo) array of 7s."""
+    M, N = A.shape[0], W.shape[1]
+    out = np.full((M, ldo), 7.0, dtype=A.dtype)
+    R._panel_dot(A, _panels(W, 0, N, False), N, out.reshape(-1), o0, ldo)
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("M,K,N", [(1, 1, 1), (3, 5, 8), (4, 40, 24), (5, 2, 17), (9, 17, 25), (32, 33, 52),
+                                   (7, 9, 3), (13, 64, 60)])
+def test_the_panel_product_equals_a_product(M, K, N, dtype):
+    """Every remainder of rows (M mod 4) and of columns (panels of three, two, one vectors,
+    then single columns); the product lands in its columns of a wider array, whose other
+    entries keep their contents."""
+    rng = np.random.default_rng(M * 1000 + K * 10 + N)
+    A, W = rng.standard_normal((M, K)).astype(dtype), rng.standard_normal((K, N)).astype(dtype)
+    out = _panel_multiply(A, W, 3, N + 5)
+    exact = A.astype(np.float64) @ W.astype(np.float64)
+    scale = np.abs(A).astype(np.float64) @ np.abs(W).astype(np.float64)
+    tol = 1e-13 if dtype == np.float64 else 2e-6
+    assert np.all(np.abs(out[:, 3:3 + N] - exact) <= tol * (scale + 1e-30))
+    assert np.all(out[:, :3] == 7.0) and np.all(out[:, 3 + N:] == 7.0)
 
 # --------------------------------------------------------------------------- split passes
 

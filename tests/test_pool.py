@@ -1,9 +1,9 @@
 """One pool of threads (rnnvanish.kernels.pool): OpenBLAS's jobs on Numba's threads, and the
-LSTM's feature-major pair split across them.
+recurrences split across them.
 
 The split kernels are held to the NumPy reference like every kernel (float64 within 1e-10,
 float32 within 1e-4 of the largest entry), at sizes whose parts are and are not equal and are
-and are not multiples of the transposes' 8 x 8 blocks; the shared pool's products to NumPy's;
+and are not multiples of the transposes' 8 x 8 blocks and of the products' tiles; the shared pool's products to NumPy's;
 and a training run on two threads must end (OpenBLAS's jobs wait for each other, so a job
 left without a thread would hang it).
 """
@@ -35,26 +35,124 @@ def lstm_case(T, B, H, dtype, seed):
 
 
 def pair_results(forward, backward, c):
-    h, cT, gT = forward(c["xw"], c["h0"], c["c0"], c["W_hh"])
-    da, dh0, dc0, norms_h, norms_c = backward(c["dh"], c["dh_T"], c["dc_T"], cT, gT, c["W_hh"])
-    return {"h": h, "cT": cT, "gT": gT, "da": da, "dh0": dh0, "dc0": dc0, "norms_h": norms_h, "norms_c": norms_c}
+    h, c_, gates = forward(c["xw"], c["h0"], c["c0"], c["W_hh"])
+    da, dh0, dc0, norms_h, norms_c = backward(c["dh"], c["dh_T"], c["dc_T"], h, c_, gates, c["W_hh"])
+    return {"h": h, "c": c_, "gates": gates, "da": da, "dh0": dh0, "dc0": dc0, "norms_h": norms_h,
+            "norms_c": norms_c}
+
+
+def _rows_of(xw):
+    """xw (T, B, 4H) as the split forward takes it: a table of rows and each step's row ids."""
+    T, B, G4 = xw.shape
+    return xw.reshape(T * B, G4), np.arange(T * B).reshape(T, B)
+
+
+def split_forward(parts):
+    return lambda xw, h0, c0, W_hh: recurrent_kernels._lstm_forward_split(*_rows_of(xw), h0, c0, W_hh, parts)
+
+
+def split_backward(parts):
+    empty = np.zeros((0, 0), dtype=np.int64)
+    return lambda dh, dh_T, dc_T, h, c, gates, W_hh: recurrent_kernels._lstm_backward_split(
+        dh, dh_T, dc_T, c, gates, W_hh, parts, empty, 0)[:5]
+
+
+# Parts of equal and unequal sizes; units per part below, at and past a panel (24 float32, 12
+# float64 columns) and not multiples of a vector; batches not multiples of a row tile (4).
+SPLIT_SIZES = [(1, 1, 5, 2), (7, 3, 5, 2), (7, 9, 11, 3), (4, 32, 16, 2), (3, 8, 37, 2), (2, 17, 64, 4),
+               (3, 6, 100, 2)]
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
-@pytest.mark.parametrize("T,B,H,parts", [(1, 1, 5, 2), (7, 3, 5, 2), (7, 9, 11, 3), (4, 32, 16, 2), (3, 8, 37, 2),
-                                         (2, 17, 64, 4)])
+@pytest.mark.parametrize("T,B,H,parts", SPLIT_SIZES)
 def test_the_split_lstm_pair_equals_the_reference(T, B, H, parts, dtype):
-    """_lstm_forward_fm_split / _lstm_backward_fm_split against the reference's lstm_forward_fm /
-    lstm_backward_fm (no truncation): every output, cache, gradient and norm. Without a second
+    """_lstm_forward_split / _lstm_backward_split against the reference's lstm_forward /
+    lstm_backward (no truncation): every output, cache, gradient and norm. Without a second
     thread the parts run one after the other: the same results."""
     c = lstm_case(T, B, H, dtype, seed=T * 100 + B * 10 + parts)
-    expected = pair_results(reference.lstm_forward_fm,
-                            lambda *a: reference.lstm_backward_fm(*a, 0), c)
-    actual = pair_results(lambda *a: recurrent_kernels._lstm_forward_fm_split(*a, parts),
-                          lambda *a: recurrent_kernels._lstm_backward_fm_split(*a, parts), c)
+    expected = pair_results(reference.lstm_forward, lambda *a: reference.lstm_backward(*a, 0), c)
+    actual = pair_results(split_forward(parts), split_backward(parts), c)
     for name, value in expected.items():
         assert actual[name].dtype == value.dtype, name
         assert_close(actual[name], value, rtol=RTOL[dtype], name=f"{name} T={T} B={B} H={H} parts={parts}")
+
+
+def token_case(T, B, H, V, dtype, seed):
+    c = lstm_case(T, B, H, dtype, seed)
+    rng = np.random.default_rng(seed + 1)
+    return {**c, "ids": rng.integers(0, V, (T, B)), "V": V,
+            "W_xh": (1.5 * rng.standard_normal((V, 4 * H))).astype(dtype), "b": (0.5 * rng.standard_normal(4 * H)).astype(dtype)}
+
+
+def token_results(forward, backward, c):
+    h, c_, gates = forward(c["ids"], c["W_xh"], c["b"], c["h0"], c["c0"], c["W_hh"])
+    results = backward(c["ids"], c["V"], c["dh"], c["dh_T"], c["dc_T"], h, c_, gates, c["W_hh"], 0)
+    names = ("da", "dh0", "dc0", "norms_h", "norms_c", "dW_xh", "dW_hh", "db")
+    return {"h": h, "c": c_, "gates": gates, **dict(zip(names, results))}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("T,B,H,parts", SPLIT_SIZES)
+def test_the_split_lstm_on_tokens_equals_the_reference(T, B, H, parts, dtype):
+    """The split pair on token inputs (x_t W_xh + b read from W_xh + b's rows; dW_xh and db
+    summed during the backward walk) against the reference's lstm_forward_tokens /
+    lstm_backward_tokens, tokens repeating within and across steps."""
+    c = token_case(T, B, H, 3, dtype, seed=T * 100 + B * 10 + parts)
+    expected = token_results(reference.lstm_forward_tokens, reference.lstm_backward_tokens, c)
+
+    def forward(ids, W_xh, b, h0, c0, W_hh):
+        return recurrent_kernels._lstm_forward_split(W_xh + b, ids, h0, c0, W_hh, parts)
+
+    def backward(ids, V, dh, dh_T, dc_T, h, c_, gates, W_hh, truncate):
+        da, dh0, dc0, norms_h, norms_c, dW_xh, db = recurrent_kernels._lstm_backward_split(
+            dh, dh_T, dc_T, c_, gates, W_hh, parts, ids, V)
+        return da, dh0, dc0, norms_h, norms_c, dW_xh, reference.outer_sum(h[:-1], da), db
+    actual = token_results(forward, backward, c)
+    for name, value in expected.items():
+        assert actual[name].dtype == value.dtype, name
+        assert_close(actual[name], value, rtol=RTOL[dtype], name=f"{name} T={T} B={B} H={H} parts={parts}")
+
+
+@pytest.mark.parametrize("B", [1, 16])
+def test_the_public_token_pair_equals_the_reference_on_one_thread(B):
+    """Unsplit (one thread), the token pair runs its composition of the public kernels: the
+    reference's results, in the (B, .) steps (B 1) and the feature-major ones (B 16)."""
+    c = token_case(4, B, 12, 5, np.float64, seed=B)
+    expected = token_results(reference.lstm_forward_tokens, reference.lstm_backward_tokens, c)
+    with limit_threads(1, "numba"):
+        actual = token_results(kernels.lstm_forward_tokens, kernels.lstm_backward_tokens, c)
+    for name, value in expected.items():
+        assert_close(actual[name], value, rtol=1e-10, name=f"{name} B={B}")
+
+
+def test_a_token_out_of_the_vocabulary_is_refused_by_the_split_pair():
+    c = token_case(3, 4, 8, 5, np.float64, seed=1)
+    ids = c["ids"].copy()
+    ids[1, 2] = 5
+    with pytest.raises(IndexError):
+        recurrent_kernels._lstm_forward_split(c["W_xh"] + c["b"], ids, c["h0"], c["c0"], c["W_hh"], 2)
+    with pytest.raises(IndexError):
+        recurrent_kernels._lstm_backward_split(c["dh"], c["dh_T"], c["dc_T"], c["c0"][None].repeat(4, 0),
+                                               np.zeros((3, 4, 32)), c["W_hh"], 2, ids, 5)
+
+
+@pytest.mark.skipif(not TWO_THREADS, reason="Numba has one thread here")
+def test_the_public_lstm_kernels_split_on_two_threads():
+    """Inside limit_threads(2) (where the pool is shared) a float32 window of 80 units at B 16
+    is not feature-major, and the public lstm_* and token kernels give the reference's
+    results; with one thread it is feature-major again."""
+    c = token_case(5, 16, 80, 7, np.float32, seed=3)
+    expected = token_results(reference.lstm_forward_tokens, reference.lstm_backward_tokens, c)
+    plain = pair_results(reference.lstm_forward, lambda *a: reference.lstm_backward(*a, 0), c)
+    assert kernels.feature_major(np.float32, 16, 80)
+    with limit_threads(2, "numba"):
+        assert kernels.feature_major(np.float32, 16, 80) == (pool.PARTS == 1)
+        tokens = token_results(kernels.lstm_forward_tokens, kernels.lstm_backward_tokens, c)
+        public = pair_results(kernels.lstm_forward, lambda *a: kernels.lstm_backward(*a, 0), c)
+    for name, value in expected.items():
+        assert_close(tokens[name], value, rtol=1e-4, name=f"tokens {name}")
+    for name, value in plain.items():
+        assert_close(public[name], value, rtol=1e-4, name=f"lstm {name}")
 
 
 def rnn_case(cell, T, B, H, dtype, seed):
@@ -153,13 +251,13 @@ def test_two_threads_share_one_pool_and_products_stay_exact():
 @pytest.mark.skipif(not TWO_THREADS, reason="Numba has one thread here")
 @pytest.mark.parametrize("truncate", [0, 3])
 def test_the_public_pair_splits_on_two_threads_and_equals_the_reference(truncate):
-    """kernels.lstm_forward_fm / lstm_backward_fm inside limit_threads(2): split where the pool
-    is shared (truncated backward walks keep the unsplit kernel), the reference's results."""
+    """kernels.lstm_forward / lstm_backward inside limit_threads(2) in float64: split where the
+    pool is shared (truncated backward walks keep the unsplit kernel), the reference's results."""
     c = lstm_case(6, 16, 96, np.float64, seed=5)
-    expected = pair_results(reference.lstm_forward_fm, lambda *a: reference.lstm_backward_fm(*a, truncate), c)
+    expected = pair_results(reference.lstm_forward, lambda *a: reference.lstm_backward(*a, truncate), c)
     with limit_threads(2, "numba"):
         assert pool.parts(96) in (1, 2)
-        actual = pair_results(kernels.lstm_forward_fm, lambda *a: kernels.lstm_backward_fm(*a, truncate), c)
+        actual = pair_results(kernels.lstm_forward, lambda *a: kernels.lstm_backward(*a, truncate), c)
     for name, value in expected.items():
         assert_close(actual[name], value, rtol=1e-10, name=name)
 

@@ -7,8 +7,10 @@ pair equal:
     recurrent.py  tanh_forward, tanh_backward, lstm_forward, lstm_backward, gru_forward,
                   gru_backward: the recurrences and their truncated BPTT;
                   lstm_forward_fm, lstm_backward_fm: the LSTM's pair with its caches kept
-                  feature-major between the passes, where feature_major(dtype, batch) says so;
-                  tanh_generate, lstm_generate, gru_generate: one-token generation loops
+                  feature-major between the passes, where feature_major(dtype, batch, hidden)
+                  says so; tanh_generate, lstm_generate, gru_generate: one-token generation loops
+    tokens.py     lstm_forward_tokens, lstm_backward_tokens: the LSTM's window of the language
+                  model with its input side (input_rows, window_grads) inside
     output.py     input_rows, output_layer, softmax_xent, window_grads, embed_backward:
                   the language model's pieces around the recurrence; dense_rows, outer_sum,
                   back_rows: the same whole-window products for dense inputs (stacks, tasks)
@@ -25,12 +27,13 @@ pair equal:
     pool.py       the one pool of threads: SciPy's OpenBLAS runs its jobs on Numba's threads
                   while `rnnvanish.threads.limit_threads` gives the run more than one; this
                   package's tanh_forward, tanh_backward, gru_forward, gru_backward,
-                  lstm_forward_fm and lstm_backward_fm then hand a window to its twin split
-                  across those threads (recurrent.py, "split across threads"), and
+                  lstm_forward, lstm_backward and the token pair then hand a window to its
+                  twin split across those threads (recurrent.py, "split across threads"), and
                   adam_update splits large arrays
 
 Kernels take arrays, sizes and activation codes, never objects: `rnnvanish.model` strings a
-window of the language model together from five of them, the same calls on both backends.
+window of the language model together from five of them (three for the LSTM's token pair),
+the same calls on both backends.
 
 Kernels are compiled on first use for each dtype (some seconds each) and cached on disk
 (`__pycache__` beside them); a process with a warm cache loads them in a fraction of a second.
@@ -40,6 +43,8 @@ stale copy after an edit.
 Importing the package calls `memory.keep_freed_memory()`: glibc's malloc then reuses the
 blocks a window frees instead of mapping them anew each step (see memory.py).
 """
+import numpy as np
+
 from ..reference import ACTIVATIONS
 from ..reference.linear import SCANS
 from .linear import (linear_scan, log_scan, lru_backward, lru_forward, mingru_backward,
@@ -52,11 +57,13 @@ from .optim import adam_update
 from .output import (back_rows, dense_rows, embed_backward, input_rows, outer_sum, output_layer, softmax_xent,
                      window_grads)
 from . import pool, recurrent
-from .recurrent import RELU, SIGMOID, TANH, feature_major, gru_generate, lstm_backward, lstm_forward, lstm_generate, tanh_generate
+from .recurrent import (RELU, SIGMOID, TANH, feature_major, gru_generate, lstm_backward_fm, lstm_forward_fm,
+                        lstm_generate, tanh_generate)
+from .tokens import lstm_backward_tokens, lstm_forward_tokens
 
 # The same list as rnnvanish.reference's (a test holds the two equal).
 __all__ = ["tanh_forward", "tanh_backward", "lstm_forward", "lstm_backward", "gru_forward", "gru_backward",
-           "lstm_forward_fm", "lstm_backward_fm", "feature_major",
+           "lstm_forward_fm", "lstm_backward_fm", "feature_major", "lstm_forward_tokens", "lstm_backward_tokens",
            "tanh_generate", "lstm_generate", "gru_generate",
            "input_rows", "output_layer", "softmax_xent", "window_grads", "embed_backward",
            "dense_rows", "outer_sum", "back_rows",
@@ -69,9 +76,11 @@ __all__ = ["tanh_forward", "tanh_backward", "lstm_forward", "lstm_backward", "gr
 
 
 # -- the recurrences split across the threads of a shared pool (rnnvanish.kernels.pool)
-# The cells call these names; each hands a window without masks that runs feature-major to its
-# split twin in recurrent.py when pool.parts says so (its parts' products are packed, not BLAS's),
-# and everything else to the jitted kernel of the same name.
+# The cells call these names; each hands a window without masks of FEATURE_MAJOR_BATCH streams
+# or more to its split twin in recurrent.py when pool.parts says so (its parts' products are
+# packed, not BLAS's), and everything else to the jitted kernel of the same name. The LSTM's
+# feature-major pair is not split: while a window splits, feature_major says it is not
+# feature-major, and the cells call lstm_forward / lstm_backward (or the token pair) instead.
 
 def _split_parts(x, hidden, masks):
     """How many parts a window of x (T, B, .) runs in: 1 unless it would run feature-major
@@ -118,22 +127,23 @@ def gru_backward(dh, dh_T, h, gates, hn, W_hh, reset_after, truncate, *masks):
     return recurrent.gru_backward(dh, dh_T, h, gates, hn, W_hh, reset_after, truncate, *masks)
 
 
-def lstm_forward_fm(xw, h0, c0, W_hh):
-    """recurrent.lstm_forward_fm; split across the run's threads where pool.parts says so
-    (recurrent._lstm_forward_fm_split)."""
-    parts = pool.parts(W_hh.shape[0])
-    if parts > 1:
-        return recurrent._lstm_forward_fm_split(xw, h0, c0, W_hh, parts)
-    return recurrent.lstm_forward_fm(xw, h0, c0, W_hh)
+def lstm_forward(xw, h0, c0, W_hh, *masks):
+    """recurrent.lstm_forward (masks: its m, d); split across the run's threads where
+    pool.parts says so, in the (B, .) layout (recurrent._lstm_forward_split)."""
+    if pool.PARTS > 1 and (parts := _split_parts(xw, W_hh.shape[0], masks)) > 1:
+        T, B, G4 = xw.shape
+        return recurrent._lstm_forward_split(xw.reshape(T * B, G4), np.arange(T * B).reshape(T, B), h0, c0, W_hh,
+                                             parts)
+    return recurrent.lstm_forward(xw, h0, c0, W_hh, *masks)
 
 
-def lstm_backward_fm(dh, dh_T, dc_T, cT, gT, W_hh, truncate):
-    """recurrent.lstm_backward_fm; without truncation split across the run's threads where
-    pool.parts says so (recurrent._lstm_backward_fm_split)."""
-    parts = pool.parts(W_hh.shape[0])
-    if parts > 1 and _whole(truncate, dh.shape[0]):
-        return recurrent._lstm_backward_fm_split(dh, dh_T, dc_T, cT, gT, W_hh, parts)
-    return recurrent.lstm_backward_fm(dh, dh_T, dc_T, cT, gT, W_hh, truncate)
+def lstm_backward(dh, dh_T, dc_T, h, c, gates, W_hh, truncate, *masks):
+    """recurrent.lstm_backward (masks: its m, d); without truncation split across the run's
+    threads where pool.parts says so (recurrent._lstm_backward_split)."""
+    if pool.PARTS > 1 and (parts := _split_parts(dh, W_hh.shape[0], masks)) > 1 and _whole(truncate, dh.shape[0]):
+        return recurrent._lstm_backward_split(dh, dh_T, dc_T, c, gates, W_hh, parts, np.zeros((0, 0), np.int64),
+                                              0)[:5]
+    return recurrent.lstm_backward(dh, dh_T, dc_T, h, c, gates, W_hh, truncate, *masks)
 
 
 keep_freed_memory()

@@ -17,9 +17,10 @@ side by side. What differs is only how the work is done:
     the product summed in registers (`_tile`, "packed products"): the same steps with the
     indices swapped, in the section "feature-major path" below (the GRU in float32 only,
     unless split);
-  - while the run's threads are one pool (`rnnvanish.kernels.pool`), the feature-major windows
-    of the LSTM, the tanh RNN and the reset-after GRU split their units across those threads
-    ("split across threads", below; the package's public names pick them).
+  - while the run's threads are one pool (`rnnvanish.kernels.pool`), the windows of the LSTM,
+    the tanh RNN and the reset-after GRU split their units across those threads ("split across
+    threads", below; the package's public names pick them): the LSTM in the (B, .) layout, on
+    panels of W_hh's columns ("panels of columns"), the others feature-major.
 Legend: T steps, B batch, H hidden, G gates (tanh 1, GRU 3, LSTM 4), V vocabulary.
 
 Recurrent dropout (m, (B, H)) and zoneout (d, (T, B, H)) are the forward and backward
@@ -40,6 +41,8 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
+
+from . import pool
 
 # Every kernel: cached on disk; numpy's error model (a division by zero gives inf, as in the
 # reference, and leaves no check in the loop to stop vectorisation); fused multiply-add allowed
@@ -217,6 +220,7 @@ def _times_activate_grad(g_h, y, act, out):
         else:
             for j in range(H):
                 out[b, j] = g_h[b, j] if y[b, j] > 0.0 else 0.0
+
 
 
 @jit
@@ -759,12 +763,14 @@ def _feature_major(x, dropout, zoneout):
     raise NotImplementedError
 
 
-def feature_major(dtype, batch):
-    """Whether a window of `batch` streams of `dtype` without masks runs feature-major here (the
-    rule of `_feature_major`, for Python callers): the cells then call the LSTM's
-    lstm_forward_fm / lstm_backward_fm pair, which keep the caches in that layout between the
-    two passes."""
-    return np.dtype(dtype).name in FEATURE_MAJOR_DTYPES and batch >= FEATURE_MAJOR_BATCH
+def feature_major(dtype, batch, hidden=0):
+    """Whether a window of `batch` streams of `dtype` and `hidden` units without masks runs
+    feature-major here (the rule of `_feature_major`, for Python callers): the cells then call
+    the LSTM's lstm_forward_fm / lstm_backward_fm pair, which keep the caches in that layout
+    between the two passes. A window the run's threads split (pool.parts(hidden) > 1) runs in
+    the (B, .) layout instead ("split across threads"): the cells then call lstm_forward and
+    lstm_backward, or the token pair."""
+    return np.dtype(dtype).name in FEATURE_MAJOR_DTYPES and batch >= FEATURE_MAJOR_BATCH and pool.parts(hidden) == 1
 
 
 @overload(_feature_major)
@@ -873,24 +879,34 @@ def _transposed(x):
 # 92-95 on a 1024^3 product); float64 45 against 34-35. Sums run over k in order, one rounding
 # per term (fused), so the results differ from BLAS's only by rounding.
 MR = 6                                     # rows of a panel and of a tile
+ROWS, PANEL_VECTORS = 4, 3                 # panels of columns (below): rows of a tile, vectors of a panel
 
 
-def _make_tile(vectors):
-    """An intrinsic computing out[r, j] = sum_k panel[k MR + r] x[k, j] for r < rows (<= MR) and
-    the `vectors` SIMD vectors of columns j from column j0, in registers (see above)."""
+def _make_tile(vectors, panel_columns=False):
+    """An intrinsic computing a tile of a product in registers (see above): for rows r < rows
+    and the `vectors` SIMD vectors of columns from the tile's first,
+        out[r, j] = sum_k panel[k MR + r] x[k, j]       (x's rows `ld` apart), or with panel_columns
+        out[r, j] = sum_k A[r, k] panel[k NR + j]       (A's rows `ld` apart, read as they are; ROWS
+                                                         rows, and panels of NR columns, "panels of columns"),
+    over k < depth."""
+    mr = ROWS if panel_columns else MR
+
     @intrinsic
-    def tile(typingctx, panel, p0, x, x0, ldx, out, o0, ldo, depth, rows):
-        if panel.dtype not in (types.float32, types.float64):
+    def tile(typingctx, S, s0, V, v0, ld, out, o0, ldo, depth, rows):
+        if S.dtype not in (types.float32, types.float64):
             return None
-        sig = types.void(panel, types.intp, x, types.intp, types.intp, out, types.intp, types.intp, types.intp,
+        sig = types.void(S, types.intp, V, types.intp, types.intp, out, types.intp, types.intp, types.intp,
                          types.intp)
 
         def codegen(context, builder, signature, args):
-            panel_a, p0, x_a, x0, ldx, out_a, o0, ldo, depth, rows = args
+            S_a, s0, V_a, v0, ld, out_a, o0, ldo, depth, rows = args
             fty = context.get_value_type(signature.args[0].dtype)
             width = 8 if signature.args[0].dtype == types.float32 else 4      # one 256-bit vector
             vty = ir.VectorType(fty, width)
-            idx = p0.type
+            idx = s0.type
+
+            def const(n):
+                return ir.Constant(idx, n)
 
             def data(i, a, offset):
                 return builder.gep(context.make_array(signature.args[i])(context, builder, a).data, [offset])
@@ -898,36 +914,43 @@ def _make_tile(vectors):
             def vector_at(ptr, offset):
                 return builder.bitcast(builder.gep(ptr, [offset]), vty.as_pointer())
 
-            P, X, O = data(0, panel_a, p0), data(2, x_a, x0), data(5, out_a, o0)
+            Sp, Vp, O = data(0, S_a, s0), data(2, V_a, v0), data(5, out_a, o0)
+            if panel_columns:             # A's row r (rows past `rows` read row 0; their sums are not stored)
+                starts = [builder.gep(Sp, [builder.mul(builder.select(builder.icmp_signed("<", const(r), rows),
+                                                                      const(r), const(0)), ld)])
+                          for r in range(mr)]
             zero = ir.Constant(vty, [ir.Constant(fty, 0.0)] * width)
-            acc = [[cgutils.alloca_once_value(builder, zero) for _ in range(vectors)] for _ in range(MR)]
+            acc = [[cgutils.alloca_once_value(builder, zero) for _ in range(vectors)] for _ in range(mr)]
             fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty] * 3),
                                                  f"llvm.fma.v{width}{'f32' if width == 8 else 'f64'}")
             undef = ir.Constant(vty, ir.Undefined)
             splat = ir.Constant(ir.VectorType(ir.IntType(32), width), [0] * width)
             with cgutils.for_range(builder, depth) as loop:        # the accumulators become registers
                 k = loop.index
-                xs = [builder.load(vector_at(X, builder.add(builder.mul(k, ldx), ir.Constant(idx, v * width))),
-                                   align=1) for v in range(vectors)]
-                col = builder.mul(k, ir.Constant(idx, MR))
-                for r in range(MR):
-                    a = builder.load(builder.gep(P, [builder.add(col, ir.Constant(idx, r))]))
+                row_k = builder.mul(k, const(PANEL_VECTORS * width) if panel_columns else ld)
+                xs = [builder.load(vector_at(Vp, builder.add(row_k, const(v * width))), align=1)
+                      for v in range(vectors)]
+                col = builder.mul(k, const(MR))
+                for r in range(mr):
+                    a = builder.load(builder.gep(starts[r], [k]) if panel_columns
+                                     else builder.gep(Sp, [builder.add(col, const(r))]))
                     a = builder.shuffle_vector(builder.insert_element(undef, a, ir.Constant(ir.IntType(32), 0)),
                                                undef, splat)
                     for v in range(vectors):
                         builder.store(builder.call(fma, [a, xs[v], builder.load(acc[r][v])]), acc[r][v])
-            for r in range(MR):
-                with builder.if_then(builder.icmp_signed("<", ir.Constant(idx, r), rows)):
-                    row = builder.mul(ir.Constant(idx, r), ldo)
+            for r in range(mr):
+                with builder.if_then(builder.icmp_signed("<", const(r), rows)):
+                    row = builder.mul(const(r), ldo)
                     for v in range(vectors):
                         builder.store(builder.load(acc[r][v]),
-                                      vector_at(O, builder.add(row, ir.Constant(idx, v * width))), align=1)
+                                      vector_at(O, builder.add(row, const(v * width))), align=1)
             return context.get_dummy_value()
         return sig, codegen
     return tile
 
 
 _tile2, _tile1 = _make_tile(2), _make_tile(1)
+_row_tile3, _row_tile2, _row_tile1 = _make_tile(3, True), _make_tile(2, True), _make_tile(1, True)
 
 
 @jit
@@ -1009,6 +1032,99 @@ def _packed_dot(P, M, x, out):
                 of[(p0 + r) * N + jj] = s
 
 
+
+# -- panels of columns
+# The (B, .) twin of the packed products, for the LSTM's windows split across threads (below):
+# a step's product out (B, N) = A (B, K) @ W (K, N), A the step's h_{t-1} or da_{t+1} as the
+# (T, B, .) arrays hold it and W the same all window, packed once into panels of NR = 3
+# vectors' columns (24 in float32, 12 in float64), each stored k-major (panel q holds
+# W[k, q NR + j] at k NR + j). A tile of ROWS = 4 rows of A by one panel is summed in twelve
+# vector registers: per k, three vector loads of the panel, four broadcasts of A's column k
+# (A is read as it is: a step's B rows are few and already in cache), twelve fused
+# multiply-adds. Timed alone on one thread at B = 32 in float32, (512, 1024) and (2048, 256)
+# panels ran at 98-100 GFLOP/s, as fast as the packed tiles above; a window in this layout
+# reads and writes the (T, B, .) arrays as they are, with no per-step transposes.
+
+def _panel_width(P):
+    """NR: the columns of a panel of P's dtype, a constant of the compiled code (jitted code only)."""
+    raise NotImplementedError
+
+
+@overload(_panel_width)
+def _panel_width_typed(P):
+    NR = PANEL_VECTORS * 256 // P.dtype.bitwidth
+    return lambda P: NR
+
+
+@jit
+def _panels_size(N, K, W):
+    """Entries of W (K, N) packed in panels of columns (the last one padded with zeros)."""
+    NR = _panel_width(W)
+    return (N + NR - 1) // NR * NR * K
+
+
+@jit
+def _pack_panels(P, A, c0, n):
+    """P (zeros, _panels_size(n, K)) = columns c0 .. c0 + n of A (K, .), in panels of columns,
+    written panel by panel in order. A C-contiguous A is read a run of NR per row (whole panels
+    copy runs of the constant NR, which LLVM turns into vector moves); a transposed view in
+    8 x 8 blocks."""
+    K = A.shape[0]
+    NR = _panel_width(P)
+    whole = n - n % NR
+    if A.strides[1] == A.itemsize:
+        for q in range(0, whole, NR):
+            for k in range(K):
+                for j in range(NR):
+                    P[q * K + k * NR + j] = A[k, c0 + q + j]
+        for k in range(K):
+            for j in range(whole, n):
+                P[whole * K + k * NR + j - whole] = A[k, c0 + j]
+    else:
+        K8 = K - K % 8
+        for q in range(0, n, NR):
+            w = min(NR, n - q)
+            for j0 in range(0, w - w % 8, 8):                 # 8 x 8 blocks: LLVM's shuffles
+                for k0 in range(0, K8, 8):
+                    for kk in range(8):
+                        for jj in range(8):
+                            P[q * K + (k0 + kk) * NR + j0 + jj] = A[k0 + kk, c0 + q + j0 + jj]
+                for k in range(K8, K):
+                    for jj in range(8):
+                        P[q * K + k * NR + j0 + jj] = A[k, c0 + q + j0 + jj]
+            for j in range(w - w % 8, w):
+                for k in range(K):
+                    P[q * K + k * NR + j] = A[k, c0 + q + j]
+
+
+@jit
+def _panel_dot(A, P, N, out, o0, ldo):
+    """out[o0 + r ldo + j] = (A W)[r, j] for C-contiguous A (M, K) and W (K, N) packed in P by
+    _pack_panels; out is flat (a (., ldo) array's entries)."""
+    M, K = A.shape
+    af = A.reshape(-1)
+    NR = _panel_width(P)
+    width = NR // PANEL_VECTORS
+    for q in range(0, N, NR):
+        w = min(NR, N - q)
+        vectors = w // width
+        base = q * K
+        for r0 in range(0, M, ROWS):
+            rows = min(ROWS, M - r0)
+            o = o0 + r0 * ldo + q
+            if vectors == 3:
+                _row_tile3(af, r0 * K, P, base, K, out, o, ldo, K, rows)
+            elif vectors == 2:
+                _row_tile2(af, r0 * K, P, base, K, out, o, ldo, K, rows)
+            elif vectors == 1:
+                _row_tile1(af, r0 * K, P, base, K, out, o, ldo, K, rows)
+            for r in range(rows):                             # the last columns, fewer than a vector
+                for j in range(vectors * width, w):
+                    s = 0.0
+                    for k in range(K):
+                        s += af[(r0 + r) * K + k] * P[base + k * NR + j]
+                    out[o + r * ldo + j] = s
+
 # -- tanh RNN
 
 @jit
@@ -1068,16 +1184,17 @@ def _tanh_backward_fm(dh, dh_T, h, W_hh, act, truncate):
 # -- LSTM
 
 @jit
-def _lstm_cell_fm(xw, a, c_prev, c, h, g_i, g_f, g_g, g_o):
-    """The LSTM's gates at one step over q entries of each gate block (a whole window's H B, or
-    one part's m B): xw, a (4 q) the four blocks of x W_xh and h W_hh; c_prev, c, h, and the
-    gates g_i, g_f, g_g, g_o q entries each."""
+def _lstm_cell_run(xw, dx, a, da, c_prev, c, h, g_i, g_f, g_g, g_o):
+    """The LSTM's gates at one step over a run of q entries of each gate block (a whole window's
+    H B, one part's m B, or one row's m units): xw, a the four blocks of x W_xh and h W_hh, each
+    block dx (da) entries after the one before; c_prev, c, h, and the gates g_i, g_f, g_g, g_o
+    q entries each."""
     q = c.size
     for k in range(q):
         i = _sigmoid(xw[k] + a[k])
-        f = _sigmoid(xw[q + k] + a[q + k])
-        g = _tanh(xw[2 * q + k] + a[2 * q + k])
-        o = _sigmoid(xw[3 * q + k] + a[3 * q + k])
+        f = _sigmoid(xw[dx + k] + a[da + k])
+        g = _tanh(xw[2 * dx + k] + a[2 * da + k])
+        o = _sigmoid(xw[3 * dx + k] + a[3 * da + k])
         c[k] = f * c_prev[k] + i * g
         h[k] = o * _tanh(c[k])
         g_i[k], g_f[k], g_g[k], g_o[k] = i, f, g, o
@@ -1089,8 +1206,9 @@ def _lstm_step_fm(xwT_t, hT_prev, cT_prev, W_hhT, hT_t, cT_t, gT_t, aT):
     packed, aT (4H, B) scratch for the product."""
     H = hT_t.shape[0]
     _packed_dot(W_hhT, aT.shape[0], hT_prev, aT)             # W_hh^T h_{t-1}^T  (4H, B)
-    _lstm_cell_fm(xwT_t.reshape(-1), aT.reshape(-1), cT_prev.reshape(-1), cT_t.reshape(-1), hT_t.reshape(-1),
-                  _rows(gT_t, 0, H), _rows(gT_t, H, 2 * H), _rows(gT_t, 2 * H, 3 * H), _rows(gT_t, 3 * H, 4 * H))
+    q = hT_t.size
+    _lstm_cell_run(xwT_t.reshape(-1), q, aT.reshape(-1), q, cT_prev.reshape(-1), cT_t.reshape(-1), hT_t.reshape(-1),
+                   _rows(gT_t, 0, H), _rows(gT_t, H, 2 * H), _rows(gT_t, 2 * H, 3 * H), _rows(gT_t, 3 * H, 4 * H))
 
 
 @jit
@@ -1136,7 +1254,7 @@ def _lstm_forward_fm(xw, h0, c0, W_hh):
 
 
 @jit
-def _lstm_cell_back_fm(g_h, g_c, g_c_total, c_prev, c_t, g_i, g_f, g_g, g_o, da_i, da_f, da_g, da_o):
+def _lstm_cell_back_run(g_h, g_c, g_c_total, c_prev, c_t, g_i, g_f, g_g, g_o, da_i, da_f, da_g, da_o):
     """_lstm_step_back's gate arithmetic over q entries of each block (a whole window's H B, or
     one part's m B): from g_h, g_c (dc_t in, dc_{t-1} out), the caches and gates, into
     g_c_total and the four blocks of da."""
@@ -1159,7 +1277,7 @@ def _lstm_step_back_fm(gT_h, gT_c, cT_prev, cT_t, gT_t, W_hh, daT, gT_c_total):
     """_lstm_step_back feature-major: daT (4H, B), gT_c_total, then gT_h <- dh_{t-1}^T, gT_c <- dc_{t-1}^T;
     W_hh packed."""
     H = gT_h.shape[0]
-    _lstm_cell_back_fm(gT_h.reshape(-1), gT_c.reshape(-1), gT_c_total.reshape(-1), cT_prev.reshape(-1),
+    _lstm_cell_back_run(gT_h.reshape(-1), gT_c.reshape(-1), gT_c_total.reshape(-1), cT_prev.reshape(-1),
                        cT_t.reshape(-1), _rows(gT_t, 0, H), _rows(gT_t, H, 2 * H), _rows(gT_t, 2 * H, 3 * H),
                        _rows(gT_t, 3 * H, 4 * H), _rows(daT, 0, H), _rows(daT, H, 2 * H), _rows(daT, 2 * H, 3 * H),
                        _rows(daT, 3 * H, 4 * H))
@@ -1222,22 +1340,23 @@ def _lstm_backward_fm(dh, dh_T, dc_T, h, c, gates, W_hh, truncate):
 
 # -- split across threads
 # When the run's threads are one pool (rnnvanish.kernels.pool: SciPy's OpenBLAS runs its jobs on
-# Numba's threads), the LSTM's feature-major pair splits each window's H units into `parts`
-# runs of rows, one per thread: part p owns units j0 <= j < j1, the rows g H + j of every gate
-# block g. Forward, each step, part p computes its units' four gate rows (its share of the
-# product, W_hh^T's rows packed once per window into one (4 m, H) block), their gates, c_t and
-# h_t; backward, it takes its rows of dh_t^T = W_hh da_{t+1}^T, then its units' da_t, dc_{t-1}.
-# Each step is one parallel loop whose end is the step's barrier: step t reads every unit of
-# h_{t-1} (forward) or da_{t+1} (backward, kept in two buffers so that step t writes one while
-# no part still reads it). Each part's share of the product runs on its rows of W_hh, packed
-# once per window ("packed products"), never in BLAS (whose jobs, from inside a parallel loop,
-# would find no thread free): the gate loops, transposes and norms run on every thread, not on
-# one. The same steps as the unsplit pair, in the same order within each unit, and the same
-# sums (each product's entry is one row's sum over k in order, split or not).
-# Truncated walks keep the unsplit backward. The tanh RNN and the reset-after GRU below split
-# the same way (the GRU's part owns its units' rows of the r, z and n blocks; its backward
-# carries its units' z dh_{t+1} from one step to the next); the reset-before GRU, whose step
-# has a second product that reads every unit's r h_{t-1}, keeps the unsplit kernels.
+# Numba's threads), a window without masks splits its H units into `parts` runs, one per
+# thread: part p owns units j0 <= j < j1. Each step is one parallel loop whose end is the
+# step's barrier: step t reads every unit of h_{t-1} (forward) or of step t+1's gradient
+# (backward), which every part wrote the step before. Each part's share of the product runs
+# on its share of W_hh, packed once per window, never in BLAS (whose jobs, from inside a
+# parallel loop, would find no thread free): the gate loops and norms run on every thread,
+# not on one. The same steps as the unsplit kernels, in the same order within each unit, and
+# the same sums (each product's entry is one sum over k in order, split or not).
+# The tanh RNN and the reset-after GRU split their feature-major twins: part p owns the rows
+# g H + j of every gate block g, computes its rows of W_hh^T h_{t-1}^T (its rows of W_hh^T
+# packed into one (G m, H) block, "packed products"), and transposes its rows in and out of
+# the (T, B, .) arrays; backward it takes its rows of dh_t^T = W_hh da_{t+1}^T (da^T kept in
+# two buffers, so that step t writes one while no part still reads the other); the GRU's
+# part carries its units' z dh_{t+1} from one step to the next. The LSTM splits in the (B, .)
+# layout instead, with no transposes (below). Truncated walks keep the unsplit backward; the
+# reset-before GRU, whose step has a second product that reads every unit's r h_{t-1}, keeps
+# the unsplit kernels.
 
 pjit = njit(cache=True, nogil=True, parallel=True, error_model="numpy", fastmath={"contract"})
 
@@ -1298,46 +1417,6 @@ def _transpose_columns(dst, dc, src, sc, k, add):
 
 
 @jit
-def _lstm_step_part(xw_t, hT_prev, cT_prev, W_part, xw_part, a_part, j0, j1, hT_t, cT_t, gT_t, h_t):
-    """_lstm_step_fm for units j0 <= j < j1: their gate rows, c_t, h_t (and h_t's columns of h[t])."""
-    H, B = cT_prev.shape
-    m = j1 - j0
-    for g in range(4):
-        _transpose_columns(xw_part[g * m:(g + 1) * m], 0, xw_t, g * H + j0, m, False)
-    _packed_dot(W_part, 4 * m, hT_prev, a_part)               # the part's rows of W_hh^T h_{t-1}^T
-    _lstm_cell_fm(xw_part.reshape(-1), a_part.reshape(-1), _rows(cT_prev, j0, j1), _rows(cT_t, j0, j1),
-                  _rows(hT_t, j0, j1), _rows(gT_t, j0, j1), _rows(gT_t, H + j0, H + j1),
-                  _rows(gT_t, 2 * H + j0, 2 * H + j1), _rows(gT_t, 3 * H + j0, 3 * H + j1))
-    _transpose_columns(h_t, j0, hT_t[j0:j1], 0, B, False)
-
-
-@pjit
-def _lstm_forward_fm_split(xw, h0, c0, W_hh, parts):
-    """lstm_forward_fm with the units split into `parts` runs, one per thread (see above)."""
-    T, B, G4 = xw.shape
-    H = G4 // 4
-    h = np.empty((T + 1, B, H), dtype=xw.dtype)
-    cT = np.empty((T + 1, H, B), dtype=xw.dtype)
-    gT = np.empty((T, G4, B), dtype=xw.dtype)
-    most = (H + parts - 1) // parts                          # the largest part's units
-    W_parts = _packed_parts(W_hh, 4, parts, True)
-    xw_parts = np.empty((parts, 4 * most * B), dtype=xw.dtype)
-    a_parts = np.empty((parts, 4 * most * B), dtype=xw.dtype)
-    hT = np.empty((2, H, B), dtype=xw.dtype)
-    _copy_into(h[0], h0)
-    _transpose_into(hT[0], h0)
-    _transpose_into(cT[0], c0)
-    for t in range(1, T + 1):
-        for p in prange(parts):
-            j0, j1 = _part(H, parts, p)
-            m = j1 - j0
-            _lstm_step_part(xw[t - 1], hT[(t - 1) % 2], cT[t - 1], W_parts[p],
-                            xw_parts[p, :4 * m * B].reshape(4 * m, B), a_parts[p, :4 * m * B].reshape(4 * m, B),
-                            j0, j1, hT[t % 2], cT[t], gT[t - 1], h[t])
-    return h, cT, gT
-
-
-@jit
 def _part_dh(t, dh, dh_T, W_part, j0, j1, daT_next, g):
     """g (m, B) = units j0 <= j < j1's rows of dh_t^T: W_hh da_{t+1}^T (W_part: their rows of
     W_hh, packed; none at t = T) plus the loss's gradient dh[t-1] (and dh_T at t = T).
@@ -1352,49 +1431,167 @@ def _part_dh(t, dh, dh_T, W_part, j0, j1, daT_next, g):
 
 
 @jit
-def _lstm_step_back_part(t, dh, dh_T, cT, gT, W_hh, j0, j1, ghT, gcT, gcT_total, daT_next, daT, da, sq_h, sq_c):
-    """Step t of the backward walk for units j0 <= j < j1: their rows of dh_t^T (from step t+1's
-    da), the loss's gradient, their da_t rows (into daT and da[t-1]) and dc_{t-1}; the squared
-    norms of their share of dh_t and dc_t into sq_h[t], sq_c[t]."""
-    H, B = ghT.shape
-    sq_h[t] = _part_dh(t, dh, dh_T, W_hh, j0, j1, daT_next, ghT[j0:j1])
-    gates = gT[t - 1]
-    _lstm_cell_back_fm(_rows(ghT, j0, j1), _rows(gcT, j0, j1), _rows(gcT_total, j0, j1), _rows(cT[t - 1], j0, j1),
-                       _rows(cT[t], j0, j1), _rows(gates, j0, j1), _rows(gates, H + j0, H + j1),
-                       _rows(gates, 2 * H + j0, 2 * H + j1), _rows(gates, 3 * H + j0, 3 * H + j1), _rows(daT, j0, j1),
-                       _rows(daT, H + j0, H + j1), _rows(daT, 2 * H + j0, 2 * H + j1),
-                       _rows(daT, 3 * H + j0, 3 * H + j1))
-    sq_c[t] = _sum_squares(gcT_total[j0:j1])
-    for g in range(4):
-        _transpose_columns(da[t - 1], g * H + j0, daT[g * H + j0:g * H + j1], 0, B, False)
+def _part_dh_rows(t, dh, dh_T, da, W_part, j0, j1, g):
+    """g (B, m) = units j0 <= j < j1's columns of dh_t: da_{t+1} W_hh^T (W_part: their rows of
+    W_hh, in panels; none at t = T) plus the loss's gradient dh[t-1] (and dh_T at t = T).
+    Returns their squared norm."""
+    T = dh.shape[0]
+    if t < T:
+        _panel_dot(da[t], W_part, j1 - j0, g.reshape(-1), 0, j1 - j0)   # dh_t = da_{t+1} W_hh^T
+        _add_into(g, dh[t - 1, :, j0:j1])
+    else:
+        _copy_into(g, dh[t - 1, :, j0:j1])
+        _add_into(g, dh_T[:, j0:j1])
+    return _sum_squares(g)
+
+
+
+
+# The LSTM's windows split in the (B, .) layout ("panels of columns"): forward, part p
+# computes its units' columns of each gate block of h_{t-1} W_hh (its columns of W_hh, packed
+# once per window), their gates, c_t and h_t, straight into the (T, B, .) arrays lstm_forward
+# returns; backward, its columns of dh_t = da_{t+1} W_hh^T (its rows of W_hh, packed), then its
+# units' columns of da_t and dc_{t-1}. No step transposes anything, so the caches stay in the
+# layout of the API (the feature-major pair is not used while the window splits; `feature_major`
+# says so). Measured against the feature-major split it replaced (LSTM, B 32, two threads,
+# training steps of `rnnvanish bench`): 2-3 % faster at H 512 float32 and 4-8 % at H 64-128, the
+# input side's savings below included. The tanh RNN's split measured no faster this way at H 512
+# and 7 % slower at H 64 (its per-row loops are too short), so it keeps its feature-major split.
+# The input term x_t W_xh + b of stream b at step t is row ids[t, b] of a table X: the rows of
+# xw (T B, 4H) in order, or, for token inputs, the rows of W_xh + b themselves (input_rows is
+# then never run). With token inputs the backward adds each row of da_t into row ids[t, b] of
+# dW_xh while the row is in cache (embed_backward's sum, its own units' columns on each thread).
+
+@pjit
+def _panel_parts(W_hh, G, parts, forward):
+    """Each part's share of W_hh (H, G H) in panels of columns, (W_parts (parts, .), block):
+    forward, units j0 .. j1's columns of gate block g at g block; backward, their rows (the
+    columns of W_hh^T). The parts pack on their own threads."""
+    H = W_hh.shape[0]
+    most = (H + parts - 1) // parts                          # the largest part's units
+    block = _panels_size(most, H if forward else G * H, W_hh)
+    W_parts = np.zeros((parts, G * block if forward else block), dtype=W_hh.dtype)
+    for p in prange(parts):
+        j0, j1 = _part(H, parts, p)
+        if forward:
+            for g in range(G):
+                _pack_panels(W_parts[p, g * block:(g + 1) * block], W_hh, g * H + j0, j1 - j0)
+        else:
+            _pack_panels(W_parts[p], W_hh.T, j0, j1 - j0)
+    return W_parts, block
+
+
+@jit
+def _check_rows(ids, n):
+    """Raise IndexError unless every id of ids (T, B) lies in [0, n)."""
+    for t in range(ids.shape[0]):
+        for b in range(ids.shape[1]):
+            if ids[t, b] < 0 or ids[t, b] >= n:
+                raise IndexError("token id out of range of the vocabulary")
+
+
+@jit
+def _lstm_step_rows(X, ids_t, h_prev, c_prev, W_part, block, a, j0, j1, h_t, c_t, gates_t):
+    """_lstm_step for units j0 <= j < j1, (B, .) layout, stream b's input term row ids_t[b] of
+    X: their columns of c_t, h_t and of each gate block of gates_t; `a` (B 4 m entries) the
+    scratch for their columns of the product."""
+    B, H = h_t.shape
+    m = j1 - j0
+    for g in range(4):                                        # h_{t-1} W_hh: the part's columns of block g
+        _panel_dot(h_prev, W_part[g * block:(g + 1) * block], m, a, g * m, 4 * m)
+    for b in range(B):
+        x, gb = X[ids_t[b]], gates_t[b]
+        _lstm_cell_run(x[j0:], H, a[b * 4 * m:(b + 1) * 4 * m], m, c_prev[b, j0:j1], c_t[b, j0:j1], h_t[b, j0:j1],
+                       gb[j0:j1], gb[H + j0:H + j1], gb[2 * H + j0:2 * H + j1], gb[3 * H + j0:3 * H + j1])
 
 
 @pjit
-def _lstm_backward_fm_split(dh, dh_T, dc_T, cT, gT, W_hh, parts):
-    """lstm_backward_fm without truncation, the units split into `parts` runs (see above)."""
+def _lstm_forward_split(X, ids, h0, c0, W_hh, parts):
+    """lstm_forward without masks, stream b's input term at step t row ids[t, b] of X (., 4H),
+    the units split into `parts` runs, one per thread, in the (B, .) layout (see above)."""
+    T, B = ids.shape
+    H = W_hh.shape[0]
+    _check_rows(ids, X.shape[0])
+    h = np.empty((T + 1, B, H), dtype=X.dtype)
+    c = np.empty((T + 1, B, H), dtype=X.dtype)
+    gates = np.empty((T, B, 4 * H), dtype=X.dtype)
+    most = (H + parts - 1) // parts
+    W_parts, block = _panel_parts(W_hh, 4, parts, True)
+    a_parts = np.empty((parts, B * 4 * most), dtype=X.dtype)
+    _copy_into(h[0], h0)
+    _copy_into(c[0], c0)
+    for t in range(1, T + 1):
+        for p in prange(parts):
+            j0, j1 = _part(H, parts, p)
+            _lstm_step_rows(X, ids[t - 1], h[t - 1], c[t - 1], W_parts[p], block, a_parts[p], j0, j1, h[t], c[t],
+                            gates[t - 1])
+    return h, c, gates
+
+
+@jit
+def _lstm_step_back_rows(t, dh, dh_T, dc_T, c, gates, W_part, j0, j1, gh, gc, gc_total, da, sq_h, sq_c, ids, dW_x):
+    """Step t of the backward walk for units j0 <= j < j1, (B, .) layout: gh (B, m) their
+    columns of dh_t (da_{t+1} W_hh^T, none at t = T, plus the loss's gradient), then their
+    columns of each gate block of da[t-1] (each row added into row ids[t-1, b] of dW_x, if
+    dW_x has rows), gc (B, m) dc_t -> dc_{t-1} (dc_T's columns at t = T), gc_total; the
+    squared norms of their share of dh_t and dc_t into sq_h[t], sq_c[t]."""
+    T, B, H = dh.shape
+    sq_h[t] = _part_dh_rows(t, dh, dh_T, da, W_part, j0, j1, gh)
+    if t == T:
+        _copy_into(gc, dc_T[:, j0:j1])                       # the final cell state's gradient
+    gates_t, da_t = gates[t - 1], da[t - 1]
+    for b in range(B):
+        gb, db = gates_t[b], da_t[b]
+        _lstm_cell_back_run(gh[b], gc[b], gc_total[b], c[t - 1, b, j0:j1], c[t, b, j0:j1], gb[j0:j1],
+                            gb[H + j0:H + j1], gb[2 * H + j0:2 * H + j1], gb[3 * H + j0:3 * H + j1], db[j0:j1],
+                            db[H + j0:H + j1], db[2 * H + j0:2 * H + j1], db[3 * H + j0:3 * H + j1])
+        if dW_x.shape[0] > 0:
+            row = dW_x[ids[t - 1, b]]
+            for g in range(4):
+                for j in range(g * H + j0, g * H + j1):
+                    row[j] += db[j]
+    sq_c[t] = _sum_squares(gc_total)
+
+
+@pjit
+def _lstm_backward_split(dh, dh_T, dc_T, c, gates, W_hh, parts, ids, V):
+    """lstm_backward without truncation or masks, the units split into `parts` runs, one per
+    thread, in the (B, .) layout (see above). Returns its five results and, for token inputs
+    ids (T, B) of V > 0 rows, dW_xh = embed_backward(ids, da, V) and db, da's sum over t and b
+    (taken as dW_xh's column sums); with V = 0, empty ones."""
     T, B, H = dh.shape
     da = np.empty((T, B, 4 * H), dtype=dh.dtype)
-    ghT = np.zeros((H, B), dtype=dh.dtype)
-    gcT = np.zeros((H, B), dtype=dh.dtype)
-    gcT_total = np.empty((H, B), dtype=dh.dtype)
-    daT = np.empty((2, 4 * H, B), dtype=dh.dtype)            # step t writes daT[t % 2], reads daT[(t + 1) % 2]
+    if V > 0:
+        _check_rows(ids, V)
+    dW_x = np.zeros((V, 4 * H), dtype=dh.dtype)
+    most = (H + parts - 1) // parts
+    state = np.empty((parts, 3, B * most), dtype=dh.dtype)  # each part's gh, gc, gc_total
     sq_h, sq_c = np.zeros((parts, T + 1)), np.zeros((parts, T + 1))
-    W_parts = _packed_parts(W_hh, 4, parts, False)
-    _add_transposed(gcT, dc_T)                                # the final cell state's gradient
+    W_parts, block = _panel_parts(W_hh, 4, parts, False)
     for t in range(T, 0, -1):
         for p in prange(parts):
             j0, j1 = _part(H, parts, p)
-            _lstm_step_back_part(t, dh, dh_T, cT, gT, W_parts[p], j0, j1, ghT, gcT, gcT_total, daT[(t + 1) % 2],
-                                 daT[t % 2], da, sq_h[p], sq_c[p])
+            n = B * (j1 - j0)
+            _lstm_step_back_rows(t, dh, dh_T, dc_T, c, gates, W_parts[p], j0, j1,
+                                 state[p, 0, :n].reshape(B, j1 - j0), state[p, 1, :n].reshape(B, j1 - j0),
+                                 state[p, 2, :n].reshape(B, j1 - j0), da, sq_h[p], sq_c[p], ids, dW_x)
+    dh0 = np.empty((B, H), dtype=dh.dtype)
+    dc0 = np.empty((B, H), dtype=dh.dtype)
     for p in prange(parts):                                   # dh_0 from da_1
         j0, j1 = _part(H, parts, p)
-        _packed_dot(W_parts[p], j1 - j0, daT[1], ghT[j0:j1])
-        sq_h[p, 0] = _sum_squares(ghT[j0:j1])
-        sq_c[p, 0] = _sum_squares(gcT[j0:j1])
+        n = B * (j1 - j0)
+        gh, gc = state[p, 0, :n].reshape(B, j1 - j0), state[p, 1, :n].reshape(B, j1 - j0)
+        _panel_dot(da[0], W_parts[p], j1 - j0, gh.reshape(-1), 0, j1 - j0)
+        sq_h[p, 0], sq_c[p, 0] = _sum_squares(gh), _sum_squares(gc)
+        _copy_into(dh0[:, j0:j1], gh)
+        _copy_into(dc0[:, j0:j1], gc)
+    db = np.zeros(4 * H if V > 0 else 0, dtype=dh.dtype)
+    for v in range(V):
+        for j in range(4 * H):
+            db[j] += dW_x[v, j]
     norms_h = np.sqrt(sq_h.sum(axis=0)).astype(dh.dtype)
     norms_c = np.sqrt(sq_c.sum(axis=0)).astype(dh.dtype)
-    return da, _transposed(ghT), _transposed(gcT), norms_h, norms_c
-
+    return da, dh0, dc0, norms_h, norms_c, dW_x, db
 
 @jit
 def _tanh_step_part(xw_t, hT_prev, W_part, act, j0, j1, xwT, hT_t, h_t):
@@ -1409,7 +1606,7 @@ def _tanh_step_part(xw_t, hT_prev, W_part, act, j0, j1, xwT, hT_t, h_t):
 
 @pjit
 def _tanh_forward_fm_split(xw, h0, W_hh, act, parts):
-    """_tanh_forward_fm with the units split into `parts` runs, one per thread (as the LSTM's)."""
+    """_tanh_forward_fm with the units split into `parts` runs, one per thread (see above)."""
     T, B, H = xw.shape
     h = np.empty((T + 1, B, H), dtype=xw.dtype)
     W_parts = _packed_parts(W_hh, 1, parts, True)
@@ -1426,7 +1623,9 @@ def _tanh_forward_fm_split(xw, h0, W_hh, act, parts):
 
 @jit
 def _tanh_step_back_part(t, dh, dh_T, h, W_part, act, j0, j1, gT, hT_t, daT_next, daT, da, sq):
-    """Step t of the tanh RNN's backward walk for units j0 <= j < j1 (as _lstm_step_back_part)."""
+    """Step t of the tanh RNN's backward walk for units j0 <= j < j1: their rows of dh_t^T (from
+    step t+1's da) and of da_t (into daT and da[t-1]); the squared norm of their share of dh_t
+    into sq[t]."""
     B = dh.shape[1]
     g = gT[j0:j1]
     sq[t] = _part_dh(t, dh, dh_T, W_part, j0, j1, daT_next, g)
@@ -1437,7 +1636,7 @@ def _tanh_step_back_part(t, dh, dh_T, h, W_part, act, j0, j1, gT, hT_t, daT_next
 
 @pjit
 def _tanh_backward_fm_split(dh, dh_T, h, W_hh, act, parts):
-    """_tanh_backward_fm without truncation, the units split into `parts` runs (as the LSTM's)."""
+    """_tanh_backward_fm without truncation, the units split into `parts` runs (see above)."""
     T, B, H = dh.shape
     da = np.empty_like(dh)
     gT = np.zeros((H, B), dtype=dh.dtype)
@@ -1691,7 +1890,8 @@ def _gru_back_part(g_h, h_prev, hn, g_r, g_z, g_n, dah_r, dah_z, dah_n, dan, dh_
 @jit
 def _gru_step_back_part(t, dh, dh_T, h, gates, hn, W_part, j0, j1, gT, hT_prev, gatesT, hnT, danT, dhT_prev,
                         dahT_next, dahT, dax, dah, sq):
-    """Step t of the GRU's (reset after) backward walk for units j0 <= j < j1 (as the LSTM's)."""
+    """Step t of the GRU's (reset after) backward walk for units j0 <= j < j1 (as the tanh RNN's;
+    its units' z dh_t carried to the step before in dhT_prev)."""
     T = dh.shape[0]
     H, B = gT.shape
     g = gT[j0:j1]

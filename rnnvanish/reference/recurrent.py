@@ -212,7 +212,7 @@ def lstm_backward(dh, dh_T, dc_T, h, c, gates, W_hh, truncate, m=None, d=None):
     return da, g_h[0].copy(), g_c[0].copy(), _step_norms(g_h), _step_norms(g_c)
 
 
-def feature_major(dtype, batch):
+def feature_major(dtype, batch, hidden=0):
     """The reference keeps the readable (T, B, .) layout: never feature-major (see the kernels')."""
     return False
 
