@@ -1431,6 +1431,26 @@ def _part_dh(t, dh, dh_T, W_part, j0, j1, daT_next, g):
 
 
 @jit
+def _columns_into(g, src, j0, add):
+    """g (B, m) = columns j0 .. j0 + m of the C-contiguous src (B, .), or += with `add` (src's
+    rows indexed directly: a view of its columns would hide their unit stride from LLVM)."""
+    for b in range(g.shape[0]):
+        for k in range(g.shape[1]):
+            if add:
+                g[b, k] += src[b, j0 + k]
+            else:
+                g[b, k] = src[b, j0 + k]
+
+
+@jit
+def _into_columns(dst, j0, g):
+    """Columns j0 .. j0 + m of dst (B, .) = g (B, m)."""
+    for b in range(g.shape[0]):
+        for k in range(g.shape[1]):
+            dst[b, j0 + k] = g[b, k]
+
+
+@jit
 def _part_dh_rows(t, dh, dh_T, da, W_part, j0, j1, g):
     """g (B, m) = units j0 <= j < j1's columns of dh_t: da_{t+1} W_hh^T (W_part: their rows of
     W_hh, in panels; none at t = T) plus the loss's gradient dh[t-1] (and dh_T at t = T).
@@ -1438,10 +1458,10 @@ def _part_dh_rows(t, dh, dh_T, da, W_part, j0, j1, g):
     T = dh.shape[0]
     if t < T:
         _panel_dot(da[t], W_part, j1 - j0, g.reshape(-1), 0, j1 - j0)   # dh_t = da_{t+1} W_hh^T
-        _add_into(g, dh[t - 1, :, j0:j1])
+        _columns_into(g, dh[t - 1], j0, True)
     else:
-        _copy_into(g, dh[t - 1, :, j0:j1])
-        _add_into(g, dh_T[:, j0:j1])
+        _columns_into(g, dh[t - 1], j0, False)
+        _columns_into(g, dh_T, j0, True)
     return _sum_squares(g)
 
 
@@ -1538,7 +1558,7 @@ def _lstm_step_back_rows(t, dh, dh_T, dc_T, c, gates, W_part, j0, j1, gh, gc, gc
     T, B, H = dh.shape
     sq_h[t] = _part_dh_rows(t, dh, dh_T, da, W_part, j0, j1, gh)
     if t == T:
-        _copy_into(gc, dc_T[:, j0:j1])                       # the final cell state's gradient
+        _columns_into(gc, dc_T, j0, False)                   # the final cell state's gradient
     gates_t, da_t = gates[t - 1], da[t - 1]
     for b in range(B):
         gb, db = gates_t[b], da_t[b]
@@ -1583,8 +1603,8 @@ def _lstm_backward_split(dh, dh_T, dc_T, c, gates, W_hh, parts, ids, V):
         gh, gc = state[p, 0, :n].reshape(B, j1 - j0), state[p, 1, :n].reshape(B, j1 - j0)
         _panel_dot(da[0], W_parts[p], j1 - j0, gh.reshape(-1), 0, j1 - j0)
         sq_h[p, 0], sq_c[p, 0] = _sum_squares(gh), _sum_squares(gc)
-        _copy_into(dh0[:, j0:j1], gh)
-        _copy_into(dc0[:, j0:j1], gc)
+        _into_columns(dh0, j0, gh)
+        _into_columns(dc0, j0, gc)
     db = np.zeros(4 * H if V > 0 else 0, dtype=dh.dtype)
     for v in range(V):
         for j in range(4 * H):
