@@ -1474,10 +1474,11 @@ def _part_dh_rows(t, dh, dh_T, da, W_part, j0, j1, g):
 # returns; backward, its columns of dh_t = da_{t+1} W_hh^T (its rows of W_hh, packed), then its
 # units' columns of da_t and dc_{t-1}. No step transposes anything, so the caches stay in the
 # layout of the API (the feature-major pair is not used while the window splits; `feature_major`
-# says so). Measured against the feature-major split it replaced (LSTM, B 32, two threads,
-# training steps of `rnnvanish bench`): 2-3 % faster at H 512 float32 and 4-8 % at H 64-128, the
-# input side's savings below included. The tanh RNN's split measured no faster this way at H 512
-# and 7 % slower at H 64 (its per-row loops are too short), so it keeps its feature-major split.
+# says so). Whole training steps against the feature-major split it replaced (LSTM, B 32, two
+# threads, the input side's savings below included): 1-3 % faster at H 512 float32, 5 % on the
+# flagship run (H 256, T 64), 4-9 % at H 64-128. The tanh RNN's split measured no faster this
+# way at H 512 and 7 % slower at H 64 (its per-row loops are too short), so it keeps its
+# feature-major split, and the GRU with it.
 # The input term x_t W_xh + b of stream b at step t is row ids[t, b] of a table X: the rows of
 # xw (T B, 4H) in order, or, for token inputs, the rows of W_xh + b themselves (input_rows is
 # then never run). With token inputs the backward adds each row of da_t into row ids[t, b] of
