@@ -137,6 +137,23 @@ def test_a_token_out_of_the_vocabulary_is_refused_by_the_split_pair():
 
 
 @pytest.mark.skipif(not TWO_THREADS, reason="Numba has one thread here")
+def test_the_token_pair_with_truncation_on_two_threads_equals_the_reference():
+    """A truncated backward walk keeps the unsplit kernel after the split forward (its caches in
+    the (B, .) layout): the reference's results."""
+    c = token_case(6, 16, 80, 7, np.float32, seed=4)
+    h, c_, gates = reference.lstm_forward_tokens(c["ids"], c["W_xh"], c["b"], c["h0"], c["c0"], c["W_hh"])
+    expected = reference.lstm_backward_tokens(c["ids"], c["V"], c["dh"], c["dh_T"], c["dc_T"], h, c_, gates,
+                                              c["W_hh"], 3)
+    with limit_threads(2, "numba"):
+        h, c_, gates = kernels.lstm_forward_tokens(c["ids"], c["W_xh"], c["b"], c["h0"], c["c0"], c["W_hh"])
+        actual = kernels.lstm_backward_tokens(c["ids"], c["V"], c["dh"], c["dh_T"], c["dc_T"], h, c_, gates,
+                                              c["W_hh"], 3)
+    names = ("da", "dh0", "dc0", "norms_h", "norms_c", "dW_xh", "dW_hh", "db")
+    for name, a, e in zip(names, actual, expected):
+        assert_close(a, e, rtol=1e-4, name=name)
+
+
+@pytest.mark.skipif(not TWO_THREADS, reason="Numba has one thread here")
 def test_the_public_lstm_kernels_split_on_two_threads():
     """Inside limit_threads(2) (where the pool is shared) a float32 window of 80 units at B 16
     is not feature-major, and the public lstm_* and token kernels give the reference's
