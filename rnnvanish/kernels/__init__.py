@@ -57,8 +57,8 @@ from .optim import adam_update
 from .output import (back_rows, dense_rows, embed_backward, input_rows, outer_sum, output_layer, softmax_xent,
                      window_grads)
 from . import pool, recurrent
-from .recurrent import (RELU, SIGMOID, TANH, feature_major, gru_generate, lstm_backward_fm, lstm_forward_fm,
-                        lstm_generate, tanh_generate)
+from .recurrent import (RELU, SIGMOID, TANH, _split_parts, _whole, feature_major, gru_generate, lstm_backward_fm,
+                        lstm_forward_fm, lstm_generate, tanh_generate)
 from .tokens import lstm_backward_tokens, lstm_forward_tokens
 
 # The same list as rnnvanish.reference's (a test holds the two equal).
@@ -81,19 +81,6 @@ __all__ = ["tanh_forward", "tanh_backward", "lstm_forward", "lstm_backward", "gr
 # packed, not BLAS's), and everything else to the jitted kernel of the same name. The LSTM's
 # feature-major pair is not split: while a window splits, feature_major says it is not
 # feature-major, and the cells call lstm_forward / lstm_backward (or the token pair) instead.
-
-def _split_parts(x, hidden, masks):
-    """How many parts a window of x (T, B, .) runs in: 1 unless it would run feature-major
-    without masks (the recurrent dropout and zoneout arguments, None or empty: off), else
-    pool.parts(hidden) (1 unless the pool is shared and the units are enough)."""
-    if any(m is not None and m.size for m in masks[:2]) or not feature_major(x.dtype, x.shape[1]):
-        return 1
-    return pool.parts(hidden)
-
-
-def _whole(truncate, T):
-    return truncate <= 0 or truncate >= T
-
 
 def tanh_forward(xw, h0, W_hh, act, *masks):
     """recurrent.tanh_forward (masks: its m, d, h_new); split across the run's threads where pool.parts says so."""

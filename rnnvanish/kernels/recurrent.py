@@ -773,6 +773,19 @@ def feature_major(dtype, batch, hidden=0):
     return np.dtype(dtype).name in FEATURE_MAJOR_DTYPES and batch >= FEATURE_MAJOR_BATCH and pool.parts(hidden) == 1
 
 
+def _split_parts(x, hidden, masks):
+    """How many parts a window of x (T, B, .) runs in: 1 unless it would run feature-major
+    without masks (the recurrent dropout and zoneout arguments, None or empty: off), else
+    pool.parts(hidden) (1 unless the pool is shared and the units are enough)."""
+    if any(m is not None and m.size for m in masks[:2]) or not feature_major(x.dtype, x.shape[1]):
+        return 1
+    return pool.parts(hidden)
+
+
+def _whole(truncate, T):
+    return truncate <= 0 or truncate >= T
+
+
 @overload(_feature_major)
 def _feature_major_typed(x, dropout, zoneout):
     if str(x.dtype) not in FEATURE_MAJOR_DTYPES:
