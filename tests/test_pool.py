@@ -81,7 +81,8 @@ def token_case(T, B, H, V, dtype, seed):
     c = lstm_case(T, B, H, dtype, seed)
     rng = np.random.default_rng(seed + 1)
     return {**c, "ids": rng.integers(0, V, (T, B)), "V": V,
-            "W_xh": (1.5 * rng.standard_normal((V, 4 * H))).astype(dtype), "b": (0.5 * rng.standard_normal(4 * H)).astype(dtype)}
+            "W_xh": (1.5 * rng.standard_normal((V, 4 * H))).astype(dtype),
+            "b": (0.5 * rng.standard_normal(4 * H)).astype(dtype)}
 
 
 def token_results(forward, backward, c):

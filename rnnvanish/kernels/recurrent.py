@@ -222,7 +222,6 @@ def _times_activate_grad(g_h, y, act, out):
                 out[b, j] = g_h[b, j] if y[b, j] > 0.0 else 0.0
 
 
-
 @jit
 def _walks(T, truncate):
     """(k, last): each loss reaches back k steps; the walks start at s = T, T-1, ..., last + 1.
@@ -734,9 +733,10 @@ def gru_backward(dh, dh_T, h, gates, hn, W_hh, reset_after, truncate, m=None, d=
 # W_hh^T (G*H, H) @ h_{t-1}^T (H, B) forward and W_hh (H, G*H) @ da_t^T (G*H, B) backward,
 # with W_hh packed once per window ("packed products", below; in BLAS's hands this orientation
 # already ran the 25 products of a window 1.4-1.8x faster than (B, H) @ (H, G*H) at B = 32,
-# H 256-512, in float32, and the packed ones run 1.2x faster again). The elementwise loops then run over each gate block as one flat run of H*B
-# entries (a (G*H, B) array is G blocks of H*B entries; a loop over one row's B entries is too
-# short to vectorise well): the same steps as above, entry k of a block standing for [b, j].
+# H 256-512, in float32, and the packed ones run 1.2x faster again). The elementwise loops
+# then run over each gate block as one flat run of H*B entries (a (G*H, B) array is G blocks
+# of H*B entries; a loop over one row's B entries is too short to vectorise well): the same
+# steps as above, entry k of a block standing for [b, j].
 # The arrays the kernels take and return keep their (T, B, .) layout: each step's slices are
 # transposed in and out in 8 x 8 blocks, and at B = 32 that gives back much of the products'
 # gain for the tanh RNN and the GRU (README, "Speed"). The LSTM's pair lstm_forward_fm /
@@ -943,7 +943,7 @@ def _make_tile(vectors, panel_columns=False):
                 row_k = builder.mul(k, const(PANEL_VECTORS * width) if panel_columns else ld)
                 xs = [builder.load(vector_at(Vp, builder.add(row_k, const(v * width))), align=1)
                       for v in range(vectors)]
-                col = builder.mul(k, const(MR))
+                col = None if panel_columns else builder.mul(k, const(MR))
                 for r in range(mr):
                     a = builder.load(builder.gep(starts[r], [k]) if panel_columns
                                      else builder.gep(Sp, [builder.add(col, const(r))]))
@@ -1045,7 +1045,6 @@ def _packed_dot(P, M, x, out):
                 of[(p0 + r) * N + jj] = s
 
 
-
 # -- panels of columns
 # The (B, .) twin of the packed products, for the LSTM's windows split across threads (below):
 # a step's product out (B, N) = A (B, K) @ W (K, N), A the step's h_{t-1} or da_{t+1} as the
@@ -1137,6 +1136,7 @@ def _panel_dot(A, P, N, out, o0, ldo):
                     for k in range(K):
                         s += af[(r0 + r) * K + k] * P[base + k * NR + j]
                     out[o + r * ldo + j] = s
+
 
 # -- tanh RNN
 
@@ -1479,8 +1479,6 @@ def _part_dh_rows(t, dh, dh_T, da, W_part, j0, j1, g):
     return _sum_squares(g)
 
 
-
-
 # The LSTM's windows split in the (B, .) layout ("panels of columns"): forward, part p
 # computes its units' columns of each gate block of h_{t-1} W_hh (its columns of W_hh, packed
 # once per window), their gates, c_t and h_t, straight into the (T, B, .) arrays lstm_forward
@@ -1603,7 +1601,7 @@ def _lstm_backward_split(dh, dh_T, dc_T, c, gates, W_hh, parts, ids, V):
     most = (H + parts - 1) // parts
     state = np.empty((parts, 3, B * most), dtype=dh.dtype)  # each part's gh, gc, gc_total
     sq_h, sq_c = np.zeros((parts, T + 1)), np.zeros((parts, T + 1))
-    W_parts, block = _panel_parts(W_hh, 4, parts, False)
+    W_parts = _panel_parts(W_hh, 4, parts, False)[0]
     for t in range(T, 0, -1):
         for p in prange(parts):
             j0, j1 = _part(H, parts, p)
@@ -1628,6 +1626,7 @@ def _lstm_backward_split(dh, dh_T, dc_T, c, gates, W_hh, parts, ids, V):
     norms_h = np.sqrt(sq_h.sum(axis=0)).astype(dh.dtype)
     norms_c = np.sqrt(sq_c.sum(axis=0)).astype(dh.dtype)
     return da, dh0, dc0, norms_h, norms_c, dW_x, db
+
 
 @jit
 def _tanh_step_part(xw_t, hT_prev, W_part, act, j0, j1, xwT, hT_t, h_t):

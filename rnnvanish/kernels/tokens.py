@@ -28,7 +28,7 @@ def lstm_backward_tokens(ids, V, dh, dh_T, dc_T, h, c, gates, W_hh, truncate):
     """lstm_backward and window_grads(ids, h, da, da, V): da, dh0, dc0, norms_h, norms_c,
     dW_xh, dW_hh, db; split (without truncation), dW_xh and db are summed during the walk."""
     T = dh.shape[0]
-    if pool.PARTS > 1 and (truncate <= 0 or truncate >= T) and (parts := _parts(ids, W_hh)) > 1:
+    if pool.PARTS > 1 and recurrent._whole(truncate, T) and (parts := _parts(ids, W_hh)) > 1:
         da, dh0, dc0, norms_h, norms_c, dW_xh, db = recurrent._lstm_backward_split(
             dh, dh_T, dc_T, c, gates, W_hh, parts, ids, V)
         return da, dh0, dc0, norms_h, norms_c, dW_xh, outer_sum(h[:T], da), db
