@@ -202,7 +202,8 @@ def test_the_output_layer_above_the_split_size_equals_the_reference_on_any_threa
 
 @pytest.mark.parametrize("T,B,GH", [(3, 4, 10), (20, 32, 512)], ids=["one thread", "split"])
 def test_the_input_side_passes_match_their_definitions(T, B, GH):
-    """input_rows, embed_backward and the bias sums below and above PARALLEL_MIN entries."""
+    """input_rows, embed_backward and the bias sums below and above PARALLEL_MIN entries; window_grads
+    takes db_x from dW_xh's rows, and db_h from da_h unless it is da_x."""
     rng = np.random.default_rng(T + GH)
     V = 11
     ids = rng.integers(0, V, (T, B))
@@ -214,9 +215,13 @@ def test_the_input_side_passes_match_their_definitions(T, B, GH):
         for b in range(B):
             dW[ids[t, b]] += da[t, b]                 # the same order of sums: the same bits
     assert np.array_equal(output_kernels.embed_backward(ids, da, V), dW)
-    db_x, db_h = output_kernels._column_sums(da, 2 * da)
-    assert_close(db_x, da.sum(axis=(0, 1)), rtol=1e-12, name="db_x")
-    assert_close(db_h, 2 * da.sum(axis=(0, 1)), rtol=1e-12, name="db_h")
+    assert_close(output_kernels._column_sums(da), da.sum(axis=(0, 1)), rtol=1e-12, name="column sums")
+    h = rng.standard_normal((T + 1, B, 7))
+    for da_h, name in ((da, "the same array"), (2 * da, "another array"), (da.copy(), "a copy")):
+        _, _, db_x, db_h = output_kernels.window_grads(ids, h, da, da_h, V)
+        assert_close(db_x, da.sum(axis=(0, 1)), rtol=1e-12, name=f"db_x, {name}")
+        assert_close(db_h, da_h.sum(axis=(0, 1)), rtol=1e-12, name=f"db_h, {name}")
+    assert np.array_equal(db_x, dW.sum(axis=0))        # db_x is dW_xh's row sums, in row order
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32], ids=["float32", "float64", "int32"])

@@ -272,45 +272,58 @@ def window_grads(ids, h, da_x, da_h, V):
         dW_hh = sum_t h_{t-1}^T da_h[t]         one (H, T B) x (T B, GH) product
         db_x = sum_t,b da_x[t, b];  db_h = sum_t,b da_h[t, b]
     da_x is the gradient on the input-side pre-activations, da_h on the recurrent-side ones
-    (the same array except for the GRU). Returns (dW_xh (V, GH), dW_hh (H, GH), db_x, db_h)."""
+    (the same array except for the GRU). Returns (dW_xh (V, GH), dW_hh (H, GH), db_x, db_h).
+
+    Every row of da_x went into one row of dW_xh, so db_x is the sum of dW_xh's V rows, not a
+    pass over T B rows; where da_h is da_x (the same memory), db_h is db_x."""
     T, B, GH = da_h.shape
     H = h.shape[2]
     dW_xh = embed_backward(ids, da_x, V)
     dW_hh = np.empty((H, GH), dtype=da_h.dtype)
     np.dot(h[:T].reshape(T * B, H).T, da_h.reshape(T * B, GH), dW_hh)   # (H, GH)
-    db_x, db_h = _column_sums(da_x, da_h)
+    db_x = _row_sums(dW_xh)
+    same = da_x.ctypes.data == da_h.ctypes.data and da_x.shape == da_h.shape and da_x.strides == da_h.strides
+    db_h = db_x.copy() if same else _column_sums(da_h)
     return dW_xh, dW_hh, db_x, db_h
 
 
 @jit
-def _sum_columns(da_x, da_h, db_x, db_h, j0, j1):
-    """Columns j0 .. j1 of db_x, db_h: the sums over t and b of da_x[t, b], da_h[t, b]."""
-    T, B = da_h.shape[0], da_h.shape[1]
-    for t in range(T):
-        for b in range(B):
-            for j in range(j0, j1):
-                db_x[j] += da_x[t, b, j]
-                db_h[j] += da_h[t, b, j]
-
-
-@pjit
-def _sum_split(da_x, da_h, db_x, db_h):
-    GH = da_h.shape[2]
-    for c in prange((GH + COLUMNS - 1) // COLUMNS):
-        _sum_columns(da_x, da_h, db_x, db_h, c * COLUMNS, min((c + 1) * COLUMNS, GH))
+def _row_sums(A):
+    """The sum of the rows of A (R, N), in row order."""
+    s = np.zeros(A.shape[1], dtype=A.dtype)
+    for r in range(A.shape[0]):
+        for j in range(A.shape[1]):
+            s[j] += A[r, j]
+    return s
 
 
 @jit
-def _column_sums(da_x, da_h):
-    """(db_x, db_h): the sums over t and b of da_x[t, b] and da_h[t, b]."""
-    GH = da_h.shape[2]
-    db_x = np.zeros(GH, dtype=da_x.dtype)
-    db_h = np.zeros(GH, dtype=da_h.dtype)
-    if da_h.size >= PARALLEL_MIN:
-        _sum_split(da_x, da_h, db_x, db_h)
+def _sum_columns(da, db, j0, j1):
+    """Columns j0 .. j1 of db: the sums over t and b of da[t, b]."""
+    T, B = da.shape[0], da.shape[1]
+    for t in range(T):
+        for b in range(B):
+            for j in range(j0, j1):
+                db[j] += da[t, b, j]
+
+
+@pjit
+def _sum_split(da, db):
+    GH = da.shape[2]
+    for c in prange((GH + COLUMNS - 1) // COLUMNS):
+        _sum_columns(da, db, c * COLUMNS, min((c + 1) * COLUMNS, GH))
+
+
+@jit
+def _column_sums(da):
+    """The sum over t and b of da[t, b]."""
+    GH = da.shape[2]
+    db = np.zeros(GH, dtype=da.dtype)
+    if da.size >= PARALLEL_MIN:
+        _sum_split(da, db)
     else:
-        _sum_columns(da_x, da_h, db_x, db_h, 0, GH)
-    return db_x, db_h
+        _sum_columns(da, db, 0, GH)
+    return db
 
 
 # --------------------------------------------------------------------------- dense inputs
