@@ -95,13 +95,13 @@ class TanhRNN(Cell):
         return signal.tanh_probe_back(self, cache, t, g_h, g_c)
 
     def lm_window(self, kernels, p, ids, targets, state0, k):
-        """One window of the language model in five kernel calls (see rnnvanish.model)."""
+        """One window of the language model in three kernel calls, the input side inside the
+        recurrence's (rnnvanish.kernels.tokens; see rnnvanish.model)."""
         act = ACTIVATIONS[self.activation]
-        xw = kernels.input_rows(ids, p["W_xh"], p["b_h"])
-        h = kernels.tanh_forward(xw, state0[0], p["W_hh"], act)
+        h = kernels.tanh_forward_tokens(ids, p["W_xh"], p["b_h"], state0[0], p["W_hh"], act)
         loss, dh, dW_hy, db_y = kernels.output_layer(h, targets, p["W_hy"], p["b_y"])
-        da, dh0, norms = kernels.tanh_backward(dh, np.zeros_like(state0[0]), h, p["W_hh"], act, k)
-        dW_xh, dW_hh, db_h, _ = kernels.window_grads(ids, h, da, da, self.input_size)
+        da, dh0, norms, dW_xh, dW_hh, db_h = kernels.tanh_backward_tokens(
+            ids, self.input_size, dh, np.zeros_like(state0[0]), h, p["W_hh"], act, k)
         grads = {"W_xh": dW_xh, "W_hh": dW_hh, "b_h": db_h, "W_hy": dW_hy, "b_y": db_y}
         return loss, grads, (h[-1].copy(),), (dh0,), {"h": norms}
 

@@ -16,9 +16,10 @@ A window is five kernel calls, whatever T is, the same on both backends (`kernel
     E, dh, dW_hy, db_y = output_layer(h, targets, ...)  logits, softmax cross-entropy, and back to dh
     da, dstate_0, norms = <cell>_backward(dh, 0, ...)   truncated BPTT
     dW_xh, dW_hh, db = window_grads(ids, h, da, ...)    whole-window products: dW_hh = h[:-1]^T da
-(the LSTM's window, where it is not feature-major, is three: `lstm_forward_tokens` in place of
-the first two, `lstm_backward_tokens` in place of the last two, which split across threads
-form neither xw nor a separate pass for dW_xh) and generation is one call of the cell's loop,
+(the tanh RNN's window is three: `tanh_forward_tokens` in place of the first two,
+`tanh_backward_tokens` in place of the last two, which split across threads form neither xw
+nor a separate pass for dW_xh; so is the LSTM's where it is not feature-major, with
+`lstm_forward_tokens` and `lstm_backward_tokens`) and generation is one call of the cell's loop,
 `<cell>_generate`. Each cell unpacks the parameters for those calls itself (`cell.lm_window`,
 `cell.lm_generate`); a cell without them (and every stack) runs the same window through
 `Stack.forward`/`backward` and generates one token at a time.

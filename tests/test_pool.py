@@ -42,9 +42,9 @@ def pair_results(forward, backward, c):
 
 
 def _rows_of(xw):
-    """xw (T, B, 4H) as the split forward takes it: a table of rows and each step's row ids."""
-    T, B, G4 = xw.shape
-    return xw.reshape(T * B, G4), np.arange(T * B).reshape(T, B)
+    """xw (T, B, G H) as the split forwards take it: a table of rows and each step's row ids."""
+    T, B, GH = xw.shape
+    return xw.reshape(T * B, GH), np.arange(T * B).reshape(T, B)
 
 
 def split_forward(parts):
@@ -189,8 +189,9 @@ def rnn_results(module, cell, act, c, split_parts=None):
     k = recurrent_kernels
     if cell == "tanh":
         if split_parts:
-            h = k._tanh_forward_fm_split(c["xw"], c["h0"], c["W_hh"], act, split_parts)
-            da, dh0, norms = k._tanh_backward_fm_split(c["dh"], c["dh_T"], h, c["W_hh"], act, split_parts)
+            h = k._tanh_forward_fm_split(*_rows_of(c["xw"]), c["h0"], c["W_hh"], act, split_parts)
+            da, dh0, norms = k._tanh_backward_fm_split(c["dh"], c["dh_T"], h, c["W_hh"], act, split_parts,
+                                                       np.zeros((0, 0), np.int64), 0)[:3]
         else:
             h = module.tanh_forward(c["xw"], c["h0"], c["W_hh"], act)
             da, dh0, norms = module.tanh_backward(c["dh"], c["dh_T"], h, c["W_hh"], act, 0)
@@ -231,6 +232,67 @@ def test_the_public_tanh_and_gru_kernels_split_on_two_threads(cell, act):
         actual = rnn_results(kernels, cell, code, c)
     for name, value in expected.items():
         assert_close(actual[name], value, rtol=1e-4, name=f"{cell} {name}")
+
+
+def tanh_token_case(T, B, H, V, dtype, seed):
+    c = rnn_case("tanh", T, B, H, dtype, seed)
+    rng = np.random.default_rng(seed + 1)
+    return {**c, "ids": rng.integers(0, V, (T, B)), "V": V, "W_xh": (1.5 * rng.standard_normal((V, H))).astype(dtype),
+            "b": (0.5 * rng.standard_normal(H)).astype(dtype)}
+
+
+def tanh_token_results(forward, backward, c, act, truncate=0):
+    h = forward(c["ids"], c["W_xh"], c["b"], c["h0"], c["W_hh"], act)
+    results = backward(c["ids"], c["V"], c["dh"], c["dh_T"], h, c["W_hh"], act, truncate)
+    return {"h": h, **dict(zip(("da", "dh0", "norms", "dW_xh", "dW_hh", "db"), results))}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("T,B,H,parts", SPLIT_SIZES)
+def test_the_split_tanh_rnn_on_tokens_equals_the_reference(T, B, H, parts, dtype):
+    """The tanh RNN's split pair on token inputs (x_t W_xh + b gathered from W_xh + b's rows as
+    the steps go; dW_xh and db summed during the backward walk) against the reference's
+    tanh_forward_tokens / tanh_backward_tokens, tokens repeating within and across steps."""
+    code = reference.ACTIVATIONS["tanh"]
+    c = tanh_token_case(T, B, H, 3, dtype, seed=T * 100 + B * 10 + parts)
+    expected = tanh_token_results(reference.tanh_forward_tokens, reference.tanh_backward_tokens, c, code)
+
+    def forward(ids, W_xh, b, h0, W_hh, act):
+        return recurrent_kernels._tanh_forward_fm_split(W_xh + b, ids, h0, W_hh, act, parts)
+
+    def backward(ids, V, dh, dh_T, h, W_hh, act, truncate):
+        da, dh0, norms, dW_xh, db = recurrent_kernels._tanh_backward_fm_split(dh, dh_T, h, W_hh, act, parts, ids, V)
+        return da, dh0, norms, dW_xh, reference.outer_sum(h[:-1], da), db
+    actual = tanh_token_results(forward, backward, c, code)
+    for name, value in expected.items():
+        assert actual[name].dtype == value.dtype, name
+        assert_close(actual[name], value, rtol=RTOL[dtype], name=f"{name} T={T} B={B} H={H} parts={parts}")
+
+
+@pytest.mark.parametrize("threads,truncate", [(1, 0), (2, 0), (2, 3)])
+def test_the_public_tanh_token_pair_equals_the_reference(threads, truncate):
+    """kernels.tanh_forward_tokens / tanh_backward_tokens, float32, B 16, 80 units: split on two
+    threads where the pool is shared (a truncated walk keeps the unsplit composition), the
+    composition on one; the reference's results either way."""
+    if threads == 2 and not TWO_THREADS:
+        pytest.skip("Numba has one thread here")
+    code = reference.ACTIVATIONS["tanh"]
+    c = tanh_token_case(6, 16, 80, 7, np.float32, seed=threads + truncate)
+    expected = tanh_token_results(reference.tanh_forward_tokens, reference.tanh_backward_tokens, c, code, truncate)
+    with limit_threads(threads, "numba"):
+        actual = tanh_token_results(kernels.tanh_forward_tokens, kernels.tanh_backward_tokens, c, code, truncate)
+    for name, value in expected.items():
+        assert_close(actual[name], value, rtol=1e-4, name=f"{name} threads={threads} truncate={truncate}")
+
+
+def test_a_token_out_of_the_vocabulary_is_refused_by_the_split_tanh_pair():
+    c = tanh_token_case(3, 4, 8, 5, np.float64, seed=1)
+    ids = c["ids"].copy()
+    ids[2, 3] = -1
+    with pytest.raises(IndexError):
+        recurrent_kernels._tanh_forward_fm_split(c["W_xh"] + c["b"], ids, c["h0"], c["W_hh"], 0, 2)
+    with pytest.raises(IndexError):
+        recurrent_kernels._tanh_backward_fm_split(c["dh"], c["dh_T"], np.zeros((4, 4, 8)), c["W_hh"], 0, 2, ids, 5)
 
 
 def test_parts_split_only_a_shared_pool_and_enough_units(monkeypatch):

@@ -9,8 +9,9 @@ pair equal:
                   lstm_forward_fm, lstm_backward_fm: the LSTM's pair with its caches kept
                   feature-major between the passes, where feature_major(dtype, batch, hidden)
                   says so; tanh_generate, lstm_generate, gru_generate: one-token generation loops
-    tokens.py     lstm_forward_tokens, lstm_backward_tokens: the LSTM's window of the language
-                  model with its input side (input_rows, window_grads) inside
+    tokens.py     tanh_forward_tokens, tanh_backward_tokens, lstm_forward_tokens,
+                  lstm_backward_tokens: the tanh RNN's and the LSTM's windows of the language
+                  model with their input side (input_rows, window_grads) inside
     output.py     input_rows, output_layer, softmax_xent, window_grads, embed_backward:
                   the language model's pieces around the recurrence; dense_rows, outer_sum,
                   back_rows: the same whole-window products for dense inputs (stacks, tasks)
@@ -27,12 +28,13 @@ pair equal:
     pool.py       the one pool of threads: SciPy's OpenBLAS runs its jobs on Numba's threads
                   while `rnnvanish.threads.limit_threads` gives the run more than one; this
                   package's tanh_forward, tanh_backward, gru_forward, gru_backward,
-                  lstm_forward, lstm_backward and the token pair then hand a window to its
+                  lstm_forward, lstm_backward and the token pairs then hand a window to its
                   twin split across those threads (recurrent.py, "split across threads"), and
                   adam_update splits large arrays
 
 Kernels take arrays, sizes and activation codes, never objects: `rnnvanish.model` strings a
-window of the language model together from five of them (three for the LSTM's token pair),
+window of the language model together from five of them (three for the token pairs of the
+tanh RNN and the LSTM),
 the same calls on both backends.
 
 Kernels are compiled on first use for each dtype (some seconds each) and cached on disk
@@ -59,11 +61,12 @@ from .output import (back_rows, dense_rows, embed_backward, input_rows, outer_su
 from . import pool, recurrent
 from .recurrent import (RELU, SIGMOID, TANH, _split_parts, _whole, feature_major, gru_generate, lstm_backward_fm,
                         lstm_forward_fm, lstm_generate, tanh_generate)
-from .tokens import lstm_backward_tokens, lstm_forward_tokens
+from .tokens import lstm_backward_tokens, lstm_forward_tokens, tanh_backward_tokens, tanh_forward_tokens
 
 # The same list as rnnvanish.reference's (a test holds the two equal).
 __all__ = ["tanh_forward", "tanh_backward", "lstm_forward", "lstm_backward", "gru_forward", "gru_backward",
-           "lstm_forward_fm", "lstm_backward_fm", "feature_major", "lstm_forward_tokens", "lstm_backward_tokens",
+           "lstm_forward_fm", "lstm_backward_fm", "feature_major",
+           "tanh_forward_tokens", "tanh_backward_tokens", "lstm_forward_tokens", "lstm_backward_tokens",
            "tanh_generate", "lstm_generate", "gru_generate",
            "input_rows", "output_layer", "softmax_xent", "window_grads", "embed_backward",
            "dense_rows", "outer_sum", "back_rows",
@@ -85,7 +88,9 @@ __all__ = ["tanh_forward", "tanh_backward", "lstm_forward", "lstm_backward", "gr
 def tanh_forward(xw, h0, W_hh, act, *masks):
     """recurrent.tanh_forward (masks: its m, d, h_new); split across the run's threads where pool.parts says so."""
     if pool.PARTS > 1 and (parts := _split_parts(xw, W_hh.shape[0], masks)) > 1:
-        return recurrent._tanh_forward_fm_split(xw, h0, W_hh, act, parts)
+        T, B, H = xw.shape
+        return recurrent._tanh_forward_fm_split(xw.reshape(T * B, H), np.arange(T * B).reshape(T, B), h0, W_hh, act,
+                                                parts)
     return recurrent.tanh_forward(xw, h0, W_hh, act, *masks)
 
 
@@ -93,7 +98,7 @@ def tanh_backward(dh, dh_T, h, W_hh, act, truncate, *masks):
     """recurrent.tanh_backward (masks: its m, d, h_new); without truncation split across the
     run's threads where pool.parts says so."""
     if pool.PARTS > 1 and (parts := _split_parts(dh, W_hh.shape[0], masks)) > 1 and _whole(truncate, dh.shape[0]):
-        return recurrent._tanh_backward_fm_split(dh, dh_T, h, W_hh, act, parts)
+        return recurrent._tanh_backward_fm_split(dh, dh_T, h, W_hh, act, parts, np.zeros((0, 0), np.int64), 0)[:3]
     return recurrent.tanh_backward(dh, dh_T, h, W_hh, act, truncate, *masks)
 
 

@@ -1409,25 +1409,38 @@ def _put(dst, r, c, v, add):
 
 
 @jit
-def _transpose_columns(dst, dc, src, sc, k, add):
+def _transpose_columns(dst, dc, src, sc, k, add, rows=None):
     """dst[j, dc + i] = src[i, sc + j] (+= with `add`) for every row i of src and j < k: a run of
     k of src's columns, transposed into a run of dst's columns, in 8 x 8 blocks. It takes the
     parent arrays, not views of the runs, so that LLVM knows the strides and turns the blocks
     into shuffles: dst (m, n) = src[:, c0:c0 + m]^T is (dst, 0, src, c0, m, .), and
-    dst[:, c0:c0 + m] = src (m, n)^T is (dst, c0, src, 0, n, .)."""
-    n = src.shape[0]
+    dst[:, c0:c0 + m] = src (m, n)^T is (dst, c0, src, 0, n, .). Given `rows` (n,), row i is
+    src[rows[i]] (a gather: the input term of token ids from the rows of W_xh + b)."""
+    n = src.shape[0] if rows is None else rows.shape[0]
     n8, k8 = n - n % 8, k - k % 8
     for i0 in range(0, n8, 8):
         for j0 in range(0, k8, 8):
             for j in range(8):
                 for i in range(8):
-                    _put(dst, j0 + j, dc + i0 + i, src[i0 + i, sc + j0 + j], add)
+                    _put(dst, j0 + j, dc + i0 + i, src[_row(rows, i0 + i), sc + j0 + j], add)
         for j in range(k8, k):
             for i in range(i0, i0 + 8):
-                _put(dst, j, dc + i, src[i, sc + j], add)
+                _put(dst, j, dc + i, src[_row(rows, i), sc + j], add)
     for i in range(n8, n):
         for j in range(k):
-            _put(dst, j, dc + i, src[i, sc + j], add)
+            _put(dst, j, dc + i, src[_row(rows, i), sc + j], add)
+
+
+def _row(rows, i):
+    """Row i of a gather: rows[i], or i itself when rows is None (jitted code only)."""
+    raise NotImplementedError
+
+
+@overload(_row)
+def _row_typed(rows, i):
+    if isinstance(rows, types.NoneType):
+        return lambda rows, i: i
+    return lambda rows, i: rows[i]
 
 
 @jit
@@ -1629,50 +1642,66 @@ def _lstm_backward_split(dh, dh_T, dc_T, c, gates, W_hh, parts, ids, V):
 
 
 @jit
-def _tanh_step_part(xw_t, hT_prev, W_part, act, j0, j1, xwT, hT_t, h_t):
-    """_tanh_step_fm for units j0 <= j < j1 (W_part: their rows of W_hh^T, packed): their rows
-    of hT_t (and their columns of h[t])."""
+def _tanh_step_part(X, ids_t, hT_prev, W_part, act, j0, j1, xwT, hT_t, h_t):
+    """_tanh_step_fm for units j0 <= j < j1 (W_part: their rows of W_hh^T, packed), stream b's
+    input term row ids_t[b] of X: their rows of hT_t (and their columns of h[t])."""
     B = hT_t.shape[1]
-    _transpose_columns(xwT[j0:j1], 0, xw_t, j0, j1 - j0, False)
+    _transpose_columns(xwT[j0:j1], 0, X, j0, j1 - j0, False, ids_t)
     _packed_dot(W_part, j1 - j0, hT_prev, hT_t[j0:j1])       # the part's rows of W_hh^T h_{t-1}^T
     _add_activate(_flat(xwT[j0:j1]), _flat(hT_t[j0:j1]), act)
     _transpose_columns(h_t, j0, hT_t[j0:j1], 0, B, False)
 
 
 @pjit
-def _tanh_forward_fm_split(xw, h0, W_hh, act, parts):
-    """_tanh_forward_fm with the units split into `parts` runs, one per thread (see above)."""
-    T, B, H = xw.shape
-    h = np.empty((T + 1, B, H), dtype=xw.dtype)
+def _tanh_forward_fm_split(X, ids, h0, W_hh, act, parts):
+    """_tanh_forward_fm with the units split into `parts` runs, one per thread (see above); the
+    input term of stream b at step t is row ids[t, b] of X (the rows of xw (T B, H) in order,
+    or of W_xh + b for token inputs, as the LSTM's split forward reads them)."""
+    T, B = ids.shape
+    H = W_hh.shape[0]
+    _check_rows(ids, X.shape[0])
+    h = np.empty((T + 1, B, H), dtype=X.dtype)
     W_parts = _packed_parts(W_hh, 1, parts, True)
-    xwT = np.empty((H, B), dtype=xw.dtype)
-    hT = np.empty((2, H, B), dtype=xw.dtype)
+    xwT = np.empty((H, B), dtype=X.dtype)
+    hT = np.empty((2, H, B), dtype=X.dtype)
     _copy_into(h[0], h0)
     _transpose_into(hT[0], h0)
     for t in range(1, T + 1):
         for p in prange(parts):
             j0, j1 = _part(H, parts, p)
-            _tanh_step_part(xw[t - 1], hT[(t - 1) % 2], W_parts[p], act, j0, j1, xwT, hT[t % 2], h[t])
+            _tanh_step_part(X, ids[t - 1], hT[(t - 1) % 2], W_parts[p], act, j0, j1, xwT, hT[t % 2], h[t])
     return h
 
 
 @jit
-def _tanh_step_back_part(t, dh, dh_T, h, W_part, act, j0, j1, gT, hT_t, daT_next, daT, da, sq):
+def _tanh_step_back_part(t, dh, dh_T, h, W_part, act, j0, j1, gT, hT_t, daT_next, daT, da, sq, ids, dW_x):
     """Step t of the tanh RNN's backward walk for units j0 <= j < j1: their rows of dh_t^T (from
-    step t+1's da) and of da_t (into daT and da[t-1]); the squared norm of their share of dh_t
-    into sq[t]."""
+    step t+1's da) and of da_t (into daT and da[t-1], each row of which is added into row
+    ids[t-1, b] of dW_x, if dW_x has rows); the squared norm of their share of dh_t into sq[t]."""
     B = dh.shape[1]
     g = gT[j0:j1]
     sq[t] = _part_dh(t, dh, dh_T, W_part, j0, j1, daT_next, g)
     _transpose_columns(hT_t[j0:j1], 0, h[t], j0, j1 - j0, False)
     _times_activate_grad(_flat(g), _flat(hT_t[j0:j1]), act, _flat(daT[j0:j1]))   # through f
     _transpose_columns(da[t - 1], j0, daT[j0:j1], 0, B, False)
+    if dW_x.shape[0] > 0:
+        da_t = da[t - 1]
+        for b in range(B):
+            row = dW_x[ids[t - 1, b]]
+            for j in range(j0, j1):
+                row[j] += da_t[b, j]
 
 
 @pjit
-def _tanh_backward_fm_split(dh, dh_T, h, W_hh, act, parts):
-    """_tanh_backward_fm without truncation, the units split into `parts` runs (see above)."""
+def _tanh_backward_fm_split(dh, dh_T, h, W_hh, act, parts, ids, V):
+    """_tanh_backward_fm without truncation, the units split into `parts` runs (see above).
+    Returns its three results and, for token inputs ids (T, B) of V > 0 rows, dW_xh =
+    embed_backward(ids, da, V) and db, da's sum over t and b (taken as dW_xh's column sums);
+    with V = 0, empty ones."""
     T, B, H = dh.shape
+    if V > 0:
+        _check_rows(ids, V)
+    dW_x = np.zeros((V, H), dtype=dh.dtype)
     da = np.empty_like(dh)
     gT = np.zeros((H, B), dtype=dh.dtype)
     hT_t = np.empty((H, B), dtype=dh.dtype)
@@ -1683,12 +1712,16 @@ def _tanh_backward_fm_split(dh, dh_T, h, W_hh, act, parts):
         for p in prange(parts):
             j0, j1 = _part(H, parts, p)
             _tanh_step_back_part(t, dh, dh_T, h, W_parts[p], act, j0, j1, gT, hT_t, daT[(t + 1) % 2], daT[t % 2],
-                                 da, sq[p])
+                                 da, sq[p], ids, dW_x)
     for p in prange(parts):                                   # dh_0 from da_1
         j0, j1 = _part(H, parts, p)
         _packed_dot(W_parts[p], j1 - j0, daT[1], gT[j0:j1])
         sq[p, 0] = _sum_squares(gT[j0:j1])
-    return da, _transposed(gT), np.sqrt(sq.sum(axis=0)).astype(dh.dtype)
+    db = np.zeros(H if V > 0 else 0, dtype=dh.dtype)
+    for v in range(V):
+        for j in range(H):
+            db[j] += dW_x[v, j]
+    return da, _transposed(gT), np.sqrt(sq.sum(axis=0)).astype(dh.dtype), dW_x, db
 
 
 # -- GRU

@@ -1,6 +1,10 @@
-"""The LSTM's window of the language model on token inputs, as two kernels: the recurrence with
-the input side around it.
+"""The windows of the language model on token inputs, as two kernels per cell: the recurrence
+with the input side around it.
 
+    tanh_forward_tokens(ids, W_xh, b, h0, W_hh, act)
+        = tanh_forward(input_rows(ids, W_xh, b), h0, W_hh, act)
+    tanh_backward_tokens(ids, V, dh, dh_T, h, W_hh, act, truncate)
+        = tanh_backward(...) and window_grads(ids, h, da, da, V)
     lstm_forward_tokens(ids, W_xh, b, h0, c0, W_hh)
         = lstm_forward(input_rows(ids, W_xh, b), h0, c0, W_hh)
     lstm_backward_tokens(ids, V, dh, dh_T, dc_T, h, c, gates, W_hh, truncate)
@@ -12,7 +16,20 @@ da_t into dW_xh while it is in cache, so that the window's input term and its gr
 never separate passes over (T, B, 4H) arrays.
 """
 from .output import input_rows, window_grads
-from .recurrent import lstm_backward, lstm_forward
+from .recurrent import lstm_backward, lstm_forward, tanh_backward, tanh_forward
+
+
+def tanh_forward_tokens(ids, W_xh, b, h0, W_hh, act):
+    """The tanh RNN's forward pass over token ids (T, B): returns h as tanh_forward."""
+    return tanh_forward(input_rows(ids, W_xh, b), h0, W_hh, act)
+
+
+def tanh_backward_tokens(ids, V, dh, dh_T, h, W_hh, act, truncate):
+    """The tanh RNN's backward pass with the window's weight gradients: returns da, dh0, norms
+    as tanh_backward, then dW_xh (V, H), dW_hh (H, H) and db (H,) as window_grads."""
+    da, dh0, norms = tanh_backward(dh, dh_T, h, W_hh, act, truncate)
+    dW_xh, dW_hh, db, _ = window_grads(ids, h, da, da, V)
+    return da, dh0, norms, dW_xh, dW_hh, db
 
 
 def lstm_forward_tokens(ids, W_xh, b, h0, c0, W_hh):
