@@ -1685,11 +1685,10 @@ def _tanh_step_back_part(t, dh, dh_T, h, W_part, act, j0, j1, gT, hT_t, daT_next
     _times_activate_grad(_flat(g), _flat(hT_t[j0:j1]), act, _flat(daT[j0:j1]))   # through f
     _transpose_columns(da[t - 1], j0, daT[j0:j1], 0, B, False)
     if dW_x.shape[0] > 0:
-        da_t = da[t - 1]
         for b in range(B):
-            row = dW_x[ids[t - 1, b]]
+            row, src = dW_x[ids[t - 1, b]], da[t - 1, b]
             for j in range(j0, j1):
-                row[j] += da_t[b, j]
+                row[j] += src[j]
 
 
 @pjit
