@@ -30,6 +30,30 @@ def test_run_grid_gives_one_full_record_per_implementation():
     assert set(peaks) == {("float64", 1)} and peaks[("float64", 1)] > 0
 
 
+def test_rounds_keep_each_implementations_fastest_round_and_the_fastest_peak(monkeypatch):
+    """run_grid in rounds: numba and torch measured in every round, numpy in the first only;
+    a record is its implementation's fastest round; every share is over the fastest peak of
+    every round, the one passed in included."""
+    peaks_measured = iter([100.0, 150.0, 120.0])
+    speeds = {"numba": iter([10.0, 30.0, 20.0]), "torch": iter([5.0, 4.0, 6.0]), "numpy": iter([1.0])}
+    calls = []
+
+    def fake_measure(cell, hidden, batch, window, dtype, threads, impl, **kw):
+        calls.append(impl)
+        tok_s = next(speeds[impl])
+        return {"cell": cell, "layers": kw["layers"], "hidden": hidden, "batch": batch, "window": window,
+                "dtype": np.dtype(dtype).name, "threads": threads, "impl": impl, "train_tok_s": tok_s,
+                "gen_tok_s": None, "gflops": tok_s, "peak_fraction": None}
+    monkeypatch.setattr(bench, "measure", fake_measure)
+    monkeypatch.setattr(bench, "measure_peak", lambda dtype, threads, min_time: next(peaks_measured))
+    records, peaks = bench.run_grid([TINY], ["numba", "numpy", "torch"], min_time=0.3, progress=False, rounds=3,
+                                    peaks={("float64", 1): 140.0})
+    assert calls == ["numba", "numpy", "torch", "numba", "torch", "numba", "torch"]
+    assert peaks == {("float64", 1): 150.0}
+    assert [(r["impl"], r["train_tok_s"]) for r in records] == [("numba", 30.0), ("numpy", 1.0), ("torch", 6.0)]
+    assert [r["peak_fraction"] for r in records] == [30.0 / 150.0, 1.0 / 150.0, 6.0 / 150.0]
+
+
 def test_records_of_a_stack_carry_its_layers_and_its_flops():
     impls = ["numba", "numpy"] + (["torch"] if bench.torch_available() else [])
     configs = [("lstm", 6, 1, 4, "float64", 1, 2), ("gru", 6, 2, 4, "float32", 1, 3)]

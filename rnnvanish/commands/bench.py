@@ -4,6 +4,8 @@ Prints one table row per configuration with the ratios numba/torch and numba/num
 model's GFLOP/s and its share of the peak this machine reaches on a large matrix product;
 then the time of one full gradient trace per cell (T 200, H 128, B 32, one thread), the compile
 time of the kernels and the time a warm process takes to its first step.
+Each configuration runs in `--rounds` rounds (default 3), its implementations one after the
+other in each; a figure is its implementation's fastest round (rnnvanish.bench.run_grid).
 `--layers 1 2 3` adds stacked models to the grid (torch: `num_layers`); the rows then name
 their layers. `--stacked` runs only the two stacked-LSTM configurations of STACKED against
 torch and prints the ratios numba/torch.
@@ -52,6 +54,10 @@ def add_arguments(p):
     m = p.add_argument_group("measurement")
     m.add_argument("--min-time", type=positive_float, default=None,
                    help="seconds of timed repeats per measurement, after warm-up (default: 1, --quick 0.3)")
+    m.add_argument("--rounds", type=positive_int, default=None,
+                   help="rounds per configuration, one after the other, each measuring the peak and every "
+                        "implementation for min-time / rounds seconds; a figure is its fastest round, so a "
+                        "slow spell of a shared machine hits every implementation alike (default: 3, --quick 1)")
     m.add_argument("--no-startup", action="store_true",
                    help="skip the compile-time and warm-start probes (two fresh Python processes)")
     m.add_argument("--no-trace", action="store_true",
@@ -196,7 +202,7 @@ def _load():
 def run(args):
     import json
 
-    from ..bench import IMPLS, run_grid, torch_available
+    from ..bench import IMPLS, apply_peaks, run_grid, torch_available
 
     configs = _grid(args)
     if args.stacked:
@@ -207,13 +213,18 @@ def run(args):
         why = "--impls torch asks for torch" if args.impls else "--stacked compares with torch"
         raise RnnvanishError(f"{why}, but PyTorch is not importable here")
     min_time = args.min_time or (0.3 if args.quick else 1.0)
+    rounds = args.rounds or (1 if args.quick else 3)
     load_before = _load()
-    records, peaks = run_grid(configs, impls, min_time=min_time, vocab=args.vocab, progress=not args.no_progress)
-    if records:
-        print(table(records))
+    records, peaks = run_grid(configs, impls, min_time=min_time, vocab=args.vocab, progress=not args.no_progress,
+                              rounds=rounds)
+    flagship = []
     if args.flagship or not (args.stacked or args.quick or any(getattr(args, f) for f in GRID_FLAGS)):
         flagship, peaks = run_grid([FLAGSHIP], [i for i in impls if i != "numpy"], min_time=min_time,
-                                   vocab=args.vocab, progress=not args.no_progress, peaks=peaks)
+                                   vocab=args.vocab, progress=not args.no_progress, peaks=peaks, rounds=rounds)
+    apply_peaks(records + flagship, peaks)                   # every share against the fastest peak of the run
+    if records:
+        print(table(records))
+    if flagship:
         print(flagship_line(flagship))
         records += flagship
     summary = stacked_summary(records) if args.stacked else ""
@@ -221,7 +232,8 @@ def run(args):
         print(summary + "\n(1.0x or more: numba at least as fast as torch)")
     print(f"machine: {os.cpu_count()} CPUs; load average {load_before} before the grid, {_load()} after "
           "(other work on the machine slows every figure, multi-threaded BLAS most)")
-    print("peak (SciPy BLAS, 1024 x 1024 product): "
+    print(f"each figure: the fastest of {rounds} round{'s' if rounds > 1 else ''} of {min_time / rounds:.2f} s "
+          "(numpy: one round); peak (SciPy BLAS, 1024 x 1024 product, the fastest of every round): "
           + ", ".join(f"{dtype} {threads} thread{'s' if threads > 1 else ''} {gf:.1f} GFLOP/s"
                       for (dtype, threads), gf in peaks.items()))
     cells = sorted({c[0] for c in configs}, key=BENCH_CELLS.index)
