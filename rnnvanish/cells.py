@@ -321,13 +321,13 @@ class GRU(Cell):
         return signal.gru_probe_back(self, cache, t, g_h, g_c)
 
     def lm_window(self, kernels, p, ids, targets, state0, k):
-        """One window of the language model in five kernel calls (see rnnvanish.model)."""
-        xw = kernels.input_rows(ids, p["W_xh"], p["b_xh"])
-        h, gates, hn = kernels.gru_forward(xw, state0[0], p["W_hh"], p["b_hh"], self.reset_after)
+        """One window of the language model in three kernel calls, the input side inside the
+        recurrence's (rnnvanish.kernels.tokens; see rnnvanish.model)."""
+        h, gates, hn = kernels.gru_forward_tokens(ids, p["W_xh"], p["b_xh"], state0[0], p["W_hh"], p["b_hh"],
+                                                  self.reset_after)
         loss, dh, dW_hy, db_y = kernels.output_layer(h, targets, p["W_hy"], p["b_y"])
-        dax, dah, dh0, norms = kernels.gru_backward(dh, np.zeros_like(state0[0]), h, gates, hn, p["W_hh"],
-                                                    self.reset_after, k)
-        dW_xh, dW_hh, db_xh, db_hh = kernels.window_grads(ids, h, dax, dah, self.input_size)
+        dax, dah, dh0, norms, dW_xh, dW_hh, db_xh, db_hh = kernels.gru_backward_tokens(
+            ids, self.input_size, dh, np.zeros_like(state0[0]), h, gates, hn, p["W_hh"], self.reset_after, k)
         if not self.reset_after:
             # The n block's recurrent input is r * h_{t-1}, not h_{t-1}.
             H = self.hidden_size

@@ -8,21 +8,20 @@ The loss is reported in nats per token (mean); bits per token = E / ln 2; perple
 `loss_and_grads` runs one window of truncated BPTT: the state is carried in (and out), the
 gradient is not; inside the window each step's loss reaches back at most `truncate` steps.
 
-A window is five kernel calls, whatever T is, the same on both backends (`kernels` is
-`rnnvanish.kernels` or `rnnvanish.reference`, see `rnnvanish.backend`):
+A window is a few kernel calls, whatever T is, the same on both backends (`kernels` is
+`rnnvanish.kernels` or `rnnvanish.reference`, see `rnnvanish.backend`). Written out, five:
 
     xw = input_rows(ids, W_xh, b)                      x_t W_xh + b: rows of W_xh, no one-hot product
     h, ... = <cell>_forward(xw, state_0, ...)           the recurrence
     E, dh, dW_hy, db_y = output_layer(h, targets, ...)  logits, softmax cross-entropy, and back to dh
     da, dstate_0, norms = <cell>_backward(dh, 0, ...)   truncated BPTT
     dW_xh, dW_hh, db = window_grads(ids, h, da, ...)    whole-window products: dW_hh = h[:-1]^T da
-(the tanh RNN's window is three: `tanh_forward_tokens` in place of the first two,
-`tanh_backward_tokens` in place of the last two, which split across threads form neither xw
-nor a separate pass for dW_xh; so is the LSTM's where it is not feature-major, with
-`lstm_forward_tokens` and `lstm_backward_tokens`) and generation is one call of the cell's loop,
-`<cell>_generate`. Each cell unpacks the parameters for those calls itself (`cell.lm_window`,
-`cell.lm_generate`); a cell without them (and every stack) runs the same window through
-`Stack.forward`/`backward` and generates one token at a time.
+The cells call three: `<cell>_forward_tokens` in place of the first two, output_layer,
+`<cell>_backward_tokens` in place of the last two (split across threads, these form neither
+xw nor a separate pass for dW_xh; the LSTM's feature-major windows keep the five). Generation
+is one call of the cell's loop, `<cell>_generate`. Each cell unpacks the parameters for those
+calls itself (`cell.lm_window`, `cell.lm_generate`); a cell without them (and every stack)
+runs the same window through `Stack.forward`/`backward` and generates one token at a time.
 """
 import math
 

@@ -197,8 +197,9 @@ def rnn_results(module, cell, act, c, split_parts=None):
             da, dh0, norms = module.tanh_backward(c["dh"], c["dh_T"], h, c["W_hh"], act, 0)
         return {"h": h, "da": da, "dh0": dh0, "norms": norms}
     if split_parts:
-        h, gates, hn = k._gru_forward_fm_split(c["xw"], c["h0"], c["W_hh"], c["b_hh"], split_parts)
-        dax, dah, dh0, norms = k._gru_backward_fm_split(c["dh"], c["dh_T"], h, gates, hn, c["W_hh"], split_parts)
+        h, gates, hn = k._gru_forward_fm_split(*_rows_of(c["xw"]), c["h0"], c["W_hh"], c["b_hh"], split_parts)
+        dax, dah, dh0, norms = k._gru_backward_fm_split(c["dh"], c["dh_T"], h, gates, hn, c["W_hh"], split_parts,
+                                                        np.zeros((0, 0), np.int64), 0)[:4]
     else:
         h, gates, hn = module.gru_forward(c["xw"], c["h0"], c["W_hh"], c["b_hh"], True)
         dax, dah, dh0, norms = module.gru_backward(c["dh"], c["dh_T"], h, gates, hn, c["W_hh"], True, 0)
@@ -293,6 +294,72 @@ def test_a_token_out_of_the_vocabulary_is_refused_by_the_split_tanh_pair():
         recurrent_kernels._tanh_forward_fm_split(c["W_xh"] + c["b"], ids, c["h0"], c["W_hh"], 0, 2)
     with pytest.raises(IndexError):
         recurrent_kernels._tanh_backward_fm_split(c["dh"], c["dh_T"], np.zeros((4, 4, 8)), c["W_hh"], 0, 2, ids, 5)
+
+
+def gru_token_case(T, B, H, V, dtype, seed):
+    c = rnn_case("gru", T, B, H, dtype, seed)
+    rng = np.random.default_rng(seed + 1)
+    return {**c, "ids": rng.integers(0, V, (T, B)), "V": V,
+            "W_xh": (1.5 * rng.standard_normal((V, 3 * H))).astype(dtype),
+            "b": (0.5 * rng.standard_normal(3 * H)).astype(dtype)}
+
+
+def gru_token_results(forward, backward, c, reset_after=True, truncate=0):
+    h, gates, hn = forward(c["ids"], c["W_xh"], c["b"], c["h0"], c["W_hh"], c["b_hh"], reset_after)
+    results = backward(c["ids"], c["V"], c["dh"], c["dh_T"], h, gates, hn, c["W_hh"], reset_after, truncate)
+    names = ("dax", "dah", "dh0", "norms", "dW_xh", "dW_hh", "db_x", "db_h")
+    return {"h": h, "gates": gates, "hn": hn, **dict(zip(names, results))}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("T,B,H,parts", SPLIT_SIZES)
+def test_the_split_gru_on_tokens_equals_the_reference(T, B, H, parts, dtype):
+    """The reset-after GRU's split pair on token inputs (x_t W_xh + b_xh gathered as the steps
+    go; dW_xh, db_x and db_h's n block summed during the backward walk) against the
+    reference's gru_forward_tokens / gru_backward_tokens."""
+    c = gru_token_case(T, B, H, 3, dtype, seed=T * 100 + B * 10 + parts)
+    expected = gru_token_results(reference.gru_forward_tokens, reference.gru_backward_tokens, c)
+
+    def forward(ids, W_xh, b_xh, h0, W_hh, b_hh, reset_after):
+        return recurrent_kernels._gru_forward_fm_split(W_xh + b_xh, ids, h0, W_hh, b_hh, parts)
+
+    def backward(ids, V, dh, dh_T, h, gates, hn, W_hh, reset_after, truncate):
+        dax, dah, dh0, norms, dW_xh, db_x, db_h = recurrent_kernels._gru_backward_fm_split(
+            dh, dh_T, h, gates, hn, W_hh, parts, ids, V)
+        return dax, dah, dh0, norms, dW_xh, reference.outer_sum(h[:-1], dah), db_x, db_h
+    actual = gru_token_results(forward, backward, c)
+    for name, value in expected.items():
+        assert actual[name].dtype == value.dtype, name
+        assert_close(actual[name], value, rtol=RTOL[dtype], name=f"{name} T={T} B={B} H={H} parts={parts}")
+
+
+@pytest.mark.parametrize("threads,reset_after,truncate", [(1, True, 0), (1, False, 0), (2, True, 0), (2, True, 3),
+                                                          (2, False, 0)])
+def test_the_public_gru_token_pair_equals_the_reference(threads, reset_after, truncate):
+    """kernels.gru_forward_tokens / gru_backward_tokens, float32, B 16, 80 units: the reset-after
+    GRU split on two threads where the pool is shared (a truncated walk and the reset-before
+    GRU keep the unsplit composition); the reference's results every way."""
+    if threads == 2 and not TWO_THREADS:
+        pytest.skip("Numba has one thread here")
+    c = gru_token_case(6, 16, 80, 7, np.float32, seed=threads + truncate)
+    expected = gru_token_results(reference.gru_forward_tokens, reference.gru_backward_tokens, c, reset_after,
+                                 truncate)
+    with limit_threads(threads, "numba"):
+        actual = gru_token_results(kernels.gru_forward_tokens, kernels.gru_backward_tokens, c, reset_after, truncate)
+    for name, value in expected.items():
+        assert_close(actual[name], value, rtol=1e-4, name=f"{name} threads={threads} truncate={truncate}")
+
+
+def test_a_token_out_of_the_vocabulary_is_refused_by_the_split_gru_pair():
+    c = gru_token_case(3, 4, 8, 5, np.float64, seed=2)
+    ids = c["ids"].copy()
+    ids[0, 1] = 5
+    gates = np.zeros((3, 4, 24))
+    with pytest.raises(IndexError):
+        recurrent_kernels._gru_forward_fm_split(c["W_xh"] + c["b"], ids, c["h0"], c["W_hh"], c["b_hh"], 2)
+    with pytest.raises(IndexError):
+        recurrent_kernels._gru_backward_fm_split(c["dh"], c["dh_T"], np.zeros((4, 4, 8)), gates, np.zeros((3, 4, 8)),
+                                                 c["W_hh"], 2, ids, 5)
 
 
 def test_parts_split_only_a_shared_pool_and_enough_units(monkeypatch):

@@ -10,8 +10,9 @@ pair equal:
                   feature-major between the passes, where feature_major(dtype, batch, hidden)
                   says so; tanh_generate, lstm_generate, gru_generate: one-token generation loops
     tokens.py     tanh_forward_tokens, tanh_backward_tokens, lstm_forward_tokens,
-                  lstm_backward_tokens: the tanh RNN's and the LSTM's windows of the language
-                  model with their input side (input_rows, window_grads) inside
+                  lstm_backward_tokens, gru_forward_tokens, gru_backward_tokens: each cell's
+                  window of the language model with its input side (input_rows,
+                  window_grads) inside
     output.py     input_rows, output_layer, softmax_xent, window_grads, embed_backward:
                   the language model's pieces around the recurrence; dense_rows, outer_sum,
                   back_rows: the same whole-window products for dense inputs (stacks, tasks)
@@ -33,8 +34,7 @@ pair equal:
                   adam_update splits large arrays
 
 Kernels take arrays, sizes and activation codes, never objects: `rnnvanish.model` strings a
-window of the language model together from five of them (three for the token pairs of the
-tanh RNN and the LSTM),
+window of the language model together from five of them (three with a cell's token pair),
 the same calls on both backends.
 
 Kernels are compiled on first use for each dtype (some seconds each) and cached on disk
@@ -61,12 +61,14 @@ from .output import (back_rows, dense_rows, embed_backward, input_rows, outer_su
 from . import pool, recurrent
 from .recurrent import (RELU, SIGMOID, TANH, _split_parts, _whole, feature_major, gru_generate, lstm_backward_fm,
                         lstm_forward_fm, lstm_generate, tanh_generate)
-from .tokens import lstm_backward_tokens, lstm_forward_tokens, tanh_backward_tokens, tanh_forward_tokens
+from .tokens import (gru_backward_tokens, gru_forward_tokens, lstm_backward_tokens, lstm_forward_tokens,
+                     tanh_backward_tokens, tanh_forward_tokens)
 
 # The same list as rnnvanish.reference's (a test holds the two equal).
 __all__ = ["tanh_forward", "tanh_backward", "lstm_forward", "lstm_backward", "gru_forward", "gru_backward",
            "lstm_forward_fm", "lstm_backward_fm", "feature_major",
            "tanh_forward_tokens", "tanh_backward_tokens", "lstm_forward_tokens", "lstm_backward_tokens",
+           "gru_forward_tokens", "gru_backward_tokens",
            "tanh_generate", "lstm_generate", "gru_generate",
            "input_rows", "output_layer", "softmax_xent", "window_grads", "embed_backward",
            "dense_rows", "outer_sum", "back_rows",
@@ -106,7 +108,9 @@ def gru_forward(xw, h0, W_hh, b_hh, reset_after, *masks):
     """recurrent.gru_forward (masks: its m, d); the reset-after GRU split across the run's
     threads where pool.parts says so."""
     if pool.PARTS > 1 and reset_after and (parts := _split_parts(xw, W_hh.shape[0], masks)) > 1:
-        return recurrent._gru_forward_fm_split(xw, h0, W_hh, b_hh, parts)
+        T, B, G3 = xw.shape
+        return recurrent._gru_forward_fm_split(xw.reshape(T * B, G3), np.arange(T * B).reshape(T, B), h0, W_hh, b_hh,
+                                               parts)
     return recurrent.gru_forward(xw, h0, W_hh, b_hh, reset_after, *masks)
 
 
@@ -115,7 +119,8 @@ def gru_backward(dh, dh_T, h, gates, hn, W_hh, reset_after, truncate, *masks):
     across the run's threads where pool.parts says so."""
     if (pool.PARTS > 1 and reset_after and (parts := _split_parts(dh, W_hh.shape[0], masks)) > 1
             and _whole(truncate, dh.shape[0])):
-        return recurrent._gru_backward_fm_split(dh, dh_T, h, gates, hn, W_hh, parts)
+        return recurrent._gru_backward_fm_split(dh, dh_T, h, gates, hn, W_hh, parts, np.zeros((0, 0), np.int64),
+                                                0)[:4]
     return recurrent.gru_backward(dh, dh_T, h, gates, hn, W_hh, reset_after, truncate, *masks)
 
 

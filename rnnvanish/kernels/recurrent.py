@@ -1883,13 +1883,14 @@ def _gru_cell_part(xw, a, h_prev, h, hn, g_r, g_z, g_n):
 
 
 @jit
-def _gru_step_part(xw_t, hT_prev, W_part, b_part, xw_part, a_part, j0, j1, hT_t, gT_t, hnT_t, h_t, gates_t, hn_t):
-    """_gru_step_fm (reset after) for units j0 <= j < j1: their gate rows, h_t and hn_t, and
-    their columns of h[t], gates[t-1] and hn[t-1]."""
+def _gru_step_part(X, ids_t, hT_prev, W_part, b_part, xw_part, a_part, j0, j1, hT_t, gT_t, hnT_t, h_t, gates_t,
+                   hn_t):
+    """_gru_step_fm (reset after) for units j0 <= j < j1, stream b's input term row ids_t[b] of
+    X: their gate rows, h_t and hn_t, and their columns of h[t], gates[t-1] and hn[t-1]."""
     H, B = hT_prev.shape
     m = j1 - j0
     for g in range(3):
-        _transpose_columns(xw_part[g * m:(g + 1) * m], 0, xw_t, g * H + j0, m, False)
+        _transpose_columns(xw_part[g * m:(g + 1) * m], 0, X, g * H + j0, m, False, ids_t)
     _packed_dot(W_part, 3 * m, hT_prev, a_part)               # the part's rows of W_hh^T h_{t-1}^T
     _add_row_bias(a_part, b_part)
     _gru_cell_part(xw_part.reshape(-1), a_part.reshape(-1), _rows(hT_prev, j0, j1), _rows(hT_t, j0, j1),
@@ -1902,22 +1903,25 @@ def _gru_step_part(xw_t, hT_prev, W_part, b_part, xw_part, a_part, j0, j1, hT_t,
 
 
 @pjit
-def _gru_forward_fm_split(xw, h0, W_hh, b_hh, parts):
+def _gru_forward_fm_split(X, ids, h0, W_hh, b_hh, parts):
     """_gru_forward_fm (reset after) with the units split into `parts` runs, one per thread (as
-    the LSTM's: part p owns the rows g H + j of the r, z and n blocks for its units j)."""
-    T, B, G3 = xw.shape
-    H = G3 // 3
-    h = np.empty((T + 1, B, H), dtype=xw.dtype)
-    gates = np.empty((T, B, G3), dtype=xw.dtype)
-    hn = np.empty((T, B, H), dtype=xw.dtype)
+    the LSTM's: part p owns the rows g H + j of the r, z and n blocks for its units j); the
+    input term of stream b at step t is row ids[t, b] of X (as the tanh RNN's split forward)."""
+    T, B = ids.shape
+    H = W_hh.shape[0]
+    G3 = 3 * H
+    _check_rows(ids, X.shape[0])
+    h = np.empty((T + 1, B, H), dtype=X.dtype)
+    gates = np.empty((T, B, G3), dtype=X.dtype)
+    hn = np.empty((T, B, H), dtype=X.dtype)
     most = (H + parts - 1) // parts                          # the largest part's units
     W_parts = _packed_parts(W_hh, 3, parts, True)
-    b_parts = np.empty((parts, 3 * most), dtype=xw.dtype)
-    xw_parts = np.empty((parts, 3 * most * B), dtype=xw.dtype)
-    a_parts = np.empty((parts, 3 * most * B), dtype=xw.dtype)
-    hT = np.empty((2, H, B), dtype=xw.dtype)
-    gT = np.empty((G3, B), dtype=xw.dtype)
-    hnT = np.empty((H, B), dtype=xw.dtype)
+    b_parts = np.empty((parts, 3 * most), dtype=X.dtype)
+    xw_parts = np.empty((parts, 3 * most * B), dtype=X.dtype)
+    a_parts = np.empty((parts, 3 * most * B), dtype=X.dtype)
+    hT = np.empty((2, H, B), dtype=X.dtype)
+    gT = np.empty((G3, B), dtype=X.dtype)
+    hnT = np.empty((H, B), dtype=X.dtype)
     for p in range(parts):                                    # each part's entries of b_hh, once
         j0, j1 = _part(H, parts, p)
         m = j1 - j0
@@ -1930,7 +1934,7 @@ def _gru_forward_fm_split(xw, h0, W_hh, b_hh, parts):
         for p in prange(parts):
             j0, j1 = _part(H, parts, p)
             m = j1 - j0
-            _gru_step_part(xw[t - 1], hT[(t - 1) % 2], W_parts[p], b_parts[p, :3 * m],
+            _gru_step_part(X, ids[t - 1], hT[(t - 1) % 2], W_parts[p], b_parts[p, :3 * m],
                            xw_parts[p, :3 * m * B].reshape(3 * m, B), a_parts[p, :3 * m * B].reshape(3 * m, B),
                            j0, j1, hT[t % 2], gT, hnT, h[t], gates[t - 1], hn[t - 1])
     return h, gates, hn
@@ -1956,9 +1960,10 @@ def _gru_back_part(g_h, h_prev, hn, g_r, g_z, g_n, dah_r, dah_z, dah_n, dan, dh_
 
 @jit
 def _gru_step_back_part(t, dh, dh_T, h, gates, hn, W_part, j0, j1, gT, hT_prev, gatesT, hnT, danT, dhT_prev,
-                        dahT_next, dahT, dax, dah, sq):
+                        dahT_next, dahT, dax, dah, sq, ids, dW_x, db_n):
     """Step t of the GRU's (reset after) backward walk for units j0 <= j < j1 (as the tanh RNN's;
-    its units' z dh_t carried to the step before in dhT_prev)."""
+    its units' z dh_t carried to the step before in dhT_prev). If dW_x has rows, each row of
+    dax[t-1] is added into row ids[t-1, b] of dW_x, and dah[t-1]'s n block into db_n."""
     T = dh.shape[0]
     H, B = gT.shape
     g = gT[j0:j1]
@@ -1982,12 +1987,28 @@ def _gru_step_back_part(t, dh, dh_T, h, gates, hn, W_part, j0, j1, gT, hT_prev, 
     for b in range(2):
         _transpose_columns(dax[t - 1], b * H + j0, dahT[b * H + j0:b * H + j1], 0, B, False)
     _transpose_columns(dax[t - 1], 2 * H + j0, danT[j0:j1], 0, B, False)
+    if dW_x.shape[0] > 0:
+        for b in range(B):
+            row, src, src_h = dW_x[ids[t - 1, b]], dax[t - 1, b], dah[t - 1, b]
+            for g in range(3):
+                for j in range(g * H + j0, g * H + j1):
+                    row[j] += src[j]
+            for j in range(j0, j1):
+                db_n[j] += src_h[2 * H + j]
 
 
 @pjit
-def _gru_backward_fm_split(dh, dh_T, h, gates, hn, W_hh, parts):
-    """_gru_backward_fm (reset after) without truncation, the units split into `parts` runs."""
+def _gru_backward_fm_split(dh, dh_T, h, gates, hn, W_hh, parts, ids, V):
+    """_gru_backward_fm (reset after) without truncation, the units split into `parts` runs.
+    Returns its four results and, for token inputs ids (T, B) of V > 0 rows, dW_xh =
+    embed_backward(ids, dax, V), db_x (dax's sum over t and b, taken as dW_xh's column sums)
+    and db_h (dah's: db_x's r and z blocks, where dah is dax, and its n block summed during
+    the walk); with V = 0, empty ones."""
     T, B, H = dh.shape
+    if V > 0:
+        _check_rows(ids, V)
+    dW_x = np.zeros((V, 3 * H), dtype=dh.dtype)
+    db_n = np.zeros(H, dtype=dh.dtype)
     dax = np.empty_like(gates)
     dah = np.empty_like(gates)
     gT = np.zeros((H, B), dtype=dh.dtype)
@@ -2001,13 +2022,20 @@ def _gru_backward_fm_split(dh, dh_T, h, gates, hn, W_hh, parts):
         for p in prange(parts):
             j0, j1 = _part(H, parts, p)
             _gru_step_back_part(t, dh, dh_T, h, gates, hn, W_parts[p], j0, j1, gT, hT_prev, gatesT, hnT, danT, dhT_prev,
-                                dahT[(t + 1) % 2], dahT[t % 2], dax, dah, sq[p])
+                                dahT[(t + 1) % 2], dahT[t % 2], dax, dah, sq[p], ids, dW_x, db_n)
     for p in prange(parts):                                   # dh_0 from step 1
         j0, j1 = _part(H, parts, p)
         _packed_dot(W_parts[p], j1 - j0, dahT[1], gT[j0:j1])
         _add_into(gT[j0:j1], dhT_prev[j0:j1])
         sq[p, 0] = _sum_squares(gT[j0:j1])
-    return dax, dah, _transposed(gT), np.sqrt(sq.sum(axis=0)).astype(dh.dtype)
+    db_x = np.zeros(3 * H if V > 0 else 0, dtype=dh.dtype)
+    for v in range(V):
+        for j in range(3 * H):
+            db_x[j] += dW_x[v, j]
+    db_h = db_x.copy()
+    if V > 0:
+        db_h[2 * H:] = db_n
+    return dax, dah, _transposed(gT), np.sqrt(sq.sum(axis=0)).astype(dh.dtype), dW_x, db_x, db_h
 
 
 # --------------------------------------------------------------------------- generation

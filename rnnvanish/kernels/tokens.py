@@ -1,17 +1,17 @@
-"""The twins of `rnnvanish.reference.tokens`: the tanh RNN's and the LSTM's windows of the
-language model on token inputs.
+"""The twins of `rnnvanish.reference.tokens`: each cell's window of the language model on
+token inputs.
 
-Split across the run's threads (where pool.parts says so, as the package's tanh_forward and
-lstm_forward), the forward reads stream b's input term at step t from row ids[t, b] of W_xh + b
-(no xw array is formed: recurrent._tanh_forward_fm_split, _lstm_forward_split), and the backward
-adds each row of da_t into row ids[t, b] of dW_xh while the row is in cache and takes db as
-dW_xh's column sums (recurrent._tanh_backward_fm_split, _lstm_backward_split); dW_hh stays one
-whole-window product. Otherwise they run the compositions the reference writes out, with this
+Split across the run's threads (where pool.parts says so, as the package's tanh_forward,
+gru_forward and lstm_forward), the forward reads stream b's input term at step t from row
+ids[t, b] of W_xh + b (no xw array is formed: recurrent._tanh_forward_fm_split,
+_gru_forward_fm_split, _lstm_forward_split), and the backward adds each row of da_t into row
+ids[t, b] of dW_xh while the row is in cache and takes db as dW_xh's column sums (the split
+backward walks of the same names); dW_hh stays one whole-window product. Otherwise they run the compositions the reference writes out, with this
 package's kernels.
 """
 from . import pool, recurrent
 from .output import input_rows, outer_sum, window_grads
-from .recurrent import tanh_backward, tanh_forward
+from .recurrent import gru_backward, gru_forward, tanh_backward, tanh_forward
 
 
 def _parts(ids, W_hh):
@@ -36,6 +36,28 @@ def tanh_backward_tokens(ids, V, dh, dh_T, h, W_hh, act, truncate):
     da, dh0, norms = tanh_backward(dh, dh_T, h, W_hh, act, truncate)
     dW_xh, dW_hh, db, _ = window_grads(ids, h, da, da, V)
     return da, dh0, norms, dW_xh, dW_hh, db
+
+
+def gru_forward_tokens(ids, W_xh, b_xh, h0, W_hh, b_hh, reset_after):
+    """gru_forward(input_rows(ids, W_xh, b_xh), h0, W_hh, b_hh, reset_after); split (reset
+    after), xw is never formed."""
+    if pool.PARTS > 1 and reset_after and (parts := _parts(ids, W_hh)) > 1:
+        return recurrent._gru_forward_fm_split(W_xh + b_xh, ids, h0, W_hh, b_hh, parts)
+    return gru_forward(input_rows(ids, W_xh, b_xh), h0, W_hh, b_hh, reset_after)
+
+
+def gru_backward_tokens(ids, V, dh, dh_T, h, gates, hn, W_hh, reset_after, truncate):
+    """gru_backward and window_grads(ids, h, dax, dah, V): dax, dah, dh0, norms, dW_xh, dW_hh,
+    db_x, db_h; split (reset after, without truncation), dW_xh and the biases' sums are taken
+    during the walk."""
+    T = dh.shape[0]
+    if pool.PARTS > 1 and reset_after and recurrent._whole(truncate, T) and (parts := _parts(ids, W_hh)) > 1:
+        dax, dah, dh0, norms, dW_xh, db_x, db_h = recurrent._gru_backward_fm_split(
+            dh, dh_T, h, gates, hn, W_hh, parts, ids, V)
+        return dax, dah, dh0, norms, dW_xh, outer_sum(h[:T], dah), db_x, db_h
+    dax, dah, dh0, norms = gru_backward(dh, dh_T, h, gates, hn, W_hh, reset_after, truncate)
+    dW_xh, dW_hh, db_x, db_h = window_grads(ids, h, dax, dah, V)
+    return dax, dah, dh0, norms, dW_xh, dW_hh, db_x, db_h
 
 
 def lstm_forward_tokens(ids, W_xh, b, h0, c0, W_hh):

@@ -8,8 +8,9 @@ files of the same names; tests hold each pair equal:
                   gru_backward: the recurrences and their truncated BPTT;
                   tanh_generate, lstm_generate, gru_generate: one-token generation loops
     tokens.py     tanh_forward_tokens, tanh_backward_tokens, lstm_forward_tokens,
-                  lstm_backward_tokens: the tanh RNN's and the LSTM's windows of the language
-                  model with their input side inside (input_rows, window_grads)
+                  lstm_backward_tokens, gru_forward_tokens, gru_backward_tokens: each cell's
+                  window of the language model with its input side inside (input_rows,
+                  window_grads)
     output.py     input_rows, output_layer, softmax_xent, window_grads, embed_backward:
                   the language model's pieces around the recurrence; dense_rows, outer_sum,
                   back_rows: the same whole-window products for dense inputs (stacks, tasks)
@@ -24,7 +25,8 @@ files of the same names; tests hold each pair equal:
                   prefix scans (SCANS: the forward kernels' scan codes)
     optim.py      adam_update: `rnnvanish.optim.Adam`'s update
 
-One window of the language model (`rnnvanish.model`) is five calls on either backend:
+One window of the language model (`rnnvanish.model`), written out, is five calls on either
+backend:
 
     xw = input_rows(ids, W_xh, b)                      x_t W_xh + b: rows of W_xh
     h, ... = <cell>_forward(xw, state_0, ...)           the recurrence
@@ -32,9 +34,9 @@ One window of the language model (`rnnvanish.model`) is five calls on either bac
     da, dstate_0, norms = <cell>_backward(dh, 0, ...)   truncated BPTT
     dW_xh, dW_hh, db_x, db_h = window_grads(ids, h, ...) whole-window weight gradients
 
-The tanh RNN's window is three: tanh_forward_tokens (the first two), output_layer,
-tanh_backward_tokens (the last two); so is the LSTM's where its kernels are not feature-major
-(`feature_major`), with lstm_forward_tokens and lstm_backward_tokens.
+The tanh RNN's and the GRU's windows are three: <cell>_forward_tokens (the first two),
+output_layer, <cell>_backward_tokens (the last two); so is the LSTM's where its kernels are not
+feature-major (`feature_major`).
 
 Kernels take arrays, sizes and activation codes (`ACTIVATIONS`), never objects.
 """
@@ -50,13 +52,15 @@ from .recurrent import (ACTIVATIONS, RELU, SIGMOID, TANH, feature_major, gru_bac
                         lstm_backward, lstm_backward_fm, lstm_forward, lstm_forward_fm, lstm_generate, tanh_backward,
                         tanh_forward, tanh_generate)
 from .recurrent import activate, activate_grad, sigmoid  # noqa: F401  (NumPy helpers, see below)
-from .tokens import lstm_backward_tokens, lstm_forward_tokens, tanh_backward_tokens, tanh_forward_tokens
+from .tokens import (gru_backward_tokens, gru_forward_tokens, lstm_backward_tokens, lstm_forward_tokens,
+                     tanh_backward_tokens, tanh_forward_tokens)
 
 # The kernels' names. activate, activate_grad and sigmoid are NumPy helpers (the tracer's
 # Jacobians use them), importable from here but no kernels of their own.
 __all__ = ["tanh_forward", "tanh_backward", "lstm_forward", "lstm_backward", "gru_forward", "gru_backward",
            "lstm_forward_fm", "lstm_backward_fm", "feature_major",
            "tanh_forward_tokens", "tanh_backward_tokens", "lstm_forward_tokens", "lstm_backward_tokens",
+           "gru_forward_tokens", "gru_backward_tokens",
            "tanh_generate", "lstm_generate", "gru_generate",
            "input_rows", "output_layer", "softmax_xent", "window_grads", "embed_backward",
            "dense_rows", "outer_sum", "back_rows",

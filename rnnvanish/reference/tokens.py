@@ -5,6 +5,10 @@ with the input side around it.
         = tanh_forward(input_rows(ids, W_xh, b), h0, W_hh, act)
     tanh_backward_tokens(ids, V, dh, dh_T, h, W_hh, act, truncate)
         = tanh_backward(...) and window_grads(ids, h, da, da, V)
+    gru_forward_tokens(ids, W_xh, b_xh, h0, W_hh, b_hh, reset_after)
+        = gru_forward(input_rows(ids, W_xh, b_xh), h0, W_hh, b_hh, reset_after)
+    gru_backward_tokens(ids, V, dh, dh_T, h, gates, hn, W_hh, reset_after, truncate)
+        = gru_backward(...) and window_grads(ids, h, dax, dah, V)
     lstm_forward_tokens(ids, W_xh, b, h0, c0, W_hh)
         = lstm_forward(input_rows(ids, W_xh, b), h0, c0, W_hh)
     lstm_backward_tokens(ids, V, dh, dh_T, dc_T, h, c, gates, W_hh, truncate)
@@ -16,7 +20,22 @@ da_t into dW_xh while it is in cache, so that the window's input term and its gr
 never separate passes over (T, B, 4H) arrays.
 """
 from .output import input_rows, window_grads
-from .recurrent import lstm_backward, lstm_forward, tanh_backward, tanh_forward
+from .recurrent import gru_backward, gru_forward, lstm_backward, lstm_forward, tanh_backward, tanh_forward
+
+
+def gru_forward_tokens(ids, W_xh, b_xh, h0, W_hh, b_hh, reset_after):
+    """The GRU's forward pass over token ids (T, B): returns h, gates, hn as gru_forward."""
+    return gru_forward(input_rows(ids, W_xh, b_xh), h0, W_hh, b_hh, reset_after)
+
+
+def gru_backward_tokens(ids, V, dh, dh_T, h, gates, hn, W_hh, reset_after, truncate):
+    """The GRU's backward pass with the window's weight gradients: returns dax, dah, dh0, norms
+    as gru_backward, then dW_xh (V, 3H), dW_hh (H, 3H) = h^T dah, db_x and db_h as
+    window_grads (the reset-before GRU's n block of dW_hh is its cell's to take: its
+    recurrent input is r * h_{t-1})."""
+    dax, dah, dh0, norms = gru_backward(dh, dh_T, h, gates, hn, W_hh, reset_after, truncate)
+    dW_xh, dW_hh, db_x, db_h = window_grads(ids, h, dax, dah, V)
+    return dax, dah, dh0, norms, dW_xh, dW_hh, db_x, db_h
 
 
 def tanh_forward_tokens(ids, W_xh, b, h0, W_hh, act):
