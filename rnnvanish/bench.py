@@ -24,8 +24,8 @@ The output layer's three products add 6 T B H V. In all
     6 T B H ((2 L - 1) G H + V)          (L = 1: 6 T B H (G H + V))
 
 `peak_fraction` divides the model's FLOP/s by the fastest of repeated large matrix products
-here with the same dtype and thread count (`measure_peak`), measured again in every round of
-every configuration (`run_grid`): the fastest of them all.
+here with the same dtype and thread count (`measure_peak`), measured again before every
+configuration in every round over the grid (`run_grid`): the fastest of them all.
 
 Threads: `rnnvanish.threads.limit_threads(n, backend)` gives n threads to the BLAS the
 implementation runs on (SciPy's OpenBLAS for numba, NumPy's for numpy, torch's own for torch)
@@ -240,36 +240,38 @@ def measure(cell, hidden, batch, window, dtype, threads, impl, *, layers=1, voca
 def run_grid(configs, impls, *, min_time=1.0, vocab=65, progress=True, peaks=None, rounds=1):
     """Measure every (cell, hidden, batch, window, dtype, threads, layers) config on every impl.
 
-    Each config runs in `rounds` rounds, one after the other: a round measures the peak
-    (`measure_peak`) and then every implementation for min_time / rounds seconds; numpy, the
-    slow reference, runs in the first round only. A record keeps its implementation's fastest
-    round. On a machine whose speed moves with other work (a virtual machine's shared cores),
-    rounds let a slow spell hit every implementation of a config alike instead of one of them,
-    and the fastest round is the least disturbed one.
+    The grid runs `rounds` times over, each round a pass over every config: the peak
+    (`measure_peak`), then every implementation for min_time / rounds seconds; numpy, the slow
+    reference, runs in the first round only. A record keeps its implementation's fastest round.
+    On a machine whose speed moves with other work (a virtual machine's shared cores, slow
+    spells of seconds to minutes), the rounds of a config lie a pass apart, so a spell slows one
+    of them rather than the whole measurement, and it slows every implementation of that round
+    alike; the fastest round is the least disturbed one.
 
-    Returns (records, peaks): peaks[(dtype, threads)] is the fastest measure_peak GFLOP/s of
-    any round (the one passed in included), and each record's peak_fraction is its gflops over
-    that peak (`apply_peaks`), so a share is never inflated by a peak measured in a slow spell."""
+    Returns (records, peaks): records in the order of configs, then impls; peaks[(dtype,
+    threads)] is the fastest measure_peak GFLOP/s of any round (the one passed in included),
+    and each record's peak_fraction is its gflops over that peak (`apply_peaks`), so a share
+    is never inflated by a peak measured in a slow spell."""
     from tqdm import tqdm
 
     peaks = {} if peaks is None else peaks
     rounds = max(1, int(rounds))
-    records = []
-    jobs = tqdm(configs, desc="bench", unit="config", disable=not progress, leave=False)
-    for cell, hidden, batch, window, dtype, threads, layers in jobs:
-        key = (np.dtype(dtype).name, threads)
-        best = {}
-        for r in range(rounds):
-            peak = measure_peak(dtype, threads, min_time=min(min_time, 0.5) / rounds)
-            peaks[key] = max(peaks.get(key, 0.0), peak)
+    best = {}
+    jobs = tqdm(total=rounds * len(configs), desc="bench", unit="config", disable=not progress, leave=False)
+    for r in range(rounds):
+        for i, (cell, hidden, batch, window, dtype, threads, layers) in enumerate(configs):
+            key = (np.dtype(dtype).name, threads)
+            peaks[key] = max(peaks.get(key, 0.0), measure_peak(dtype, threads, min_time=min(min_time, 0.5) / rounds))
             for impl in impls:
                 if impl == "numpy" and r > 0:
                     continue
                 record = measure(cell, hidden, batch, window, dtype, threads, impl, layers=layers, vocab=vocab,
                                  min_time=min_time / rounds)
-                if impl not in best or record["train_tok_s"] > best[impl]["train_tok_s"]:
-                    best[impl] = record
-        records += [best[impl] for impl in impls]
+                if (i, impl) not in best or record["train_tok_s"] > best[i, impl]["train_tok_s"]:
+                    best[i, impl] = record
+            jobs.update()
+    jobs.close()
+    records = [best[i, impl] for i in range(len(configs)) for impl in impls]
     return apply_peaks(records, peaks), peaks
 
 

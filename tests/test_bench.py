@@ -39,7 +39,7 @@ def test_rounds_keep_each_implementations_fastest_round_and_the_fastest_peak(mon
     calls = []
 
     def fake_measure(cell, hidden, batch, window, dtype, threads, impl, **kw):
-        calls.append(impl)
+        calls.append((impl, cell))
         tok_s = next(speeds[impl])
         return {"cell": cell, "layers": kw["layers"], "hidden": hidden, "batch": batch, "window": window,
                 "dtype": np.dtype(dtype).name, "threads": threads, "impl": impl, "train_tok_s": tok_s,
@@ -48,10 +48,29 @@ def test_rounds_keep_each_implementations_fastest_round_and_the_fastest_peak(mon
     monkeypatch.setattr(bench, "measure_peak", lambda dtype, threads, min_time: next(peaks_measured))
     records, peaks = bench.run_grid([TINY], ["numba", "numpy", "torch"], min_time=0.3, progress=False, rounds=3,
                                     peaks={("float64", 1): 140.0})
-    assert calls == ["numba", "numpy", "torch", "numba", "torch", "numba", "torch"]
+    assert [impl for impl, _ in calls] == ["numba", "numpy", "torch", "numba", "torch", "numba", "torch"]
     assert peaks == {("float64", 1): 150.0}
     assert [(r["impl"], r["train_tok_s"]) for r in records] == [("numba", 30.0), ("numpy", 1.0), ("torch", 6.0)]
     assert [r["peak_fraction"] for r in records] == [30.0 / 150.0, 1.0 / 150.0, 6.0 / 150.0]
+
+
+def test_rounds_are_passes_over_the_whole_grid(monkeypatch):
+    """Two configs in two rounds: the grid is run through twice (a spell slows a round, not a
+    config), records come back in the order of configs then impls."""
+    calls = []
+
+    def fake_measure(cell, hidden, batch, window, dtype, threads, impl, **kw):
+        calls.append((cell, impl))
+        return {"cell": cell, "layers": 1, "hidden": hidden, "batch": batch, "window": window, "dtype": "float64",
+                "threads": threads, "impl": impl, "train_tok_s": float(len(calls)), "gen_tok_s": None,
+                "gflops": 1.0, "peak_fraction": None}
+    monkeypatch.setattr(bench, "measure", fake_measure)
+    monkeypatch.setattr(bench, "measure_peak", lambda dtype, threads, min_time: 10.0)
+    configs = [TINY, ("gru",) + TINY[1:]]
+    records, _ = bench.run_grid(configs, ["numba", "torch"], min_time=0.2, progress=False, rounds=2)
+    assert calls == [("tanh", "numba"), ("tanh", "torch"), ("gru", "numba"), ("gru", "torch")] * 2
+    assert [(r["cell"], r["impl"], r["train_tok_s"]) for r in records] == [
+        ("tanh", "numba", 5.0), ("tanh", "torch", 6.0), ("gru", "numba", 7.0), ("gru", "torch", 8.0)]
 
 
 def test_records_of_a_stack_carry_its_layers_and_its_flops():
@@ -282,12 +301,33 @@ def test_stacked_summary_gives_the_ratios_numba_over_torch():
 def test_flagship_is_the_batched_float32_lstm_of_train_and_refuses_grid_flags(capsys):
     assert bench_command.FLAGSHIP == ("lstm", 256, 32, 64, "float32", 2, 1)
     args = build_parser(only="bench").parse_args(["bench", "--flagship"])
-    assert bench_command._grid(args) == []                     # the flagship runs on its own, after the grid
+    assert bench_command._grid(args) == []                     # the flagship is added to the grid, last
     code, out, err = cli(capsys, "bench", "--flagship", "--batch", "8", "--no-progress")
     assert code == 2 and out == ""
     assert err.strip().splitlines() == ["rnnvanish bench: error: --flagship runs one configuration; drop --batch"]
     code, _, err = cli(capsys, "bench", "--flagship", "--stacked", "--no-progress")
     assert code == 2 and "--stacked runs its own two configurations; drop --flagship" in err
+
+
+def test_the_flagship_is_the_grids_last_configuration_in_every_round(monkeypatch, capsys):
+    """A grid with the flagship line: each round passes over the grid's configurations and then
+    the flagship's, so its rounds lie a pass apart like theirs; the table leaves it out."""
+    calls = []
+
+    def fake_measure(cell, hidden, batch, window, dtype, threads, impl, **kw):
+        calls.append((cell, hidden, window, impl))
+        return {"cell": cell, "layers": 1, "hidden": hidden, "batch": batch, "window": window,
+                "dtype": np.dtype(dtype).name, "threads": threads, "impl": impl, "train_tok_s": 1000.0,
+                "gen_tok_s": 10.0 if batch == 1 else None, "gflops": 1.0, "peak_fraction": None}
+    monkeypatch.setattr(bench, "measure", fake_measure)
+    monkeypatch.setattr(bench, "measure_peak", lambda dtype, threads, min_time: 10.0)
+    monkeypatch.setattr(bench_command, "_grid", lambda args: [TINY])
+    monkeypatch.setattr(bench, "torch_available", lambda: False)
+    assert main(["bench", "--rounds", "2", "--impls", "numba", "--no-startup", "--no-trace", "--no-progress"]) == 0
+    assert calls == [("tanh", 8, 5, "numba"), ("lstm", 256, 64, "numba")] * 2
+    out = capsys.readouterr().out
+    assert "flagship (rnnvanish train" in out and "the fastest of 2 rounds" in out
+    assert "lstm  " not in out.split("flagship")[0]            # the table has the grid's rows only
 
 
 def test_flagship_line_gives_both_speeds_the_ratio_and_the_share_of_peak():

@@ -4,8 +4,9 @@ Prints one table row per configuration with the ratios numba/torch and numba/num
 model's GFLOP/s and its share of the peak this machine reaches on a large matrix product;
 then the time of one full gradient trace per cell (T 200, H 128, B 32, one thread), the compile
 time of the kernels and the time a warm process takes to its first step.
-Each configuration runs in `--rounds` rounds (default 3), its implementations one after the
-other in each; a figure is its implementation's fastest round (rnnvanish.bench.run_grid).
+The grid runs in `--rounds` passes (default 3), each configuration's implementations one
+after the other in each; a figure is its implementation's fastest round
+(rnnvanish.bench.run_grid).
 `--layers 1 2 3` adds stacked models to the grid (torch: `num_layers`); the rows then name
 their layers. `--stacked` runs only the two stacked-LSTM configurations of STACKED against
 torch and prints the ratios numba/torch.
@@ -55,9 +56,10 @@ def add_arguments(p):
     m.add_argument("--min-time", type=positive_float, default=None,
                    help="seconds of timed repeats per measurement, after warm-up (default: 1, --quick 0.3)")
     m.add_argument("--rounds", type=positive_int, default=None,
-                   help="rounds per configuration, one after the other, each measuring the peak and every "
-                        "implementation for min-time / rounds seconds; a figure is its fastest round, so a "
-                        "slow spell of a shared machine hits every implementation alike (default: 3, --quick 1)")
+                   help="passes over the grid, each measuring the peak and every implementation of every "
+                        "configuration for min-time / rounds seconds; a figure is its fastest round, so a slow "
+                        "spell of a shared machine slows one round, and every implementation of it alike "
+                        "(default: 3, --quick 1)")
     m.add_argument("--no-startup", action="store_true",
                    help="skip the compile-time and warm-start probes (two fresh Python processes)")
     m.add_argument("--no-trace", action="store_true",
@@ -202,7 +204,7 @@ def _load():
 def run(args):
     import json
 
-    from ..bench import IMPLS, apply_peaks, run_grid, torch_available
+    from ..bench import IMPLS, run_grid, torch_available
 
     configs = _grid(args)
     if args.stacked:
@@ -215,13 +217,13 @@ def run(args):
     min_time = args.min_time or (0.3 if args.quick else 1.0)
     rounds = args.rounds or (1 if args.quick else 3)
     load_before = _load()
-    records, peaks = run_grid(configs, impls, min_time=min_time, vocab=args.vocab, progress=not args.no_progress,
-                              rounds=rounds)
-    flagship = []
-    if args.flagship or not (args.stacked or args.quick or any(getattr(args, f) for f in GRID_FLAGS)):
-        flagship, peaks = run_grid([FLAGSHIP], [i for i in impls if i != "numpy"], min_time=min_time,
-                                   vocab=args.vocab, progress=not args.no_progress, peaks=peaks, rounds=rounds)
-    apply_peaks(records + flagship, peaks)                   # every share against the fastest peak of the run
+    with_flagship = args.flagship or not (args.stacked or args.quick or any(getattr(args, f) for f in GRID_FLAGS))
+    # The flagship line is the grid's last configuration, so that its rounds lie a pass apart too.
+    records, peaks = run_grid(configs + [FLAGSHIP] * with_flagship, impls, min_time=min_time, vocab=args.vocab,
+                              progress=not args.no_progress, rounds=rounds)
+    grid_size = len(configs) * len(impls)
+    flagship = [r for r in records[grid_size:] if r["impl"] != "numpy"]
+    records = records[:grid_size]
     if records:
         print(table(records))
     if flagship:
