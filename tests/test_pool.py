@@ -197,9 +197,9 @@ def rnn_results(module, cell, act, c, split_parts=None):
             da, dh0, norms = module.tanh_backward(c["dh"], c["dh_T"], h, c["W_hh"], act, 0)
         return {"h": h, "da": da, "dh0": dh0, "norms": norms}
     if split_parts:
-        h, gates, hn = k._gru_forward_fm_split(*_rows_of(c["xw"]), c["h0"], c["W_hh"], c["b_hh"], split_parts)
-        dax, dah, dh0, norms = k._gru_backward_fm_split(c["dh"], c["dh_T"], h, gates, hn, c["W_hh"], split_parts,
-                                                        np.zeros((0, 0), np.int64), 0)[:4]
+        h, gates, hn = k._gru_forward_split(*_rows_of(c["xw"]), c["h0"], c["W_hh"], c["b_hh"], split_parts)
+        dax, dah, dh0, norms = k._gru_backward_split(c["dh"], c["dh_T"], h, gates, hn, c["W_hh"], split_parts,
+                                                     np.zeros((0, 0), np.int64), 0)[:4]
     else:
         h, gates, hn = module.gru_forward(c["xw"], c["h0"], c["W_hh"], c["b_hh"], True)
         dax, dah, dh0, norms = module.gru_backward(c["dh"], c["dh_T"], h, gates, hn, c["W_hh"], True, 0)
@@ -321,10 +321,10 @@ def test_the_split_gru_on_tokens_equals_the_reference(T, B, H, parts, dtype):
     expected = gru_token_results(reference.gru_forward_tokens, reference.gru_backward_tokens, c)
 
     def forward(ids, W_xh, b_xh, h0, W_hh, b_hh, reset_after):
-        return recurrent_kernels._gru_forward_fm_split(W_xh + b_xh, ids, h0, W_hh, b_hh, parts)
+        return recurrent_kernels._gru_forward_split(W_xh + b_xh, ids, h0, W_hh, b_hh, parts)
 
     def backward(ids, V, dh, dh_T, h, gates, hn, W_hh, reset_after, truncate):
-        dax, dah, dh0, norms, dW_xh, db_x, db_h = recurrent_kernels._gru_backward_fm_split(
+        dax, dah, dh0, norms, dW_xh, db_x, db_h = recurrent_kernels._gru_backward_split(
             dh, dh_T, h, gates, hn, W_hh, parts, ids, V)
         return dax, dah, dh0, norms, dW_xh, reference.outer_sum(h[:-1], dah), db_x, db_h
     actual = gru_token_results(forward, backward, c)
@@ -356,10 +356,10 @@ def test_a_token_out_of_the_vocabulary_is_refused_by_the_split_gru_pair():
     ids[0, 1] = 5
     gates = np.zeros((3, 4, 24))
     with pytest.raises(IndexError):
-        recurrent_kernels._gru_forward_fm_split(c["W_xh"] + c["b"], ids, c["h0"], c["W_hh"], c["b_hh"], 2)
+        recurrent_kernels._gru_forward_split(c["W_xh"] + c["b"], ids, c["h0"], c["W_hh"], c["b_hh"], 2)
     with pytest.raises(IndexError):
-        recurrent_kernels._gru_backward_fm_split(c["dh"], c["dh_T"], np.zeros((4, 4, 8)), gates, np.zeros((3, 4, 8)),
-                                                 c["W_hh"], 2, ids, 5)
+        recurrent_kernels._gru_backward_split(c["dh"], c["dh_T"], np.zeros((4, 4, 8)), gates, np.zeros((3, 4, 8)),
+                                              c["W_hh"], 2, ids, 5)
 
 
 def test_parts_split_only_a_shared_pool_and_enough_units(monkeypatch):

@@ -109,8 +109,8 @@ def gru_forward(xw, h0, W_hh, b_hh, reset_after, *masks):
     threads where pool.parts says so."""
     if pool.PARTS > 1 and reset_after and (parts := _split_parts(xw, W_hh.shape[0], masks)) > 1:
         T, B, G3 = xw.shape
-        return recurrent._gru_forward_fm_split(xw.reshape(T * B, G3), np.arange(T * B).reshape(T, B), h0, W_hh, b_hh,
-                                               parts)
+        return recurrent._gru_forward_split(xw.reshape(T * B, G3), np.arange(T * B).reshape(T, B), h0, W_hh, b_hh,
+                                            parts)
     return recurrent.gru_forward(xw, h0, W_hh, b_hh, reset_after, *masks)
 
 
@@ -119,8 +119,7 @@ def gru_backward(dh, dh_T, h, gates, hn, W_hh, reset_after, truncate, *masks):
     across the run's threads where pool.parts says so."""
     if (pool.PARTS > 1 and reset_after and (parts := _split_parts(dh, W_hh.shape[0], masks)) > 1
             and _whole(truncate, dh.shape[0])):
-        return recurrent._gru_backward_fm_split(dh, dh_T, h, gates, hn, W_hh, parts, np.zeros((0, 0), np.int64),
-                                                0)[:4]
+        return recurrent._gru_backward_split(dh, dh_T, h, gates, hn, W_hh, parts, np.zeros((0, 0), np.int64), 0)[:4]
     return recurrent.gru_backward(dh, dh_T, h, gates, hn, W_hh, reset_after, truncate, *masks)
 
 

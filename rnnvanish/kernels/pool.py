@@ -12,10 +12,10 @@ OpenBLAS (0.3.27 and later) can hand its parallel jobs to a function of the call
 one job per thread, so the kernels and the products they call share one pool: the same
 products took 2.4 ms between Numba loops that way, as fast as OpenBLAS's own pool.
 `rnnvanish.threads.limit_threads` installs it for the block it governs (n > 1 threads on the
-numba backend) and sets `PARTS` to n; the feature-major windows of the LSTM, the tanh RNN and
-the reset-after GRU then split their units into n parts, one per thread, whose per-step
-products run on packed weights, not in BLAS ("split across threads" and "packed products" in
-recurrent.py), and Adam's pass splits its large arrays (optim.py).
+numba backend) and sets `PARTS` to n; the batched windows of the LSTM, the tanh RNN and the
+reset-after GRU then split their units into n parts, one per thread, whose per-step products
+run on packed weights, not in BLAS ("split across threads", "packed products" and "panels of
+columns" in recurrent.py), and Adam's pass splits its large arrays (optim.py).
 
 OpenBLAS's jobs wait for each other (a GEMM's threads share their packed blocks), so they
 must all run at once: the callback is installed only while Numba has as many threads as

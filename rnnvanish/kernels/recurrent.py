@@ -19,8 +19,9 @@ side by side. What differs is only how the work is done:
     unless split);
   - while the run's threads are one pool (`rnnvanish.kernels.pool`), the windows of the LSTM,
     the tanh RNN and the reset-after GRU split their units across those threads ("split across
-    threads", below; the package's public names pick them): the LSTM in the (B, .) layout, on
-    panels of W_hh's columns ("panels of columns"), the others feature-major.
+    threads", below; the package's public names pick them): the LSTM and the GRU in the
+    (B, .) layout, on panels of W_hh's columns ("panels of columns"), the tanh RNN
+    feature-major.
 Legend: T steps, B batch, H hidden, G gates (tanh 1, GRU 3, LSTM 4), V vocabulary.
 
 Recurrent dropout (m, (B, H)) and zoneout (d, (T, B, H)) are the forward and backward
@@ -1362,12 +1363,11 @@ def _lstm_backward_fm(dh, dh_T, dc_T, h, c, gates, W_hh, truncate):
 # parallel loop, would find no thread free): the gate loops and norms run on every thread,
 # not on one. The same steps as the unsplit kernels, in the same order within each unit, and
 # the same sums (each product's entry is one sum over k in order, split or not).
-# The tanh RNN and the reset-after GRU split their feature-major twins: part p owns the rows
-# g H + j of every gate block g, computes its rows of W_hh^T h_{t-1}^T (its rows of W_hh^T
-# packed into one (G m, H) block, "packed products"), and transposes its rows in and out of
-# the (T, B, .) arrays; backward it takes its rows of dh_t^T = W_hh da_{t+1}^T (da^T kept in
-# two buffers, so that step t writes one while no part still reads the other); the GRU's
-# part carries its units' z dh_{t+1} from one step to the next. The LSTM splits in the (B, .)
+# The tanh RNN splits its feature-major twin: part p owns the rows j of its units, computes
+# its rows of W_hh^T h_{t-1}^T (its rows of W_hh^T packed into one (m, H) block, "packed
+# products"), and transposes its rows in and out of the (T, B, .) arrays; backward it takes
+# its rows of dh_t^T = W_hh da_{t+1}^T (da^T kept in two buffers, so that step t writes one
+# while no part still reads the other). The LSTM and the reset-after GRU split in the (B, .)
 # layout instead, with no transposes (below). Truncated walks keep the unsplit backward; the
 # reset-before GRU, whose step has a second product that reads every unit's r h_{t-1}, keeps
 # the unsplit kernels.
@@ -1502,7 +1502,8 @@ def _part_dh_rows(t, dh, dh_T, da, W_part, j0, j1, g):
 # threads, the input side's savings below included): 1-3 % faster at H 512 float32, 5 % on the
 # flagship run (H 256, T 64), 4-9 % at H 64-128. The tanh RNN's split measured no faster this
 # way at H 512 and 7 % slower at H 64 (its per-row loops are too short), so it keeps its
-# feature-major split, and the GRU with it.
+# feature-major split. The GRU's (below) was 3 % faster at H 512 float32 and 15 % at H 64
+# float32 and H 128 float64 (whole training steps, B 32, two threads).
 # The input term x_t W_xh + b of stream b at step t is row ids[t, b] of a table X: the rows of
 # xw (T B, 4H) in order, or, for token inputs, the rows of W_xh + b themselves (input_rows is
 # then never run). With token inputs the backward adds each row of da_t into row ids[t, b] of
@@ -1869,81 +1870,10 @@ def _gru_backward_fm(dh, dh_T, h, gates, hn, W_hh, reset_after, truncate):
 
 
 @jit
-def _gru_cell_part(xw, a, h_prev, h, hn, g_r, g_z, g_n):
-    """One part's GRU gates (reset after) at one step: xw, a (3 q) its three gate blocks of
-    x W_xh + b_xh and h W_hh + b_hh; h_prev, h, hn and the gates g_r, g_z, g_n its q entries."""
-    q = h.size
-    for k in range(q):
-        r = _sigmoid(xw[k] + a[k])
-        z = _sigmoid(xw[q + k] + a[q + k])
-        hn[k] = a[2 * q + k]                                  # h_{t-1} W_hn + b_hn
-        n_k = _tanh(xw[2 * q + k] + r * hn[k])
-        h[k] = (1.0 - z) * n_k + z * h_prev[k]
-        g_r[k], g_z[k], g_n[k] = r, z, n_k
-
-
-@jit
-def _gru_step_part(X, ids_t, hT_prev, W_part, b_part, xw_part, a_part, j0, j1, hT_t, gT_t, hnT_t, h_t, gates_t,
-                   hn_t):
-    """_gru_step_fm (reset after) for units j0 <= j < j1, stream b's input term row ids_t[b] of
-    X: their gate rows, h_t and hn_t, and their columns of h[t], gates[t-1] and hn[t-1]."""
-    H, B = hT_prev.shape
-    m = j1 - j0
-    for g in range(3):
-        _transpose_columns(xw_part[g * m:(g + 1) * m], 0, X, g * H + j0, m, False, ids_t)
-    _packed_dot(W_part, 3 * m, hT_prev, a_part)               # the part's rows of W_hh^T h_{t-1}^T
-    _add_row_bias(a_part, b_part)
-    _gru_cell_part(xw_part.reshape(-1), a_part.reshape(-1), _rows(hT_prev, j0, j1), _rows(hT_t, j0, j1),
-                   _rows(hnT_t, j0, j1), _rows(gT_t, j0, j1), _rows(gT_t, H + j0, H + j1),
-                   _rows(gT_t, 2 * H + j0, 2 * H + j1))
-    _transpose_columns(h_t, j0, hT_t[j0:j1], 0, B, False)
-    _transpose_columns(hn_t, j0, hnT_t[j0:j1], 0, B, False)
-    for g in range(3):
-        _transpose_columns(gates_t, g * H + j0, gT_t[g * H + j0:g * H + j1], 0, B, False)
-
-
-@pjit
-def _gru_forward_fm_split(X, ids, h0, W_hh, b_hh, parts):
-    """_gru_forward_fm (reset after) with the units split into `parts` runs, one per thread (as
-    the LSTM's: part p owns the rows g H + j of the r, z and n blocks for its units j); the
-    input term of stream b at step t is row ids[t, b] of X (as the tanh RNN's split forward)."""
-    T, B = ids.shape
-    H = W_hh.shape[0]
-    G3 = 3 * H
-    _check_rows(ids, X.shape[0])
-    h = np.empty((T + 1, B, H), dtype=X.dtype)
-    gates = np.empty((T, B, G3), dtype=X.dtype)
-    hn = np.empty((T, B, H), dtype=X.dtype)
-    most = (H + parts - 1) // parts                          # the largest part's units
-    W_parts = _packed_parts(W_hh, 3, parts, True)
-    b_parts = np.empty((parts, 3 * most), dtype=X.dtype)
-    xw_parts = np.empty((parts, 3 * most * B), dtype=X.dtype)
-    a_parts = np.empty((parts, 3 * most * B), dtype=X.dtype)
-    hT = np.empty((2, H, B), dtype=X.dtype)
-    gT = np.empty((G3, B), dtype=X.dtype)
-    hnT = np.empty((H, B), dtype=X.dtype)
-    for p in range(parts):                                    # each part's entries of b_hh, once
-        j0, j1 = _part(H, parts, p)
-        m = j1 - j0
-        for g in range(3):
-            for j in range(m):
-                b_parts[p, g * m + j] = b_hh[g * H + j0 + j]
-    _copy_into(h[0], h0)
-    _transpose_into(hT[0], h0)
-    for t in range(1, T + 1):
-        for p in prange(parts):
-            j0, j1 = _part(H, parts, p)
-            m = j1 - j0
-            _gru_step_part(X, ids[t - 1], hT[(t - 1) % 2], W_parts[p], b_parts[p, :3 * m],
-                           xw_parts[p, :3 * m * B].reshape(3 * m, B), a_parts[p, :3 * m * B].reshape(3 * m, B),
-                           j0, j1, hT[t % 2], gT, hnT, h[t], gates[t - 1], hn[t - 1])
-    return h, gates, hn
-
-
-@jit
 def _gru_back_part(g_h, h_prev, hn, g_r, g_z, g_n, dah_r, dah_z, dah_n, dan, dh_prev):
-    """_gru_step_back_fm's gate loop (reset after) for one part, each argument its q entries:
-    dah_r, dah_z (= dax's r and z blocks), dah_n = dan * r, dan (dax's n block), dh_prev = g z."""
+    """The reset-after GRU's backward gate arithmetic over one row's m units of a part, each
+    argument its m entries: dah_r, dah_z (= dax's r and z blocks), dah_n = dan * r, dan (dax's
+    n block), dh_prev = g z."""
     for k in range(g_h.size):
         r, z, n_k = g_r[k], g_z[k], g_n[k]
         g = g_h[k]
@@ -1958,76 +1888,130 @@ def _gru_back_part(g_h, h_prev, hn, g_r, g_z, g_n, dah_r, dah_z, dah_n, dan, dh_
         dah_n[k] = a_n * r
 
 
+# The reset-after GRU's windows split in the (B, .) layout, as the LSTM's (above):
+# forward, part p computes its units' columns of each gate block of h_{t-1} W_hh (its columns
+# of W_hh, packed once per window), then r, z, hn, n and h_t straight into the (T, B, .) arrays
+# gru_forward returns; backward, its columns of dh_t = dah_{t+1} W_hh^T (its rows of W_hh,
+# packed) plus z_{t+1} dh_{t+1} carried from the step after, then its columns of dax_t and
+# dah_t. No step transposes anything.
+
 @jit
-def _gru_step_back_part(t, dh, dh_T, h, gates, hn, W_part, j0, j1, gT, hT_prev, gatesT, hnT, danT, dhT_prev,
-                        dahT_next, dahT, dax, dah, sq, ids, dW_x, db_n):
-    """Step t of the GRU's (reset after) backward walk for units j0 <= j < j1 (as the tanh RNN's;
-    its units' z dh_t carried to the step before in dhT_prev). If dW_x has rows, each row of
-    dax[t-1] is added into row ids[t-1, b] of dW_x, and dah[t-1]'s n block into db_n."""
-    T = dh.shape[0]
-    H, B = gT.shape
-    g = gT[j0:j1]
-    if t < T:
-        _packed_dot(W_part, j1 - j0, dahT_next, g)           # W_hh dah_{t+1}^T, the part's rows
-        _add_into(g, dhT_prev[j0:j1])                         # + z_{t+1} * dh_{t+1}
-    _transpose_columns(g, 0, dh[t - 1], j0, j1 - j0, True)
-    if t == T:
-        _transpose_columns(g, 0, dh_T, j0, j1 - j0, True)
-    sq[t] = _sum_squares(g)
-    _transpose_columns(hT_prev[j0:j1], 0, h[t - 1], j0, j1 - j0, False)
-    _transpose_columns(hnT[j0:j1], 0, hn[t - 1], j0, j1 - j0, False)
-    for b in range(3):
-        _transpose_columns(gatesT[b * H + j0:b * H + j1], 0, gates[t - 1], b * H + j0, j1 - j0, False)
-    _gru_back_part(_rows(gT, j0, j1), _rows(hT_prev, j0, j1), _rows(hnT, j0, j1), _rows(gatesT, j0, j1),
-                   _rows(gatesT, H + j0, H + j1), _rows(gatesT, 2 * H + j0, 2 * H + j1), _rows(dahT, j0, j1),
-                   _rows(dahT, H + j0, H + j1), _rows(dahT, 2 * H + j0, 2 * H + j1), _rows(danT, j0, j1),
-                   _rows(dhT_prev, j0, j1))
-    for b in range(3):
-        _transpose_columns(dah[t - 1], b * H + j0, dahT[b * H + j0:b * H + j1], 0, B, False)
-    for b in range(2):
-        _transpose_columns(dax[t - 1], b * H + j0, dahT[b * H + j0:b * H + j1], 0, B, False)
-    _transpose_columns(dax[t - 1], 2 * H + j0, danT[j0:j1], 0, B, False)
-    if dW_x.shape[0] > 0:
-        for b in range(B):
-            row, src, src_h = dW_x[ids[t - 1, b]], dax[t - 1, b], dah[t - 1, b]
-            for g in range(3):
-                for j in range(g * H + j0, g * H + j1):
-                    row[j] += src[j]
-            for j in range(j0, j1):
-                db_n[j] += src_h[2 * H + j]
+def _gru_cell_run(x_r, x_z, x_n, a_r, a_z, a_n, b_r, b_z, b_n, h_prev, h, hn, g_r, g_z, g_n):
+    """The reset-after GRU's gates at one step over one row's m units of a part, each block its
+    own array: x_* and a_* the blocks of x W_xh + b_xh and h_{t-1} W_hh, b_* those of b_hh;
+    h_prev, h, hn (h_{t-1} W_hn + b_hn) and the gates r, z, n."""
+    for k in range(h.size):
+        r = _sigmoid(x_r[k] + (a_r[k] + b_r[k]))
+        z = _sigmoid(x_z[k] + (a_z[k] + b_z[k]))
+        hn_k = a_n[k] + b_n[k]
+        n_k = _tanh(x_n[k] + r * hn_k)
+        h[k] = (1.0 - z) * n_k + z * h_prev[k]
+        hn[k] = hn_k
+        g_r[k], g_z[k], g_n[k] = r, z, n_k
+
+
+@jit
+def _gru_step_rows(X, ids_t, h_prev, W_part, block, b_hh, a, j0, j1, h_t, gates_t, hn_t):
+    """_gru_step (reset after) for units j0 <= j < j1, (B, .) layout, stream b's input term row
+    ids_t[b] of X: their columns of h_t, hn_t and each gate block of gates_t; `a` (B 3 m
+    entries) the scratch for their columns of the product."""
+    B, H = h_t.shape
+    m = j1 - j0
+    for g in range(3):                                        # h_{t-1} W_hh: the part's columns of block g
+        _panel_dot(h_prev, W_part[g * block:(g + 1) * block], m, a, g * m, 3 * m)
+    for b in range(B):
+        x, ab, gb = X[ids_t[b]], a[b * 3 * m:(b + 1) * 3 * m], gates_t[b]
+        _gru_cell_run(x[j0:j1], x[H + j0:H + j1], x[2 * H + j0:2 * H + j1], ab[:m], ab[m:2 * m], ab[2 * m:],
+                      b_hh[j0:j1], b_hh[H + j0:H + j1], b_hh[2 * H + j0:2 * H + j1], h_prev[b, j0:j1],
+                      h_t[b, j0:j1], hn_t[b, j0:j1], gb[j0:j1], gb[H + j0:H + j1], gb[2 * H + j0:2 * H + j1])
 
 
 @pjit
-def _gru_backward_fm_split(dh, dh_T, h, gates, hn, W_hh, parts, ids, V):
-    """_gru_backward_fm (reset after) without truncation, the units split into `parts` runs.
-    Returns its four results and, for token inputs ids (T, B) of V > 0 rows, dW_xh =
-    embed_backward(ids, dax, V), db_x (dax's sum over t and b, taken as dW_xh's column sums)
-    and db_h (dah's: db_x's r and z blocks, where dah is dax, and its n block summed during
-    the walk); with V = 0, empty ones."""
+def _gru_forward_split(X, ids, h0, W_hh, b_hh, parts):
+    """gru_forward (reset after, no masks), stream b's input term at step t row ids[t, b] of X
+    (., 3H), the units split into `parts` runs, one per thread, in the (B, .) layout (above)."""
+    T, B = ids.shape
+    H = W_hh.shape[0]
+    _check_rows(ids, X.shape[0])
+    h = np.empty((T + 1, B, H), dtype=X.dtype)
+    gates = np.empty((T, B, 3 * H), dtype=X.dtype)
+    hn = np.empty((T, B, H), dtype=X.dtype)
+    most = (H + parts - 1) // parts
+    W_parts, block = _panel_parts(W_hh, 3, parts, True)
+    a_parts = np.empty((parts, B * 3 * most), dtype=X.dtype)
+    _copy_into(h[0], h0)
+    for t in range(1, T + 1):
+        for p in prange(parts):
+            j0, j1 = _part(H, parts, p)
+            _gru_step_rows(X, ids[t - 1], h[t - 1], W_parts[p], block, b_hh, a_parts[p], j0, j1, h[t],
+                           gates[t - 1], hn[t - 1])
+    return h, gates, hn
+
+
+@jit
+def _gru_step_back_rows(t, dh, dh_T, h, gates, hn, W_part, j0, j1, gh, carry, dax, dah, sq, ids, dW_x, db_n):
+    """Step t of the reset-after GRU's backward walk for units j0 <= j < j1, (B, .) layout: gh
+    (B, m) their columns of dh_t (dah_{t+1} W_hh^T and carry, z_{t+1} dh_{t+1}, none at t = T,
+    plus the loss's gradient), then their columns of each gate block of dax[t-1] and dah[t-1]
+    (each row of dax added into row ids[t-1, b] of dW_x and dah's n block into db_n, if dW_x
+    has rows), carry <- z_t dh_t; the squared norm of their share of dh_t into sq[t]."""
+    T, B, H = dh.shape
+    m = j1 - j0
+    _part_dh_rows(t, dh, dh_T, dah, W_part, j0, j1, gh)
+    if t < T:
+        _add_into(gh, carry)
+    sq[t] = _sum_squares(gh)
+    gates_t, dax_t, dah_t = gates[t - 1], dax[t - 1], dah[t - 1]
+    for b in range(B):
+        gb, xb, hb = gates_t[b], dax_t[b], dah_t[b]
+        _gru_back_part(gh[b], h[t - 1, b, j0:j1], hn[t - 1, b, j0:j1], gb[j0:j1], gb[H + j0:H + j1],
+                       gb[2 * H + j0:2 * H + j1], hb[j0:j1], hb[H + j0:H + j1], hb[2 * H + j0:2 * H + j1],
+                       xb[2 * H + j0:2 * H + j1], carry[b])
+        for j in range(j0, j1):                               # dax's r and z blocks are dah's
+            xb[j] = hb[j]
+            xb[H + j] = hb[H + j]
+        if dW_x.shape[0] > 0:
+            row = dW_x[ids[t - 1, b]]
+            for g in range(3):
+                for j in range(g * H + j0, g * H + j1):
+                    row[j] += xb[j]
+            for j in range(j0, j1):
+                db_n[j] += hb[2 * H + j]
+
+
+@pjit
+def _gru_backward_split(dh, dh_T, h, gates, hn, W_hh, parts, ids, V):
+    """gru_backward (reset after) without truncation or masks, the units split into `parts`
+    runs, one per thread, in the (B, .) layout (above). Returns dax, dah, dh0, norms and, for
+    token inputs ids (T, B) of V > 0 rows, dW_xh = embed_backward(ids, dax, V), db_x (taken as
+    dW_xh's column sums) and db_h (db_x's r and z blocks, its n block summed during the walk);
+    with V = 0, empty ones."""
     T, B, H = dh.shape
     if V > 0:
         _check_rows(ids, V)
     dW_x = np.zeros((V, 3 * H), dtype=dh.dtype)
     db_n = np.zeros(H, dtype=dh.dtype)
-    dax = np.empty_like(gates)
-    dah = np.empty_like(gates)
-    gT = np.zeros((H, B), dtype=dh.dtype)
-    scratch = np.empty((4, H, B), dtype=dh.dtype)
-    hT_prev, hnT, danT, dhT_prev = scratch[0], scratch[1], scratch[2], scratch[3]
-    gatesT = np.empty((3 * H, B), dtype=dh.dtype)
-    dahT = np.empty((2, 3 * H, B), dtype=dh.dtype)          # step t writes dahT[t % 2], reads dahT[(t + 1) % 2]
+    dax = np.empty((T, B, 3 * H), dtype=dh.dtype)
+    dah = np.empty((T, B, 3 * H), dtype=dh.dtype)
+    most = (H + parts - 1) // parts
+    state = np.empty((parts, 2, B * most), dtype=dh.dtype)  # each part's gh, carry
     sq = np.zeros((parts, T + 1))
-    W_parts = _packed_parts(W_hh, 3, parts, False)
+    W_parts = _panel_parts(W_hh, 3, parts, False)[0]
     for t in range(T, 0, -1):
         for p in prange(parts):
             j0, j1 = _part(H, parts, p)
-            _gru_step_back_part(t, dh, dh_T, h, gates, hn, W_parts[p], j0, j1, gT, hT_prev, gatesT, hnT, danT, dhT_prev,
-                                dahT[(t + 1) % 2], dahT[t % 2], dax, dah, sq[p], ids, dW_x, db_n)
-    for p in prange(parts):                                   # dh_0 from step 1
+            n = B * (j1 - j0)
+            _gru_step_back_rows(t, dh, dh_T, h, gates, hn, W_parts[p], j0, j1, state[p, 0, :n].reshape(B, j1 - j0),
+                                state[p, 1, :n].reshape(B, j1 - j0), dax, dah, sq[p], ids, dW_x, db_n)
+    dh0 = np.empty((B, H), dtype=dh.dtype)
+    for p in prange(parts):                                   # dh_0 from dah_1 and z_1 dh_1
         j0, j1 = _part(H, parts, p)
-        _packed_dot(W_parts[p], j1 - j0, dahT[1], gT[j0:j1])
-        _add_into(gT[j0:j1], dhT_prev[j0:j1])
-        sq[p, 0] = _sum_squares(gT[j0:j1])
+        n = B * (j1 - j0)
+        gh, carry = state[p, 0, :n].reshape(B, j1 - j0), state[p, 1, :n].reshape(B, j1 - j0)
+        _panel_dot(dah[0], W_parts[p], j1 - j0, gh.reshape(-1), 0, j1 - j0)
+        _add_into(gh, carry)
+        sq[p, 0] = _sum_squares(gh)
+        _into_columns(dh0, j0, gh)
     db_x = np.zeros(3 * H if V > 0 else 0, dtype=dh.dtype)
     for v in range(V):
         for j in range(3 * H):
@@ -2035,7 +2019,7 @@ def _gru_backward_fm_split(dh, dh_T, h, gates, hn, W_hh, parts, ids, V):
     db_h = db_x.copy()
     if V > 0:
         db_h[2 * H:] = db_n
-    return dax, dah, _transposed(gT), np.sqrt(sq.sum(axis=0)).astype(dh.dtype), dW_x, db_x, db_h
+    return dax, dah, dh0, np.sqrt(sq.sum(axis=0)).astype(dh.dtype), dW_x, db_x, db_h
 
 
 # --------------------------------------------------------------------------- generation

@@ -4,7 +4,7 @@ token inputs.
 Split across the run's threads (where pool.parts says so, as the package's tanh_forward,
 gru_forward and lstm_forward), the forward reads stream b's input term at step t from row
 ids[t, b] of W_xh + b (no xw array is formed: recurrent._tanh_forward_fm_split,
-_gru_forward_fm_split, _lstm_forward_split), and the backward adds each row of da_t into row
+_gru_forward_split, _lstm_forward_split), and the backward adds each row of da_t into row
 ids[t, b] of dW_xh while the row is in cache and takes db as dW_xh's column sums (the split
 backward walks of the same names); dW_hh stays one whole-window product. Otherwise they run the compositions the reference writes out, with this
 package's kernels.
@@ -42,7 +42,7 @@ def gru_forward_tokens(ids, W_xh, b_xh, h0, W_hh, b_hh, reset_after):
     """gru_forward(input_rows(ids, W_xh, b_xh), h0, W_hh, b_hh, reset_after); split (reset
     after), xw is never formed."""
     if pool.PARTS > 1 and reset_after and (parts := _parts(ids, W_hh)) > 1:
-        return recurrent._gru_forward_fm_split(W_xh + b_xh, ids, h0, W_hh, b_hh, parts)
+        return recurrent._gru_forward_split(W_xh + b_xh, ids, h0, W_hh, b_hh, parts)
     return gru_forward(input_rows(ids, W_xh, b_xh), h0, W_hh, b_hh, reset_after)
 
 
@@ -52,7 +52,7 @@ def gru_backward_tokens(ids, V, dh, dh_T, h, gates, hn, W_hh, reset_after, trunc
     during the walk."""
     T = dh.shape[0]
     if pool.PARTS > 1 and reset_after and recurrent._whole(truncate, T) and (parts := _parts(ids, W_hh)) > 1:
-        dax, dah, dh0, norms, dW_xh, db_x, db_h = recurrent._gru_backward_fm_split(
+        dax, dah, dh0, norms, dW_xh, db_x, db_h = recurrent._gru_backward_split(
             dh, dh_T, h, gates, hn, W_hh, parts, ids, V)
         return dax, dah, dh0, norms, dW_xh, outer_sum(h[:T], dah), db_x, db_h
     dax, dah, dh0, norms = gru_backward(dh, dh_T, h, gates, hn, W_hh, reset_after, truncate)
