@@ -200,7 +200,8 @@ def test_the_output_layer_above_the_split_size_equals_the_reference_on_any_threa
         assert np.array_equal(np.asarray(a), np.asarray(b_))
 
 
-@pytest.mark.parametrize("T,B,GH", [(3, 4, 10), (20, 32, 512)], ids=["one thread", "split"])
+@pytest.mark.parametrize("T,B,GH", [(1, 2, 10), (3, 4, 10), (20, 32, 512)], ids=["fewer rows than V", "one thread",
+                                                                                 "split"])
 def test_the_input_side_passes_match_their_definitions(T, B, GH):
     """input_rows, embed_backward and the bias sums below and above PARALLEL_MIN entries; window_grads
     takes db_x from dW_xh's rows, and db_h from da_h unless it is da_x."""
@@ -221,7 +222,8 @@ def test_the_input_side_passes_match_their_definitions(T, B, GH):
         _, _, db_x, db_h = output_kernels.window_grads(ids, h, da, da_h, V)
         assert_close(db_x, da.sum(axis=(0, 1)), rtol=1e-12, name=f"db_x, {name}")
         assert_close(db_h, da_h.sum(axis=(0, 1)), rtol=1e-12, name=f"db_h, {name}")
-    assert np.array_equal(db_x, dW.sum(axis=0))        # db_x is dW_xh's row sums, in row order
+    if V < T * B:
+        assert np.array_equal(db_x, dW.sum(axis=0))    # db_x is dW_xh's row sums, in row order
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32], ids=["float32", "float64", "int32"])

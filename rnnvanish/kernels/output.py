@@ -274,14 +274,14 @@ def window_grads(ids, h, da_x, da_h, V):
     da_x is the gradient on the input-side pre-activations, da_h on the recurrent-side ones
     (the same array except for the GRU). Returns (dW_xh (V, GH), dW_hh (H, GH), db_x, db_h).
 
-    Every row of da_x went into one row of dW_xh, so db_x is the sum of dW_xh's V rows, not a
-    pass over T B rows; where da_h is da_x (the same memory), db_h is db_x."""
+    Every row of da_x went into one row of dW_xh, so db_x is the sum of dW_xh's V rows where
+    they are fewer than da_x's T B rows; where da_h is da_x (the same memory), db_h is db_x."""
     T, B, GH = da_h.shape
     H = h.shape[2]
     dW_xh = embed_backward(ids, da_x, V)
     dW_hh = np.empty((H, GH), dtype=da_h.dtype)
     np.dot(h[:T].reshape(T * B, H).T, da_h.reshape(T * B, GH), dW_hh)   # (H, GH)
-    db_x = _row_sums(dW_xh)
+    db_x = _row_sums(dW_xh) if V < T * B else _column_sums(da_x)
     same = da_x.ctypes.data == da_h.ctypes.data and da_x.shape == da_h.shape and da_x.strides == da_h.strides
     db_h = db_x.copy() if same else _column_sums(da_h)
     return dW_xh, dW_hh, db_x, db_h
