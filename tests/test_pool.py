@@ -126,17 +126,6 @@ def test_the_public_token_pair_equals_the_reference_on_one_thread(B):
         assert_close(actual[name], value, rtol=1e-10, name=f"{name} B={B}")
 
 
-def test_a_token_out_of_the_vocabulary_is_refused_by_the_split_pair():
-    c = token_case(3, 4, 8, 5, np.float64, seed=1)
-    ids = c["ids"].copy()
-    ids[1, 2] = 5
-    with pytest.raises(IndexError):
-        recurrent_kernels._lstm_forward_split(c["W_xh"] + c["b"], ids, c["h0"], c["c0"], c["W_hh"], 2)
-    with pytest.raises(IndexError):
-        recurrent_kernels._lstm_backward_split(c["dh"], c["dh_T"], c["dc_T"], c["c0"][None].repeat(4, 0),
-                                               np.zeros((3, 4, 32)), c["W_hh"], 2, ids, 5)
-
-
 @pytest.mark.skipif(not TWO_THREADS, reason="Numba has one thread here")
 def test_the_token_pair_with_truncation_on_two_threads_equals_the_reference():
     """A truncated backward walk keeps the unsplit kernel after the split forward (its caches in
@@ -270,32 +259,6 @@ def test_the_split_tanh_rnn_on_tokens_equals_the_reference(T, B, H, parts, dtype
         assert_close(actual[name], value, rtol=RTOL[dtype], name=f"{name} T={T} B={B} H={H} parts={parts}")
 
 
-@pytest.mark.parametrize("threads,truncate", [(1, 0), (2, 0), (2, 3)])
-def test_the_public_tanh_token_pair_equals_the_reference(threads, truncate):
-    """kernels.tanh_forward_tokens / tanh_backward_tokens, float32, B 16, 80 units: split on two
-    threads where the pool is shared (a truncated walk keeps the unsplit composition), the
-    composition on one; the reference's results either way."""
-    if threads == 2 and not TWO_THREADS:
-        pytest.skip("Numba has one thread here")
-    code = reference.ACTIVATIONS["tanh"]
-    c = tanh_token_case(6, 16, 80, 7, np.float32, seed=threads + truncate)
-    expected = tanh_token_results(reference.tanh_forward_tokens, reference.tanh_backward_tokens, c, code, truncate)
-    with limit_threads(threads, "numba"):
-        actual = tanh_token_results(kernels.tanh_forward_tokens, kernels.tanh_backward_tokens, c, code, truncate)
-    for name, value in expected.items():
-        assert_close(actual[name], value, rtol=1e-4, name=f"{name} threads={threads} truncate={truncate}")
-
-
-def test_a_token_out_of_the_vocabulary_is_refused_by_the_split_tanh_pair():
-    c = tanh_token_case(3, 4, 8, 5, np.float64, seed=1)
-    ids = c["ids"].copy()
-    ids[2, 3] = -1
-    with pytest.raises(IndexError):
-        recurrent_kernels._tanh_forward_fm_split(c["W_xh"] + c["b"], ids, c["h0"], c["W_hh"], 0, 2)
-    with pytest.raises(IndexError):
-        recurrent_kernels._tanh_backward_fm_split(c["dh"], c["dh_T"], np.zeros((4, 4, 8)), c["W_hh"], 0, 2, ids, 5)
-
-
 def gru_token_case(T, B, H, V, dtype, seed):
     c = rnn_case("gru", T, B, H, dtype, seed)
     rng = np.random.default_rng(seed + 1)
@@ -333,33 +296,55 @@ def test_the_split_gru_on_tokens_equals_the_reference(T, B, H, parts, dtype):
         assert_close(actual[name], value, rtol=RTOL[dtype], name=f"{name} T={T} B={B} H={H} parts={parts}")
 
 
-@pytest.mark.parametrize("threads,reset_after,truncate", [(1, True, 0), (1, False, 0), (2, True, 0), (2, True, 3),
-                                                          (2, False, 0)])
-def test_the_public_gru_token_pair_equals_the_reference(threads, reset_after, truncate):
-    """kernels.gru_forward_tokens / gru_backward_tokens, float32, B 16, 80 units: the reset-after
-    GRU split on two threads where the pool is shared (a truncated walk and the reset-before
-    GRU keep the unsplit composition); the reference's results every way."""
+@pytest.mark.parametrize("cell,reset_after,threads,truncate", [
+    ("tanh", True, 1, 0), ("tanh", True, 2, 0), ("tanh", True, 2, 3),
+    ("gru", True, 1, 0), ("gru", False, 1, 0), ("gru", True, 2, 0), ("gru", True, 2, 3), ("gru", False, 2, 0)])
+def test_the_public_tanh_and_gru_token_pairs_equal_the_reference(cell, reset_after, threads, truncate):
+    """kernels.<cell>_forward_tokens / <cell>_backward_tokens, float32, B 16, 80 units: split on
+    two threads where the pool is shared (a truncated walk and the reset-before GRU keep the
+    unsplit composition), the composition on one; the reference's results every way."""
     if threads == 2 and not TWO_THREADS:
         pytest.skip("Numba has one thread here")
-    c = gru_token_case(6, 16, 80, 7, np.float32, seed=threads + truncate)
-    expected = gru_token_results(reference.gru_forward_tokens, reference.gru_backward_tokens, c, reset_after,
-                                 truncate)
+    if cell == "tanh":
+        c = tanh_token_case(6, 16, 80, 7, np.float32, seed=threads + truncate)
+
+        def results(m):
+            return tanh_token_results(m.tanh_forward_tokens, m.tanh_backward_tokens, c, m.ACTIVATIONS["tanh"],
+                                      truncate)
+    else:
+        c = gru_token_case(6, 16, 80, 7, np.float32, seed=threads + truncate)
+
+        def results(m):
+            return gru_token_results(m.gru_forward_tokens, m.gru_backward_tokens, c, reset_after, truncate)
+    expected = results(reference)
     with limit_threads(threads, "numba"):
-        actual = gru_token_results(kernels.gru_forward_tokens, kernels.gru_backward_tokens, c, reset_after, truncate)
+        actual = results(kernels)
     for name, value in expected.items():
-        assert_close(actual[name], value, rtol=1e-4, name=f"{name} threads={threads} truncate={truncate}")
+        assert_close(actual[name], value, rtol=1e-4, name=f"{cell} {name} threads={threads} truncate={truncate}")
 
 
-def test_a_token_out_of_the_vocabulary_is_refused_by_the_split_gru_pair():
-    c = gru_token_case(3, 4, 8, 5, np.float64, seed=2)
+@pytest.mark.parametrize("bad", [5, -1])
+@pytest.mark.parametrize("cell", ["tanh", "lstm", "gru"])
+def test_a_token_out_of_the_vocabulary_is_refused_by_the_split_pairs(cell, bad):
+    """Every split forward and backward checks its token ids against its rows (V = 5)."""
+    k = recurrent_kernels
+    make = {"tanh": tanh_token_case, "lstm": token_case, "gru": gru_token_case}[cell]
+    c = make(3, 4, 8, 5, np.float64, seed=1)
     ids = c["ids"].copy()
-    ids[0, 1] = 5
-    gates = np.zeros((3, 4, 24))
-    with pytest.raises(IndexError):
-        recurrent_kernels._gru_forward_split(c["W_xh"] + c["b"], ids, c["h0"], c["W_hh"], c["b_hh"], 2)
-    with pytest.raises(IndexError):
-        recurrent_kernels._gru_backward_split(c["dh"], c["dh_T"], np.zeros((4, 4, 8)), gates, np.zeros((3, 4, 8)),
-                                              c["W_hh"], 2, ids, 5)
+    ids[1, 2] = bad
+    G = {"tanh": 1, "lstm": 4, "gru": 3}[cell]
+    h, gates = np.zeros((4, 4, 8)), np.zeros((3, 4, G * 8))
+    X = c["W_xh"] + c["b"]
+    calls = {"tanh": (lambda: k._tanh_forward_fm_split(X, ids, c["h0"], c["W_hh"], 0, 2),
+                      lambda: k._tanh_backward_fm_split(c["dh"], c["dh_T"], h, c["W_hh"], 0, 2, ids, 5)),
+             "lstm": (lambda: k._lstm_forward_split(X, ids, c["h0"], c["c0"], c["W_hh"], 2),
+                      lambda: k._lstm_backward_split(c["dh"], c["dh_T"], c["dc_T"], h, gates, c["W_hh"], 2, ids, 5)),
+             "gru": (lambda: k._gru_forward_split(X, ids, c["h0"], c["W_hh"], c["b_hh"], 2),
+                     lambda: k._gru_backward_split(c["dh"], c["dh_T"], h, gates, np.zeros((3, 4, 8)), c["W_hh"], 2,
+                                                   ids, 5))}
+    for call in calls[cell]:
+        with pytest.raises(IndexError):
+            call()
 
 
 def test_parts_split_only_a_shared_pool_and_enough_units(monkeypatch):
