@@ -31,11 +31,11 @@ Threads: `rnnvanish.threads.limit_threads(n, backend)` gives n threads to the BL
 implementation runs on (SciPy's OpenBLAS for numba, NumPy's for numpy, torch's own for torch)
 and one to every other OpenBLAS, whose spinning threads would otherwise take the cores (see
 threads.py). With n > 1 on numba, SciPy's OpenBLAS runs its jobs on Numba's n threads (one
-pool, `rnnvanish.kernels.pool`) and the feature-major recurrences of the tanh RNN, LSTM and
+pool, `rnnvanish.kernels.pool`) and the batched recurrences of the tanh RNN, LSTM and
 reset-after GRU split each window's units across them, so their gate loops run on every core
-too; `measure_peak` measures the same pool. BLAS threads wait for each other, so on a machine busy with other work a 2-thread figure can
-fall far below the 1-thread one: compare figures taken at a low load average (the command
-prints it).
+too; `measure_peak` measures the same pool. BLAS threads wait for each other, so on a machine
+busy with other work a 2-thread figure can fall far below the 1-thread one: compare figures
+taken at a low load average (the command prints it), and see `run_grid`'s rounds.
 
 Both steps use `optim.Adam` on their own backend: the numba step's update is
 `rnnvanish.kernels.adam_update` (one jitted pass), the numpy step's the NumPy lines.

@@ -6,8 +6,8 @@ gru_forward and lstm_forward), the forward reads stream b's input term at step t
 ids[t, b] of W_xh + b (no xw array is formed: recurrent._tanh_forward_fm_split,
 _gru_forward_split, _lstm_forward_split), and the backward adds each row of da_t into row
 ids[t, b] of dW_xh while the row is in cache and takes db as dW_xh's column sums (the split
-backward walks of the same names); dW_hh stays one whole-window product. Otherwise they run the compositions the reference writes out, with this
-package's kernels.
+backward walks of the same names); dW_hh stays one whole-window product. Otherwise they run
+the compositions the reference writes out, with this package's kernels.
 """
 from . import pool, recurrent
 from .output import input_rows, outer_sum, window_grads
