@@ -17,7 +17,7 @@ import pytest
 
 from conftest import assert_close
 from rnnvanish import kernels, reference
-from rnnvanish.kernels import pool
+from rnnvanish.kernels import NO_TOKENS, _rows_of, pool
 from rnnvanish.kernels import recurrent as recurrent_kernels
 from rnnvanish.threads import limit_threads
 
@@ -41,20 +41,13 @@ def pair_results(forward, backward, c):
             "norms_c": norms_c}
 
 
-def _rows_of(xw):
-    """xw (T, B, G H) as the split forwards take it: a table of rows and each step's row ids."""
-    T, B, GH = xw.shape
-    return xw.reshape(T * B, GH), np.arange(T * B).reshape(T, B)
-
-
 def split_forward(parts):
     return lambda xw, h0, c0, W_hh: recurrent_kernels._lstm_forward_split(*_rows_of(xw), h0, c0, W_hh, parts)
 
 
 def split_backward(parts):
-    empty = np.zeros((0, 0), dtype=np.int64)
     return lambda dh, dh_T, dc_T, h, c, gates, W_hh: recurrent_kernels._lstm_backward_split(
-        dh, dh_T, dc_T, c, gates, W_hh, parts, empty, 0)[:5]
+        dh, dh_T, dc_T, c, gates, W_hh, parts, *NO_TOKENS)[:5]
 
 
 # Parts of equal and unequal sizes; units per part below, at and past a panel (24 float32, 12
@@ -180,7 +173,7 @@ def rnn_results(module, cell, act, c, split_parts=None):
         if split_parts:
             h = k._tanh_forward_fm_split(*_rows_of(c["xw"]), c["h0"], c["W_hh"], act, split_parts)
             da, dh0, norms = k._tanh_backward_fm_split(c["dh"], c["dh_T"], h, c["W_hh"], act, split_parts,
-                                                       np.zeros((0, 0), np.int64), 0)[:3]
+                                                       *NO_TOKENS)[:3]
         else:
             h = module.tanh_forward(c["xw"], c["h0"], c["W_hh"], act)
             da, dh0, norms = module.tanh_backward(c["dh"], c["dh_T"], h, c["W_hh"], act, 0)
@@ -188,7 +181,7 @@ def rnn_results(module, cell, act, c, split_parts=None):
     if split_parts:
         h, gates, hn = k._gru_forward_split(*_rows_of(c["xw"]), c["h0"], c["W_hh"], c["b_hh"], split_parts)
         dax, dah, dh0, norms = k._gru_backward_split(c["dh"], c["dh_T"], h, gates, hn, c["W_hh"], split_parts,
-                                                     np.zeros((0, 0), np.int64), 0)[:4]
+                                                     *NO_TOKENS)[:4]
     else:
         h, gates, hn = module.gru_forward(c["xw"], c["h0"], c["W_hh"], c["b_hh"], True)
         dax, dah, dh0, norms = module.gru_backward(c["dh"], c["dh_T"], h, gates, hn, c["W_hh"], True, 0)

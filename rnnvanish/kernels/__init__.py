@@ -87,12 +87,22 @@ __all__ = ["tanh_forward", "tanh_backward", "lstm_forward", "lstm_backward", "gr
 # feature-major pair is not split: while a window splits, feature_major says it is not
 # feature-major, and the cells call lstm_forward / lstm_backward (or the token pair) instead.
 
+# The split kernels read each step's input term as rows of a table X by ids (token inputs: the
+# rows of W_xh + b, rnnvanish.kernels.tokens); a dense xw is its own table, row after row. Their
+# backward walks sum dW_xh for token inputs only: here, none.
+NO_TOKENS = (np.zeros((0, 0), np.int64), 0)
+
+
+def _rows_of(xw):
+    """xw (T, B, G H) as a split forward reads it: (X, ids), the table of rows and each step's ids."""
+    T, B, GH = xw.shape
+    return xw.reshape(T * B, GH), np.arange(T * B).reshape(T, B)
+
+
 def tanh_forward(xw, h0, W_hh, act, *masks):
     """recurrent.tanh_forward (masks: its m, d, h_new); split across the run's threads where pool.parts says so."""
     if pool.PARTS > 1 and (parts := _split_parts(xw, W_hh.shape[0], masks)) > 1:
-        T, B, H = xw.shape
-        return recurrent._tanh_forward_fm_split(xw.reshape(T * B, H), np.arange(T * B).reshape(T, B), h0, W_hh, act,
-                                                parts)
+        return recurrent._tanh_forward_fm_split(*_rows_of(xw), h0, W_hh, act, parts)
     return recurrent.tanh_forward(xw, h0, W_hh, act, *masks)
 
 
@@ -100,7 +110,7 @@ def tanh_backward(dh, dh_T, h, W_hh, act, truncate, *masks):
     """recurrent.tanh_backward (masks: its m, d, h_new); without truncation split across the
     run's threads where pool.parts says so."""
     if pool.PARTS > 1 and (parts := _split_parts(dh, W_hh.shape[0], masks)) > 1 and _whole(truncate, dh.shape[0]):
-        return recurrent._tanh_backward_fm_split(dh, dh_T, h, W_hh, act, parts, np.zeros((0, 0), np.int64), 0)[:3]
+        return recurrent._tanh_backward_fm_split(dh, dh_T, h, W_hh, act, parts, *NO_TOKENS)[:3]
     return recurrent.tanh_backward(dh, dh_T, h, W_hh, act, truncate, *masks)
 
 
@@ -108,9 +118,7 @@ def gru_forward(xw, h0, W_hh, b_hh, reset_after, *masks):
     """recurrent.gru_forward (masks: its m, d); the reset-after GRU split across the run's
     threads where pool.parts says so."""
     if pool.PARTS > 1 and reset_after and (parts := _split_parts(xw, W_hh.shape[0], masks)) > 1:
-        T, B, G3 = xw.shape
-        return recurrent._gru_forward_split(xw.reshape(T * B, G3), np.arange(T * B).reshape(T, B), h0, W_hh, b_hh,
-                                            parts)
+        return recurrent._gru_forward_split(*_rows_of(xw), h0, W_hh, b_hh, parts)
     return recurrent.gru_forward(xw, h0, W_hh, b_hh, reset_after, *masks)
 
 
@@ -119,7 +127,7 @@ def gru_backward(dh, dh_T, h, gates, hn, W_hh, reset_after, truncate, *masks):
     across the run's threads where pool.parts says so."""
     if (pool.PARTS > 1 and reset_after and (parts := _split_parts(dh, W_hh.shape[0], masks)) > 1
             and _whole(truncate, dh.shape[0])):
-        return recurrent._gru_backward_split(dh, dh_T, h, gates, hn, W_hh, parts, np.zeros((0, 0), np.int64), 0)[:4]
+        return recurrent._gru_backward_split(dh, dh_T, h, gates, hn, W_hh, parts, *NO_TOKENS)[:4]
     return recurrent.gru_backward(dh, dh_T, h, gates, hn, W_hh, reset_after, truncate, *masks)
 
 
@@ -127,9 +135,7 @@ def lstm_forward(xw, h0, c0, W_hh, *masks):
     """recurrent.lstm_forward (masks: its m, d); split across the run's threads where
     pool.parts says so, in the (B, .) layout (recurrent._lstm_forward_split)."""
     if pool.PARTS > 1 and (parts := _split_parts(xw, W_hh.shape[0], masks)) > 1:
-        T, B, G4 = xw.shape
-        return recurrent._lstm_forward_split(xw.reshape(T * B, G4), np.arange(T * B).reshape(T, B), h0, c0, W_hh,
-                                             parts)
+        return recurrent._lstm_forward_split(*_rows_of(xw), h0, c0, W_hh, parts)
     return recurrent.lstm_forward(xw, h0, c0, W_hh, *masks)
 
 
@@ -137,8 +143,7 @@ def lstm_backward(dh, dh_T, dc_T, h, c, gates, W_hh, truncate, *masks):
     """recurrent.lstm_backward (masks: its m, d); without truncation split across the run's
     threads where pool.parts says so (recurrent._lstm_backward_split)."""
     if pool.PARTS > 1 and (parts := _split_parts(dh, W_hh.shape[0], masks)) > 1 and _whole(truncate, dh.shape[0]):
-        return recurrent._lstm_backward_split(dh, dh_T, dc_T, c, gates, W_hh, parts, np.zeros((0, 0), np.int64),
-                                              0)[:5]
+        return recurrent._lstm_backward_split(dh, dh_T, dc_T, c, gates, W_hh, parts, *NO_TOKENS)[:5]
     return recurrent.lstm_backward(dh, dh_T, dc_T, h, c, gates, W_hh, truncate, *masks)
 
 

@@ -17,7 +17,7 @@ with the input side around it.
 Here they are the compositions themselves. The Numba kernels of the same names, split across
 a run's threads, read x_t W_xh + b from the rows of W_xh as the steps go and add each row of
 da_t into dW_xh while it is in cache, so that the window's input term and its gradient are
-never separate passes over (T, B, 4H) arrays.
+never separate passes over (T, B, G H) arrays.
 """
 from .output import input_rows, window_grads
 from .recurrent import gru_backward, gru_forward, lstm_backward, lstm_forward, tanh_backward, tanh_forward
